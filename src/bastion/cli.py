@@ -1,0 +1,54 @@
+"""The ``bastion`` command line. Each command module under ``bastion.commands`` registers its commands here;
+commands parse arguments and call into ``bastion.app`` (or the area's own service functions), nothing more."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="bastion",
+    help="Bastion: real-time trust-and-safety for social platforms (rules, models, repeat offenders, "
+    "clusters, harm-ranked review).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# Order is the order of `bastion --help`.
+COMMAND_MODULES = (
+    "core",       # replay, serve, demo
+    "sim",        # sim, eval
+    "rules",      # rules check/test/backtest
+    "models",     # train, models list/eval, score text/accounts
+    "detect",     # clusters run, linker
+    "review",     # users add, review helpers
+    "scale",      # worker, produce
+    "bench",      # bench NAME
+)
+
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="print the version and exit", is_eager=True),
+) -> None:
+    if version:
+        from bastion import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+for _name in COMMAND_MODULES:
+    _mod = importlib.import_module(f"bastion.commands.{_name}")
+    _mod.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
