@@ -42,6 +42,12 @@ class ActivityStats(msgspec.Struct, omit_defaults=True):
     weekdays: list[int] = msgspec.field(default_factory=lambda: [0] * 7)
     recent_text_hashes: list[int] = []   # bounded ring of recent text hashes (duplicate ratio)
     clients: dict[str, int] = {}
+    # added for the bot detector (issue 6); all O(1) per event
+    first_ts: int = 0
+    gap_raw_mean: float = 0.0     # raw inter-event gaps in seconds - Welford mean/variance (burstiness)
+    gap_raw_m2: float = 0.0
+    gap_hist: list[int] = msgspec.field(default_factory=lambda: [0] * 16)  # log2(1 + gap seconds) bins
+    n_texts: int = 0              # posts and messages whose text was hashed (duplicate-ratio denominator)
 
 
 class Account(msgspec.Struct, omit_defaults=True):

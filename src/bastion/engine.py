@@ -1,0 +1,288 @@
+"""The embedded engine: ``process(event) -> applied actions``.
+
+Per event: drop a repeated id (idempotency); build an :class:`EvalContext` over the state *as it was before
+the event*; let every detector (the rules engine is one) read features and record effects; apply the event
+to state; deduplicate the recorded effects, pass them through quotas, apply them and hand them to the sinks.
+Detectors never apply anything themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bastion.actions.effects import (
+    LABEL_ADD,
+    LABEL_REMOVE,
+    POST_DOWNRANK,
+    POST_HIDE,
+    AppliedAction,
+    Effect,
+    Subject,
+)
+from bastion.actions.quotas import Quotas
+from bastion.events.model import AnyEvent
+from bastion.features.registry import FeatureRegistry
+from bastion.state.apply import Observer, apply_event
+from bastion.state.model import Account, Label
+from bastion.state.protocols import State
+
+_MISSING = object()
+
+
+class EvalContext:
+    """What a detector sees for one event: the event, state (read), lazily cached features, and a place to
+    record effects and scores."""
+
+    __slots__ = ("event", "state", "actor", "registry", "now_ms", "effects", "scores", "dry_run", "_cache")
+
+    def __init__(self, event: AnyEvent, state: State, actor: Account, registry: FeatureRegistry,
+                 dry_run: bool = False) -> None:
+        self.event = event
+        self.state = state
+        self.actor = actor
+        self.registry = registry
+        self.now_ms = event.ts_ms
+        self.effects: list[Effect] = []
+        self.scores: list[tuple[Subject, str, float]] = []
+        self.dry_run = dry_run
+        self._cache: dict[str, Any] = {}
+
+    def feature(self, name: str) -> Any:
+        value = self._cache.get(name, _MISSING)
+        if value is _MISSING:
+            value = self.registry.get(name).fn(self)
+            self._cache[name] = value
+        return value
+
+    def cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        """Memoise an arbitrary per-event value (used by features that share work)."""
+        value = self._cache.get(name, _MISSING)
+        if value is _MISSING:
+            value = self._cache[name] = compute()
+        return value
+
+    def emit(self, effect: Effect) -> None:
+        self.effects.append(effect)
+
+    def score(self, subject: Subject, name: str, value: float) -> None:
+        self.scores.append((subject, name, value))
+
+
+class Detector(Protocol):
+    """Anything that looks at events and records effects: the rules engine, the linker, stream clusterers."""
+
+    name: str
+
+    def evaluate(self, ctx: EvalContext) -> None: ...
+
+
+class EffectApplier(Protocol):
+    """Applies one kind of effect outside entity state (review queue, link book, cluster book)."""
+
+    actions: frozenset[str]
+
+    def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None: ...
+
+
+class Sink(Protocol):
+    def write_action(self, action: AppliedAction) -> None: ...
+
+    def write_dead_letter(self, line: int | None, error: str, raw: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    duplicates: int = 0
+    bad: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, int] = field(default_factory=dict)
+    shadow_actions: dict[str, int] = field(default_factory=dict)
+    suppressed_by_quota: int = 0
+    detector_errors: dict[str, int] = field(default_factory=dict)
+    detector_seconds: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+
+def iso_ms(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ScoreBoard:
+    """Latest score of each (subject, score name); final scores.jsonl is written from this."""
+
+    def __init__(self) -> None:
+        self.data: dict[Subject, dict[str, float]] = {}
+
+    def set(self, subject: Subject, name: str, value: float) -> None:
+        d = self.data.get(subject)
+        if d is None:
+            d = self.data[subject] = {}
+        d[name] = value
+
+    def get(self, subject: Subject, name: str) -> float | None:
+        d = self.data.get(subject)
+        return None if d is None else d.get(name)
+
+
+class Engine:
+    def __init__(
+        self,
+        state: State,
+        registry: FeatureRegistry,
+        detectors: Sequence[Detector] = (),
+        sinks: Sequence[Sink] = (),
+        appliers: Sequence[EffectApplier] = (),
+        quotas: Quotas | None = None,
+        observe: Observer | None = None,
+        metrics: Any = None,
+        evict_every: int = 100_000,
+    ) -> None:
+        self.state = state
+        self.registry = registry
+        self.detectors = list(detectors)
+        self.sinks = list(sinks)
+        self.appliers: dict[str, list[EffectApplier]] = {}
+        for ap in appliers:
+            for name in ap.actions:
+                self.appliers.setdefault(name, []).append(ap)
+        self.quotas = quotas or Quotas({})
+        self.observe = observe
+        self.metrics = metrics
+        self.stats = Stats()
+        self.scores = ScoreBoard()
+        self.shadow: list[AppliedAction] = []
+        self.evict_every = evict_every
+        self._seq = 0
+        self.recent: dict[str, list[AppliedAction]] = {}  # account id -> its latest actions (API, review)
+
+    # -- the hot path -------------------------------------------------------------------------------------
+    def process(self, event: AnyEvent) -> list[AppliedAction] | None:
+        """Process one event; returns the actions applied, or None for a repeated event id."""
+        ts = event.ts_ms
+        state = self.state
+        if not state.seen.check_and_add(event.id, ts):
+            self.stats.duplicates += 1
+            return None
+        st = self.stats
+        st.events += 1
+        etype = event.type
+        st.by_type[etype] = st.by_type.get(etype, 0) + 1
+        if st.first_ts is None or ts < st.first_ts:
+            st.first_ts = ts
+        if st.last_ts is None or ts > st.last_ts:
+            st.last_ts = ts
+        actor = state.accounts.get_or_create(event.actor, ts)
+        ctx = EvalContext(event, state, actor, self.registry)
+        for det in self.detectors:
+            self._run_detector(det, ctx)
+        apply_event(state, event, actor, self.observe)
+        for subject, name, value in ctx.scores:
+            self.scores.set(subject, name, value)
+        applied = self._apply_effects(ctx.effects, event) if ctx.effects else []
+        if self.metrics is not None:
+            self.metrics.observe_event(etype, applied)
+        if st.events % self.evict_every == 0:
+            state.evict(ts)
+        return applied
+
+    def check(self, event: AnyEvent) -> tuple[list[Effect], EvalContext]:
+        """A verdict for one event without changing any state (``POST /v1/check``)."""
+        actor = self.state.accounts.get(event.actor) or Account(id=event.actor, first_seen_ms=event.ts_ms,
+                                                                 last_seen_ms=event.ts_ms)
+        ctx = EvalContext(event, self.state, actor, self.registry, dry_run=True)
+        for det in self.detectors:
+            self._run_detector(det, ctx)
+        return _dedup(ctx.effects), ctx
+
+    def _run_detector(self, det: Detector, ctx: EvalContext) -> None:
+        try:
+            det.evaluate(ctx)
+        except Exception as exc:  # one broken detector must not stop the stream
+            errs = self.stats.detector_errors
+            errs[det.name] = errs.get(det.name, 0) + 1
+            if errs[det.name] <= 5:
+                import logging
+
+                logging.getLogger("bastion.engine").exception("detector %s failed on event %s: %s",
+                                                              det.name, ctx.event.id, exc)
+
+    def _apply_effects(self, effects: list[Effect], event: AnyEvent) -> list[AppliedAction]:
+        out: list[AppliedAction] = []
+        ts = event.ts_ms
+        ts_iso = iso_ms(ts)
+        st = self.stats
+        for eff in _dedup(effects):
+            if eff.stage == "enforce" and not self.quotas.allow(eff.action, ts):
+                eff.stage = "shadow"
+                eff.evidence = {**eff.evidence, "quota": f"{eff.action} quota exhausted"}
+                st.suppressed_by_quota += 1
+            self._seq += 1
+            act = AppliedAction(
+                id=f"a{self._seq}", ts=ts_iso, event_id=event.id, subject=eff.subject, action=eff.action,
+                source=eff.source, label=eff.label, score=eff.score, reason=eff.reason, evidence=eff.evidence,
+                expires=iso_ms(eff.expires_ms) if eff.expires_ms else None, queue=eff.queue,
+                priority=eff.priority, stage=eff.stage,
+            )
+            if eff.stage == "shadow":
+                st.shadow_actions[eff.action] = st.shadow_actions.get(eff.action, 0) + 1
+                self.shadow.append(act)
+                continue
+            self._apply_one(eff, act, event)
+            st.actions[eff.action] = st.actions.get(eff.action, 0) + 1
+            for sink in self.sinks:
+                sink.write_action(act)
+            out.append(act)
+            if eff.subject.kind == "account":
+                lst = self.recent.setdefault(eff.subject.id, [])
+                lst.append(act)
+                if len(lst) > 20:
+                    del lst[0]
+        return out
+
+    def _apply_one(self, eff: Effect, act: AppliedAction, event: AnyEvent) -> None:
+        state = self.state
+        subj = eff.subject
+        if eff.action == LABEL_ADD and eff.label:
+            state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
+                                   source=eff.source, ts=event.ts_ms, expires_ms=eff.expires_ms))
+        elif eff.action == LABEL_REMOVE and eff.label:
+            state.labels.remove(subj.kind, subj.id, eff.label)
+        elif eff.action in (POST_HIDE, POST_DOWNRANK) and subj.kind == "post":
+            post = state.posts.get(subj.id)
+            if post is not None and eff.action == POST_HIDE:
+                post.hidden = True
+                state.posts.put(post)
+        if eff.score is not None and eff.label:
+            self.scores.set(subj, eff.label, eff.score)
+        for ap in self.appliers.get(eff.action, ()):
+            ap.apply(eff, act, event, state)
+
+    def add_external_actions(self, effects: Iterable[Effect], event: AnyEvent) -> list[AppliedAction]:
+        """Apply effects that come from outside the event loop (batch detectors, reviewer decisions)."""
+        return self._apply_effects(list(effects), event)
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
+
+def _dedup(effects: list[Effect]) -> list[Effect]:
+    if len(effects) < 2:
+        return effects
+    seen: set[tuple[str, str, str, str | None, str]] = set()
+    out: list[Effect] = []
+    for eff in effects:
+        key = eff.dedup_key()
+        if key not in seen:
+            seen.add(key)
+            out.append(eff)
+    return out

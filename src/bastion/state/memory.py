@@ -1,0 +1,308 @@
+"""In-memory state backend: plain dicts and sets, bounded by a retention policy (see docs/operations.md).
+
+Retention (event time, not wall time, so replays are deterministic):
+
+* posts older than ``post_ttl_ms`` are dropped (replies to them then count as replies to unknown posts);
+* processed event ids are remembered for ``dedup_ttl_ms`` (the idempotency window);
+* when more than ``max_accounts`` accounts are held, the least recently seen active ones are dropped down to
+  90% of the cap, with their graph edges; suspended accounts are kept (they are the known offenders);
+* expired labels are dropped; identifier entries keep at most ``max_accounts_per_identifier`` accounts
+  (the exact count goes on) and are dropped ``identifier_ttl_ms`` after they were last seen;
+* counters drop buckets older than their longest window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.state.counters import MemoryCounterStore
+from bastion.state.model import Account, Label, Post, Report
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Retention:
+    post_ttl_ms: int = 7 * DAY_MS
+    dedup_ttl_ms: int = 3 * DAY_MS
+    max_accounts: int = 5_000_000
+    max_accounts_per_identifier: int = 1_000
+    identifier_ttl_ms: int = 30 * DAY_MS
+
+
+class MemoryAccounts:
+    def __init__(self) -> None:
+        self.data: dict[str, Account] = {}
+        self.dirty: set[str] = set()
+
+    def get(self, account_id: str) -> Account | None:
+        return self.data.get(account_id)
+
+    def get_or_create(self, account_id: str, ts: int) -> Account:
+        acc = self.data.get(account_id)
+        if acc is None:
+            acc = self._load(account_id)
+            if acc is None:
+                acc = Account(id=account_id, first_seen_ms=ts, last_seen_ms=ts)
+            self.data[account_id] = acc
+        return acc
+
+    def _load(self, account_id: str) -> Account | None:  # read-through hook for durable backends
+        return None
+
+    def put(self, account: Account) -> None:
+        self.data[account.id] = account
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Account]:
+        return iter(list(self.data.values()))
+
+
+class MemoryPosts:
+    def __init__(self) -> None:
+        self.data: dict[str, Post] = {}
+
+    def get(self, post_id: str) -> Post | None:
+        post = self.data.get(post_id)
+        if post is None:
+            post = self._load(post_id)
+            if post is not None:
+                self.data[post_id] = post
+        return post
+
+    def _load(self, post_id: str) -> Post | None:
+        return None
+
+    def put(self, post: Post) -> None:
+        self.data[post.id] = post
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class MemoryGraph:
+    def __init__(self) -> None:
+        self.outgoing: dict[str, dict[str, set[str]]] = {"follow": {}, "block": {}, "mute": {}}
+        self.incoming: dict[str, dict[str, set[str]]] = {"follow": {}, "block": {}, "mute": {}}
+        self.changes: list[tuple[str, str, str, int, bool]] = []  # for durable backends
+
+    def has(self, kind: str, src: str, dst: str) -> bool:
+        out = self.outgoing[kind].get(src)
+        return out is not None and dst in out
+
+    def add(self, kind: str, src: str, dst: str, ts: int) -> bool:
+        out = self.outgoing[kind].setdefault(src, set())
+        if dst in out:
+            return False
+        out.add(dst)
+        self.incoming[kind].setdefault(dst, set()).add(src)
+        self.changes.append((kind, src, dst, ts, True))
+        return True
+
+    def remove(self, kind: str, src: str, dst: str) -> bool:
+        out = self.outgoing[kind].get(src)
+        if not out or dst not in out:
+            return False
+        out.discard(dst)
+        inc = self.incoming[kind].get(dst)
+        if inc is not None:
+            inc.discard(src)
+        self.changes.append((kind, src, dst, 0, False))
+        return True
+
+    def out(self, kind: str, src: str) -> set[str]:
+        return self.outgoing[kind].get(src) or set()
+
+    def into(self, kind: str, dst: str) -> set[str]:
+        return self.incoming[kind].get(dst) or set()
+
+    def drop_account(self, account_id: str) -> None:
+        for kind in self.outgoing:
+            for dst in self.outgoing[kind].pop(account_id, ()):
+                self.incoming[kind].get(dst, set()).discard(account_id)
+            for src in self.incoming[kind].pop(account_id, ()):
+                self.outgoing[kind].get(src, set()).discard(account_id)
+
+
+class MemoryIdentifiers:
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.members: dict[tuple[str, str], dict[str, int]] = {}
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        self.dirty: set[tuple[str, str]] = set()
+
+    def add(self, kind: str, value: str, account_id: str, ts: int) -> bool:
+        key = (kind, value)
+        members = self.members.get(key)
+        if members is None:
+            members = self.members[key] = {}
+        if account_id in members:
+            members[account_id] = ts
+            return False
+        self.counts[key] += 1
+        if len(members) < self.cap:
+            members[account_id] = ts
+        self.dirty.add(key)
+        return True
+
+    def accounts(self, kind: str, value: str) -> list[str]:
+        return list(self.members.get((kind, value), ()))
+
+    def count(self, kind: str, value: str) -> int:
+        return self.counts.get((kind, value), 0)
+
+
+class MemoryReports:
+    def __init__(self) -> None:
+        self.by_subject: dict[tuple[str, str], list[Report]] = {}
+        self.pending: list[Report] = []
+
+    def add(self, report: Report) -> None:
+        self.by_subject.setdefault((report.subject_kind, report.subject_id), []).append(report)
+        self.pending.append(report)
+
+    def for_subject(self, kind: str, subject_id: str) -> list[Report]:
+        return list(self.by_subject.get((kind, subject_id), ()))
+
+
+class MemoryLabels:
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], dict[str, Label]] = {}
+        self.dirty: set[tuple[str, str]] = set()
+
+    def add(self, label: Label) -> bool:
+        key = (label.subject_kind, label.subject_id)
+        labels = self.data.setdefault(key, {})
+        old = labels.get(label.label)
+        labels[label.label] = label
+        self.dirty.add(key)
+        return old is None or (old.expires_ms is not None and old.expires_ms <= label.ts)
+
+    def remove(self, subject_kind: str, subject_id: str, label: str) -> bool:
+        labels = self.data.get((subject_kind, subject_id))
+        if not labels or label not in labels:
+            return False
+        del labels[label]
+        self.dirty.add((subject_kind, subject_id))
+        return True
+
+    def active(self, subject_kind: str, subject_id: str, now_ms: int) -> list[Label]:
+        labels = self.data.get((subject_kind, subject_id))
+        if not labels:
+            return []
+        return [lb for lb in labels.values() if lb.expires_ms is None or lb.expires_ms > now_ms]
+
+    def has(self, subject_kind: str, subject_id: str, label: str, now_ms: int) -> bool:
+        labels = self.data.get((subject_kind, subject_id))
+        if not labels:
+            return False
+        lb = labels.get(label)
+        return lb is not None and (lb.expires_ms is None or lb.expires_ms > now_ms)
+
+
+class MemorySeen:
+    def __init__(self) -> None:
+        self.data: dict[str, int] = {}
+        self.new: list[tuple[str, int]] = []
+
+    def check_and_add(self, event_id: str, ts: int) -> bool:
+        if event_id in self.data or self._load(event_id):
+            return False
+        self.data[event_id] = ts
+        self.new.append((event_id, ts))
+        return True
+
+    def _load(self, event_id: str) -> bool:
+        return False
+
+
+class MemoryKV:
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, bytes]] = {}
+        self.dirty: set[tuple[str, str]] = set()
+
+    def get(self, namespace: str, key: str) -> bytes | None:
+        return self.data.get(namespace, {}).get(key)
+
+    def put(self, namespace: str, key: str, value: bytes) -> None:
+        self.data.setdefault(namespace, {})[key] = value
+        self.dirty.add((namespace, key))
+
+    def items(self, namespace: str) -> Iterable[tuple[str, bytes]]:
+        return list(self.data.get(namespace, {}).items())
+
+
+class MemoryState:
+    """All stores in process memory; nothing survives a restart (use :class:`SqliteState` for that)."""
+
+    def __init__(self, retention: Retention | None = None) -> None:
+        self.retention = retention or Retention()
+        self.accounts = MemoryAccounts()
+        self.posts = MemoryPosts()
+        self.graph = MemoryGraph()
+        self.identifiers = MemoryIdentifiers(self.retention.max_accounts_per_identifier)
+        self.reports = MemoryReports()
+        self.labels = MemoryLabels()
+        self.seen = MemorySeen()
+        self.counters = MemoryCounterStore()
+        self.kv = MemoryKV()
+        self._position: dict[str, Any] | None = None
+
+    def checkpoint(self, position: dict[str, Any]) -> None:
+        self._position = dict(position)
+        self.graph.changes.clear()
+        self.seen.new.clear()
+        self.reports.pending.clear()
+
+    def resume_position(self) -> dict[str, Any] | None:
+        return self._position
+
+    def evict(self, now_ms: int) -> dict[str, int]:
+        r = self.retention
+        dropped: dict[str, int] = {}
+        cutoff = now_ms - r.post_ttl_ms
+        old_posts = [pid for pid, p in self.posts.data.items() if p.ts < cutoff]
+        for pid in old_posts:
+            del self.posts.data[pid]
+        dropped["posts"] = len(old_posts)
+        cutoff = now_ms - r.dedup_ttl_ms
+        old_ids = [eid for eid, ts in self.seen.data.items() if ts < cutoff]
+        for eid in old_ids:
+            del self.seen.data[eid]
+        dropped["event_ids"] = len(old_ids)
+        n_acc = 0
+        if len(self.accounts.data) > r.max_accounts:
+            target = int(r.max_accounts * 0.9)
+            active = sorted(
+                (a for a in self.accounts.data.values() if a.status != "suspended"), key=lambda a: a.last_seen_ms
+            )
+            for acc in active[: max(0, len(self.accounts.data) - target)]:
+                del self.accounts.data[acc.id]
+                self.graph.drop_account(acc.id)
+                n_acc += 1
+        dropped["accounts"] = n_acc
+        n_lab = 0
+        for key, labels in list(self.labels.data.items()):
+            for name, lb in list(labels.items()):
+                if lb.expires_ms is not None and lb.expires_ms <= now_ms:
+                    del labels[name]
+                    n_lab += 1
+            if not labels:
+                del self.labels.data[key]
+        dropped["labels"] = n_lab
+        cutoff = now_ms - r.identifier_ttl_ms
+        stale = [k for k, m in self.identifiers.members.items() if m and max(m.values()) < cutoff]
+        for k in stale:
+            del self.identifiers.members[k]
+            self.identifiers.counts.pop(k, None)
+        dropped["identifiers"] = len(stale)
+        dropped["counter_buckets"] = self.counters.evict(now_ms)
+        return dropped
+
+    def close(self) -> None:
+        return None
