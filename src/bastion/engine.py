@@ -89,7 +89,9 @@ class EffectApplier(Protocol):
 
 
 class Sink(Protocol):
-    def write_action(self, action: AppliedAction) -> None: ...
+    def write_action(self, action: AppliedAction) -> None:
+        """Called for every applied action, and for shadow ones (``action.stage == "shadow"``)."""
+        ...
 
     def write_dead_letter(self, line: int | None, error: str, raw: str) -> None: ...
 
@@ -159,7 +161,6 @@ class Engine:
         self.metrics = metrics
         self.stats = Stats()
         self.scores = ScoreBoard()
-        self.shadow: list[AppliedAction] = []
         self.evict_every = evict_every
         self._seq = 0
         self.recent: dict[str, list[AppliedAction]] = {}  # account id -> its latest actions (API, review)
@@ -234,7 +235,8 @@ class Engine:
             )
             if eff.stage == "shadow":
                 st.shadow_actions[eff.action] = st.shadow_actions.get(eff.action, 0) + 1
-                self.shadow.append(act)
+                for sink in self.sinks:
+                    sink.write_action(act)
                 continue
             self._apply_one(eff, act, event)
             st.actions[eff.action] = st.actions.get(eff.action, 0) + 1

@@ -1,9 +1,83 @@
-"""CLI commands of this area; heavy imports stay inside the command functions so `bastion --help` is fast."""
+"""Core commands: replay a stream into a results directory, serve the API, run the demo."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from bastion.settings import Settings, SettingsError
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return Settings.load(config, **overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    @app.command("replay")
+    def replay(
+        events: Path = typer.Argument(..., help="events file (JSON Lines), or - for stdin"),
+        out: Path = typer.Option(..., "--out", "-o", help="results directory to write"),
+        fmt: str = typer.Option("canonical", "--format", "-f", help="canonical | jetstream"),
+        rules: Path | None = typer.Option(None, "--rules", help="rules directory (default: the built-in pack)"),
+        no_rules: bool = typer.Option(False, "--no-rules", help="run without any rules"),
+        state: str | None = typer.Option(None, "--state",
+                                         help="memory (default) or sqlite:PATH for a durable, resumable run"),
+        config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+        progress: bool = typer.Option(True, help="show a progress bar"),
+    ) -> None:
+        """Process events in order, exactly as the live service would, and write the results directory.
+
+        Bad lines go to OUT/dead_letters.jsonl and the run goes on (exit code 0). With --state sqlite:PATH a
+        restarted run continues after the last checkpoint."""
+        from bastion.commands.runner import replay_file
+
+        if str(events) != "-" and not events.is_file():
+            typer.echo(f"error: no such events file: {events}", err=True)
+            raise typer.Exit(2)
+        if fmt not in ("canonical", "jetstream"):
+            typer.echo(f"error: unknown --format {fmt!r} (canonical | jetstream)", err=True)
+            raise typer.Exit(2)
+        settings = _settings(config, state=state)
+        try:
+            summary = replay_file(settings, events, out, fmt, rules_dir=False if no_rules else rules,
+                                  progress=progress)
+        except OSError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        from bastion.commands.runner import print_summary
+
+        print_summary(summary, out)
+
+    @app.command("serve")
+    def serve(
+        host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
+        port: int | None = typer.Option(None, help="port (default 8080)"),
+        rules: Path | None = typer.Option(None, "--rules", help="rules directory (hot-reloaded)"),
+        config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+    ) -> None:
+        """Serve the API (and the reviewer UI) with OpenAPI docs at /docs."""
+        from bastion.web.server import serve_forever
+
+        settings = _settings(config, host=host, port=port, rules_dir=rules)
+        serve_forever(settings)
+
+    @app.command("demo")
+    def demo(
+        users: int = typer.Option(20_000, help="simulated users"),
+        days: float = typer.Option(2.0, help="simulated days"),
+        seed: int = typer.Option(7, help="random seed"),
+        out: Path = typer.Option(Path("demo-out"), "--out", help="where the simulation and results go"),
+        serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the UI and API after the summary"),
+        config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+    ) -> None:
+        """The main job: simulate a platform, run every detector, evaluate, print the scoreboard, then serve
+        the reviewer UI and API until stopped (--no-serve exits after the summary)."""
+        from bastion.commands.runner import run_demo
+
+        settings = _settings(config)
+        run_demo(settings, users=users, days=days, seed=seed, out=out, serve=serve)

@@ -34,7 +34,8 @@ PROFILE_SCHEMA: tuple[str, ...] = (
     "default_profile", "default_profile_image", "verified",
     "age_days", "log_followers", "log_following", "log_posts", "log_likes", "log_listed",
     "ff_ratio_log", "posts_per_day", "likes_per_day", "followers_per_day", "following_per_day",
-    "listed_per_follower", "likes_per_post",
+    "listed_per_follower", "likes_per_post", "posts_likes_log_diff", "handle_trailing_digits",
+    "bio_nonascii_ratio", "bio_words",
 )
 
 ACTIVITY_SCHEMA: tuple[str, ...] = (
@@ -148,6 +149,10 @@ def profile_features(acc: Account, now_ms: int) -> dict[str, float]:
         "following_per_day": _log(following / per_day),
         "listed_per_follower": listed / (followers + 1.0),
         "likes_per_post": _log(likes / (posts + 1.0)),
+        "posts_likes_log_diff": abs(math.log1p(posts) - math.log1p(likes)),
+        "handle_trailing_digits": float(n_handle - len(handle.rstrip("0123456789"))),
+        "bio_nonascii_ratio": sum(ord(ch) > 127 for ch in bio) / len(bio) if bio else NAN,
+        "bio_words": float(len(bio.split())),
     }
 
 

@@ -266,7 +266,8 @@ class MemoryState:
         r = self.retention
         dropped: dict[str, int] = {}
         cutoff = now_ms - r.post_ttl_ms
-        old_posts = [pid for pid, p in self.posts.data.items() if p.ts < cutoff]
+        unsaved_posts: set[str] = getattr(self.posts, "dirty", set())
+        old_posts = [pid for pid, p in self.posts.data.items() if p.ts < cutoff and pid not in unsaved_posts]
         for pid in old_posts:
             del self.posts.data[pid]
         dropped["posts"] = len(old_posts)
@@ -278,8 +279,10 @@ class MemoryState:
         n_acc = 0
         if len(self.accounts.data) > r.max_accounts:
             target = int(r.max_accounts * 0.9)
+            unsaved = self.accounts.dirty  # a durable backend's changes not yet checkpointed stay in memory
             active = sorted(
-                (a for a in self.accounts.data.values() if a.status != "suspended"), key=lambda a: a.last_seen_ms
+                (a for a in self.accounts.data.values() if a.status != "suspended" and a.id not in unsaved),
+                key=lambda a: a.last_seen_ms,
             )
             for acc in active[: max(0, len(self.accounts.data) - target)]:
                 del self.accounts.data[acc.id]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bastion.features.account import ACTIVITY_SCHEMA, GILANI_CANONICAL_SCHEMA, PROFILE_SCHEMA
 from bastion.state.model import Account, ActivityStats
 
 DAY_MS = 86_400_000
@@ -45,6 +46,7 @@ class BotDataset:
     n_rows_read: int
     extras: np.ndarray | None = None
     extra_names: tuple[str, ...] = ()
+    unknown_features: frozenset[str] = frozenset()   # canonical features the dataset cannot know (-> nan)
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -166,7 +168,8 @@ def load_cresci(root: Path | None = None) -> BotDataset:
     y = np.array([1 if (r.get("label") or "").strip() == "bot" else 0 for r in rows], dtype=np.int8)
     now = np.array([parse_time_ms(r.get("probe_timestamp")) or 0 for r in rows], dtype=np.int64)
     kind = ["retweet_bot" if v else "human" for v in y]
-    return BotDataset("cresci-rtbust-2019", accounts, y, now, kind, n_rows_read=len(rows))
+    return BotDataset("cresci-rtbust-2019", accounts, y, now, kind, n_rows_read=len(rows),
+                      unknown_features=frozenset(ACTIVITY_SCHEMA))
 
 
 def load_kaggle(root: Path | None = None, drop_conflicts: bool = True) -> BotDataset:
@@ -202,7 +205,8 @@ def load_kaggle(root: Path | None = None, drop_conflicts: bool = True) -> BotDat
     kind = [("declared_bot" if "bot" in (a.handle or "").lower() + (a.display_name or "").lower() else "bot")
             if lab else "human" for a, (_r, lab) in zip(accounts, rows, strict=True)]
     now = np.full(len(rows), KAGGLE_PROBE_MS, dtype=np.int64)
-    return BotDataset("kaggle-twitter-bots", accounts, y, now, kind, n_rows_read=n_read, notes=notes)
+    return BotDataset("kaggle-twitter-bots", accounts, y, now, kind, n_rows_read=n_read,
+                      unknown_features=frozenset(ACTIVITY_SCHEMA), notes=notes)
 
 
 def _float(value: str | None) -> float:
@@ -289,8 +293,11 @@ def load_gilani(root: Path | None = None, drop_conflicts: bool = True) -> BotDat
     y = np.array([lab for _r, lab, _b in raw], dtype=np.int8)
     kind = [f"bot_{band}" if lab else "human" for _r, lab, band in raw]
     now = np.full(len(raw), GILANI_PROBE_MS, dtype=np.int64)
+    known = set(GILANI_CANONICAL_SCHEMA) | {f for f in PROFILE_SCHEMA if f.startswith("handle_")}
+    unknown = frozenset(f for f in (*PROFILE_SCHEMA, *ACTIVITY_SCHEMA) if f not in known)
     return BotDataset("gilani-2017", accounts, y, now, kind, n_rows_read=n_read,
-                      extras=np.asarray(extras, dtype=np.float64), extra_names=GILANI_EXTRA_SCHEMA, notes=notes)
+                      extras=np.asarray(extras, dtype=np.float64), extra_names=GILANI_EXTRA_SCHEMA,
+                      unknown_features=unknown, notes=notes)
 
 
 def kind_counts(ds: BotDataset) -> dict[str, int]:

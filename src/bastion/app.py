@@ -1,0 +1,251 @@
+"""The one place that builds concrete backends, detectors and sinks from :class:`~bastion.settings.Settings`.
+
+``Runtime`` bundles an engine with its books (review queue, links, clusters) and writes the results
+directory of ../shared/spec/outputs-v1.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bastion.actions.effects import Subject
+from bastion.actions.outcomes import ClusterBook, LinkBook
+from bastion.actions.quotas import Quotas
+from bastion.actions.sinks import ResultsWriter, SqliteSink, WebhookSink
+from bastion.engine import Detector, Engine, EvalContext, Sink
+from bastion.features.builtin import build_registry
+from bastion.features.registry import FeatureRegistry
+from bastion.review.queue import ReportIntake, ReviewQueue
+from bastion.settings import REPO_ROOT, Settings
+from bastion.sources.files import Item
+from bastion.state.memory import MemoryState
+from bastion.state.protocols import State
+
+log = logging.getLogger("bastion.app")
+
+DEFAULT_RULES_DIR = REPO_ROOT / "rules"
+
+
+def build_state(spec: str) -> State:
+    """``memory`` or ``sqlite:PATH``."""
+    if spec == "memory":
+        return MemoryState()
+    if spec.startswith("sqlite:"):
+        from bastion.state.sqlite import SqliteState
+
+        return SqliteState(Path(spec.removeprefix("sqlite:")))
+    raise ValueError(f"unknown state backend {spec!r}: use memory or sqlite:PATH")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    registry: FeatureRegistry
+    queue: ReviewQueue
+    links: LinkBook
+    clusters: ClusterBook
+    writer: ResultsWriter | None = None
+    detectors: list[Detector] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    bad: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+    position: int = 0
+
+    @property
+    def state(self) -> State:
+        return self.engine.state
+
+    def run(self, items: Iterable[Item], progress: Callable[[int], None] | None = None,
+            checkpoint_every: int = 50_000) -> None:
+        """Process a stream of source items; bad ones go to dead letters and the stream goes on."""
+        t0 = time.perf_counter()
+        engine = self.engine
+        writer = self.writer
+        n = 0
+        for item in items:
+            n += 1
+            self.position = item.line
+            if item.event is None:
+                self.bad += 1
+                engine.stats.bad += 1
+                if writer is not None:
+                    writer.write_dead_letter(item.line, item.error or "bad event",
+                                             item.raw.decode("utf-8", "replace").rstrip("\n"))
+                continue
+            engine.process(item.event)
+            if progress is not None and n % 5000 == 0:
+                progress(n)
+            if n % checkpoint_every == 0:
+                self.checkpoint()
+        if progress is not None:
+            progress(n)
+        self.wall_s += time.perf_counter() - t0
+
+    def checkpoint(self) -> None:
+        self.engine.flush()
+        pos: dict[str, object] = {"line": self.position, "bad": self.bad}
+        if self.writer is not None:
+            pos["sizes"] = self.writer.sizes()
+        self.engine.state.checkpoint(pos)
+
+    def run_batch_detectors(self) -> None:
+        """End-of-stream (or scheduled) batch jobs, e.g. graph clustering."""
+        for det in self.detectors:
+            finish = getattr(det, "finish", None)
+            if finish is not None:
+                finish(self)
+
+    def summary(self) -> dict[str, Any]:
+        st = self.engine.stats
+        out: dict[str, Any] = {
+            "events": st.events,
+            "events_by_type": dict(sorted(st.by_type.items())),
+            "bad_events": self.bad,
+            "duplicate_events": st.duplicates,
+            "actions_by_kind": dict(sorted(st.actions.items())),
+            "shadow_actions_by_kind": dict(sorted(st.shadow_actions.items())),
+            "suppressed_by_quota": st.suppressed_by_quota,
+            "detector_errors": st.detector_errors,
+            "wall_time_s": round(self.wall_s, 3),
+            "events_per_second": round(st.events / self.wall_s, 1) if self.wall_s > 0 else None,
+            "open_cases": len(self.queue.open_cases()),
+            "clusters": len(self.clusters.clusters),
+            "linked_accounts": len(self.links.links),
+        }
+        if self.ignored:
+            out["ignored_source_records"] = dict(self.ignored)
+        for det in self.detectors:
+            metrics = getattr(det, "metrics", None)
+            if callable(metrics):
+                out[f"detector:{det.name}"] = metrics()
+        return out
+
+    def score_rows(self) -> list[dict[str, Any]]:
+        now = self.engine.stats.last_ts or 0
+        state = self.engine.state
+        subjects: set[Subject] = set(self.engine.scores.data)
+        subjects.update(Subject("account", a) for a in self.links.links)
+        subjects.update(Subject("account", a) for a in self.clusters.by_account)
+        rows = []
+        for subj in sorted(subjects):
+            row: dict[str, Any] = {"subject": {"kind": subj.kind, "id": subj.id},
+                                   "scores": {k: round(v, 6) for k, v in
+                                              sorted(self.engine.scores.data.get(subj, {}).items())}}
+            labels = state.labels.active(subj.kind, subj.id, now)
+            if labels:
+                row["labels"] = sorted({lb.label for lb in labels})
+            if subj.kind == "account":
+                links = self.links.ranked(subj.id)
+                if links:
+                    row["linked_to"] = [{"id": lk.parent, "score": round(lk.score, 6)} for lk in links[:5]]
+                    row["scores"].setdefault("evasion", round(links[0].score, 6))
+                cls = self.clusters.of(subj.id)
+                if cls:
+                    row["clusters"] = [c.id for c in cls]
+                    row["scores"].setdefault("coordination", round(max(c.score for c in cls), 6))
+            rows.append(row)
+        return rows
+
+    def write_results(self, out_dir: Path) -> dict[str, Any]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        enc = msgspec.json.Encoder()
+        with open(out_dir / "scores.jsonl", "wb") as fh:
+            for row in self.score_rows():
+                fh.write(enc.encode(row) + b"\n")
+        with open(out_dir / "clusters.jsonl", "wb") as fh:
+            for cl in self.clusters.clusters.values():
+                fh.write(enc.encode({"id": cl.id, "kind": cl.kind, "members": cl.members,
+                                     "score": round(cl.score, 6), "evidence": cl.evidence}) + b"\n")
+        with open(out_dir / "queue.jsonl", "wb") as fh:
+            for row in self.queue.to_rows(self.engine.stats.last_ts):
+                fh.write(enc.encode(row) + b"\n")
+        summary = self.summary()
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        return summary
+
+    def close(self) -> None:
+        self.engine.flush()
+        for sink in self.engine.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
+        self.engine.state.close()
+
+
+def register_outcome_features(registry: FeatureRegistry, links: LinkBook, clusters: ClusterBook) -> None:
+    """``link.*`` and ``cluster.*`` features: the best offender link and the clusters of the actor."""
+
+    def best(c: EvalContext) -> Any:
+        return c.cached("_best_link", lambda: links.best(c.actor.id))
+
+    registry.feature("link.score", float, "score of the actor's best repeat-offender link (0 when none)")(
+        lambda c: lk.score if (lk := best(c)) else 0.0)
+    registry.feature("link.parent", str, "the suspended account the actor is best linked to ('')")(
+        lambda c: lk.parent if (lk := best(c)) else "")
+    registry.feature("cluster.id", str, "a coordinated cluster the actor belongs to ('')")(
+        lambda c: cl[0].id if (cl := clusters.of(c.actor.id)) else "")
+    registry.feature("cluster.size", int, "size of the actor's largest cluster (0)")(
+        lambda c: max((len(x.members) for x in clusters.of(c.actor.id)), default=0))
+    registry.feature("cluster.score", float, "score of the actor's best cluster (0)")(
+        lambda c: max((x.score for x in clusters.of(c.actor.id)), default=0.0))
+
+
+def build_runtime(
+    settings: Settings,
+    out_dir: Path | None = None,
+    rules_dir: Path | None | bool = None,
+    state: State | None = None,
+    extra_detectors: Iterable[Detector] = (),
+    resume: bool = False,
+    extra_sinks: Iterable[Sink] = (),
+) -> Runtime:
+    """Build a ready engine. ``rules_dir=False`` runs without rules; ``None`` uses the settings or the pack."""
+    state = state or build_state(settings.state)
+    registry = build_registry()
+    links, clusters = LinkBook(), ClusterBook()
+    register_outcome_features(registry, links, clusters)
+    queue = ReviewQueue()
+    detectors: list[Detector] = [ReportIntake()]
+    detectors.extend(extra_detectors)
+    if rules_dir is not False:
+        rdir = rules_dir if isinstance(rules_dir, Path) else (settings.rules_dir or DEFAULT_RULES_DIR)
+        if rdir.is_dir():
+            rules_detector = load_rules(rdir, registry)
+            if rules_detector is not None:
+                detectors.append(rules_detector)
+    sinks: list[Sink] = list(extra_sinks)
+    writer = None
+    if out_dir is not None:
+        pos = state.resume_position() if resume else None
+        sizes = pos.get("sizes") if isinstance(pos, dict) else None
+        writer = ResultsWriter(out_dir, append=bool(pos), truncate_to=sizes if isinstance(sizes, dict) else None)
+        sinks.append(writer)
+    if settings.webhook_url:
+        sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
+    engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
+                    quotas=Quotas(settings.quotas))
+    return Runtime(settings, engine, registry, queue, links, clusters, writer, detectors)
+
+
+def load_rules(rules_dir: Path, registry: FeatureRegistry) -> Detector | None:
+    try:
+        from bastion.rules import load_detector  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("rules engine not available in this build; running without rules")
+        return None
+    detector: Detector = load_detector(rules_dir, registry)
+    return detector
+
+
+def sqlite_sink(settings: Settings) -> SqliteSink:
+    return SqliteSink(settings.db_path)

@@ -1,0 +1,111 @@
+"""One typed settings object, built once (from a TOML file and ``BASTION_*`` environment variables) and
+passed in. Nothing in Bastion reads the environment anywhere else.
+
+>>> s = Settings.load(env={"BASTION_PORT": "9000", "BASTION_QUOTAS": "account.suspend=50"})
+>>> s.port, s.quotas
+(9000, {'account.suspend': 50})
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def find_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The shared real datasets: ``BASTION_DATA_DIR``, else a ``shared/data`` folder beside the repository
+    (or beside the current directory)."""
+    env = os.environ if env is None else env
+    if env.get("BASTION_DATA_DIR"):
+        return Path(env["BASTION_DATA_DIR"])
+    for base in (REPO_ROOT, Path.cwd(), *Path.cwd().parents):
+        cand = base.parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"          # development | production
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state: str = "memory"                      # memory | sqlite:PATH
+    rules_dir: Path | None = None              # None = the default pack in the repository
+    models_dir: Path = Path.home() / ".bastion" / "models"
+    data_dir: Path = field(default_factory=find_data_dir)
+    db_path: Path = Path(".bastion") / "bastion.db"   # review cases, users, audit (embedded)
+    webhook_url: str | None = None
+    webhook_timeout_s: float = 2.0
+    webhook_max_retries: int = 4
+    quotas: dict[str, int] = field(default_factory=lambda: {"account.suspend": 200, "account.limit": 1000})
+    secret_key: str = ""
+    session_cookie_secure: bool = False
+    redis_url: str | None = None
+    postgres_url: str | None = None
+    ray_address: str | None = None
+    enable_embeddings: bool = False
+    log_json: bool = True
+
+    @classmethod
+    def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        cfg = path or (Path(env["BASTION_CONFIG"]) if env.get("BASTION_CONFIG") else None)
+        if cfg is not None:
+            try:
+                values.update(tomllib.loads(Path(cfg).read_text()).get("bastion", {}))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"{cfg}: {exc}") from None
+        known = {f.name: f for f in fields(cls)}
+        for key, raw in env.items():
+            if key.startswith("BASTION_") and key not in ("BASTION_CONFIG",):
+                name = key[len("BASTION_"):].lower()
+                if name in known:
+                    values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+        base = cls()
+        converted = {k: _convert(k, known[k].type, v, getattr(base, k)) for k, v in values.items()}
+        settings = replace(base, **converted)
+        if not settings.secret_key:
+            if settings.environment == "production":
+                raise SettingsError("BASTION_SECRET_KEY must be set in production (no default secret)")
+            settings = replace(settings, secret_key=secrets.token_hex(32))
+        return settings
+
+
+def _convert(name: str, annotation: Any, value: Any, default: Any) -> Any:
+    if not isinstance(value, str):
+        return Path(value) if isinstance(default, Path) and value is not None else value
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise SettingsError(f"setting {name} must be an integer, got {value!r}") from None
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, dict):
+        out: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            k, _, v = part.partition("=")
+            out[k.strip()] = int(v)
+        return out
+    if isinstance(default, Path) or "Path" in str(annotation):
+        return Path(value)
+    return value

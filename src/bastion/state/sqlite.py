@@ -1,0 +1,190 @@
+"""SQLite state backend for durable embedded runs.
+
+Works as a write-back cache over the memory backend: reads hit memory first (accounts, posts and event ids
+fall through to the database on a miss), and every change since the last checkpoint is written in *one*
+transaction together with the source position. After a crash or a stop, a restarted run loads the state as
+of the last checkpoint and continues from the position stored with it, so nothing is applied twice (event
+ids are part of the checkpoint) and nothing is lost (the source is re-read from that position).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bastion.state.memory import MemoryAccounts, MemoryPosts, MemorySeen, MemoryState, Retention
+from bastion.state.model import Account, Label, Post, Report
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS posts (id TEXT PRIMARY KEY, ts INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS edges (kind TEXT, src TEXT, dst TEXT, ts INTEGER, PRIMARY KEY (kind, src, dst));
+CREATE TABLE IF NOT EXISTS identifiers (kind TEXT, value TEXT, account TEXT, ts INTEGER,
+                                        PRIMARY KEY (kind, value, account));
+CREATE TABLE IF NOT EXISTS identifier_counts (kind TEXT, value TEXT, n INTEGER, PRIMARY KEY (kind, value));
+CREATE TABLE IF NOT EXISTS reports (event_id TEXT PRIMARY KEY, subject_kind TEXT, subject_id TEXT, body BLOB);
+CREATE INDEX IF NOT EXISTS reports_subject ON reports(subject_kind, subject_id);
+CREATE TABLE IF NOT EXISTS labels (subject_kind TEXT, subject_id TEXT, label TEXT, body BLOB,
+                                   PRIMARY KEY (subject_kind, subject_id, label));
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (ns TEXT, key TEXT, value BLOB, PRIMARY KEY (ns, key));
+CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+"""
+
+_acc_dec = msgspec.msgpack.Decoder(Account)
+_post_dec = msgspec.msgpack.Decoder(Post)
+_label_dec = msgspec.msgpack.Decoder(Label)
+_report_dec = msgspec.msgpack.Decoder(Report)
+_enc = msgspec.msgpack.Encoder()
+
+
+class _Accounts(MemoryAccounts):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        super().__init__()
+        self.db = db
+
+    def _load(self, account_id: str) -> Account | None:
+        row = self.db.execute("SELECT body FROM accounts WHERE id=?", (account_id,)).fetchone()
+        return _acc_dec.decode(row[0]) if row else None
+
+    def get(self, account_id: str) -> Account | None:
+        acc = self.data.get(account_id)
+        if acc is None:
+            acc = self._load(account_id)
+            if acc is not None:
+                self.data[account_id] = acc
+        return acc
+
+    def put(self, account: Account) -> None:
+        self.data[account.id] = account
+        self.dirty.add(account.id)
+
+
+class _Posts(MemoryPosts):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        super().__init__()
+        self.db = db
+        self.dirty: set[str] = set()
+
+    def _load(self, post_id: str) -> Post | None:
+        row = self.db.execute("SELECT body FROM posts WHERE id=?", (post_id,)).fetchone()
+        return _post_dec.decode(row[0]) if row else None
+
+    def put(self, post: Post) -> None:
+        self.data[post.id] = post
+        self.dirty.add(post.id)
+
+
+class _Seen(MemorySeen):
+    def __init__(self, db: sqlite3.Connection) -> None:
+        super().__init__()
+        self.db = db
+
+    def _load(self, event_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM seen WHERE id=?", (event_id,)).fetchone() is not None
+
+
+class SqliteState(MemoryState):
+    def __init__(self, path: Path, retention: Retention | None = None) -> None:
+        super().__init__(retention)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(str(path), check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self.accounts = _Accounts(self.db)
+        self.posts = _Posts(self.db)
+        self.seen = _Seen(self.db)
+        self._load()
+
+    def _load(self) -> None:
+        db = self.db
+        for (body,) in db.execute("SELECT body FROM accounts"):
+            acc = _acc_dec.decode(body)
+            self.accounts.data[acc.id] = acc
+        for kind, src, dst, _ts in db.execute("SELECT kind, src, dst, ts FROM edges"):
+            self.graph.outgoing[kind].setdefault(src, set()).add(dst)
+            self.graph.incoming[kind].setdefault(dst, set()).add(src)
+        for kind, value, account, ts in db.execute("SELECT kind, value, account, ts FROM identifiers"):
+            self.identifiers.members.setdefault((kind, value), {})[account] = ts
+        for kind, value, n in db.execute("SELECT kind, value, n FROM identifier_counts"):
+            self.identifiers.counts[(kind, value)] = n
+        for (body,) in db.execute("SELECT body FROM reports"):
+            rep = _report_dec.decode(body)
+            self.reports.by_subject.setdefault((rep.subject_kind, rep.subject_id), []).append(rep)
+        for (body,) in db.execute("SELECT body FROM labels"):
+            lb = _label_dec.decode(body)
+            self.labels.data.setdefault((lb.subject_kind, lb.subject_id), {})[lb.label] = lb
+        for ns, key, value in db.execute("SELECT ns, key, value FROM kv"):
+            self.kv.data.setdefault(ns, {})[key] = value
+        counters = self.kv.get("_state", "counters")
+        loader = getattr(self.counters, "load_bytes", None)
+        if counters is not None and loader is not None:
+            loader(counters)
+        row = db.execute("SELECT body FROM position WHERE id=1").fetchone()
+        self._position = json.loads(row[0]) if row else None
+        self.graph.changes.clear()
+        self.identifiers.dirty.clear()
+        self.labels.dirty.clear()
+        self.kv.dirty.clear()
+
+    def checkpoint(self, position: dict[str, Any]) -> None:
+        dumper = getattr(self.counters, "dump_bytes", None)
+        if dumper is not None:
+            self.kv.put("_state", "counters", dumper())
+        db = self.db
+        with db:
+            accs = self.accounts
+            db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?)",
+                           [(a, _enc.encode(accs.data[a])) for a in accs.dirty if a in accs.data])
+            accs.dirty.clear()
+            posts = self.posts
+            db.executemany("INSERT OR REPLACE INTO posts VALUES (?, ?, ?)",
+                           [(p, posts.data[p].ts, _enc.encode(posts.data[p])) for p in posts.dirty
+                            if p in posts.data])
+            posts.dirty.clear()
+            for kind, src, dst, ts, added in self.graph.changes:
+                if added:
+                    db.execute("INSERT OR REPLACE INTO edges VALUES (?, ?, ?, ?)", (kind, src, dst, ts))
+                else:
+                    db.execute("DELETE FROM edges WHERE kind=? AND src=? AND dst=?", (kind, src, dst))
+            self.graph.changes.clear()
+            ids = self.identifiers
+            for key in ids.dirty:
+                members = ids.members.get(key, {})
+                db.executemany("INSERT OR REPLACE INTO identifiers VALUES (?, ?, ?, ?)",
+                               [(key[0], key[1], a, t) for a, t in members.items()])
+                db.execute("INSERT OR REPLACE INTO identifier_counts VALUES (?, ?, ?)",
+                           (key[0], key[1], ids.counts.get(key, 0)))
+            ids.dirty.clear()
+            db.executemany("INSERT OR REPLACE INTO reports VALUES (?, ?, ?, ?)",
+                           [(r.event_id, r.subject_kind, r.subject_id, _enc.encode(r)) for r in self.reports.pending])
+            self.reports.pending.clear()
+            for key in self.labels.dirty:
+                db.execute("DELETE FROM labels WHERE subject_kind=? AND subject_id=?", key)
+                db.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)",
+                               [(key[0], key[1], lb.label, _enc.encode(lb))
+                                for lb in self.labels.data.get(key, {}).values()])
+            self.labels.dirty.clear()
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", self.seen.new)
+            self.seen.new.clear()
+            db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
+                           [(ns, k, self.kv.data[ns][k]) for ns, k in self.kv.dirty])
+            self.kv.dirty.clear()
+            db.execute("INSERT OR REPLACE INTO position VALUES (1, ?)", (json.dumps(position),))
+        self._position = dict(position)
+
+    def evict(self, now_ms: int) -> dict[str, int]:
+        dropped = super().evict(now_ms)
+        with self.db:
+            self.db.execute("DELETE FROM posts WHERE ts < ?", (now_ms - self.retention.post_ttl_ms,))
+            self.db.execute("DELETE FROM seen WHERE ts < ?", (now_ms - self.retention.dedup_ttl_ms,))
+        return dropped
+
+    def close(self) -> None:
+        self.db.close()

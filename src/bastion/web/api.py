@@ -1,0 +1,209 @@
+"""The HTTP API (FastAPI): ingest, synchronous checks, account lookups, health and metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from bastion.actions.effects import Subject
+from bastion.app import Runtime
+from bastion.events.codec import BadEvent, convert_event
+from bastion.observability import Metrics
+from bastion.web.keys import ApiKeyStore
+from bastion.web.security import Principal, require
+
+MAX_BATCH = 10_000
+MAX_BODY = 32 * 1024 * 1024
+
+router = APIRouter()
+
+
+class Service:
+    """The engine behind the API; one writer at a time."""
+
+    def __init__(self, runtime: Runtime, metrics: Metrics) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+        self.lock = threading.Lock()
+        runtime.engine.metrics = metrics
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HTTPException(status_code=413, detail=f"body larger than {MAX_BODY} bytes")
+    if not body.strip():
+        raise HTTPException(status_code=400, detail="empty body: send a JSON object or array of events")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise HTTPException(status_code=400, detail=f"body is not valid JSON: {exc}") from None
+
+
+@router.post("/v1/events", tags=["ingest"], summary="Ingest a batch of canonical events",
+             response_description="accepted and rejected counts, with an error per rejected event")
+async def ingest(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
+    """Body: a JSON array of events, or ``{"events": [...]}``, or one event object. Valid events are processed
+    in order; invalid ones are rejected with their index and reason and do not stop the batch."""
+    payload = await _json_body(request)
+    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
+        batch = payload["events"]
+    elif isinstance(payload, list):
+        batch = payload
+    elif isinstance(payload, dict):
+        batch = [payload]
+    else:
+        raise HTTPException(status_code=400, detail="expected an event object, an array, or {\"events\": [...]}")
+    if len(batch) > MAX_BATCH:
+        raise HTTPException(status_code=413, detail=f"batch of {len(batch)} events exceeds {MAX_BATCH}")
+    svc = _service(request)
+    errors: list[dict[str, Any]] = []
+    accepted = duplicates = 0
+    actions = 0
+    with svc.lock:
+        for i, obj in enumerate(batch):
+            try:
+                event = convert_event(obj)
+            except BadEvent as exc:
+                errors.append({"index": i, "id": obj.get("id") if isinstance(obj, dict) else None,
+                               "error": exc.reason})
+                svc.metrics.bad.labels("http").inc()
+                if svc.runtime.writer is not None:
+                    svc.runtime.writer.write_dead_letter(None, exc.reason, msgspec.json.encode(obj).decode())
+                continue
+            t0 = time.perf_counter()
+            applied = svc.runtime.engine.process(event)
+            svc.metrics.latency.labels("process").observe(time.perf_counter() - t0)
+            if applied is None:
+                duplicates += 1
+                svc.metrics.duplicates.inc()
+            else:
+                accepted += 1
+                actions += len(applied)
+        svc.runtime.engine.flush()
+    return {"accepted": accepted, "duplicates": duplicates, "rejected": len(errors), "actions": actions,
+            "errors": errors}
+
+
+VERDICT_ORDER = ("account.suspend", "post.hide", "account.limit", "post.downrank", "review.enqueue", "label.add")
+
+
+@router.post("/v1/check", tags=["ingest"], summary="Synchronous verdict for one event (nothing is stored)")
+async def check(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
+    """Evaluate one event - for example a reply before it is published - against the current state, without
+    changing it. Returns the effects that would apply, their reasons, the scores read, and a verdict."""
+    payload = await _json_body(request)
+    try:
+        event = convert_event(payload)
+    except BadEvent as exc:
+        raise HTTPException(status_code=422, detail=f"invalid event: {exc.reason}") from None
+    svc = _service(request)
+    t0 = time.perf_counter()
+    with svc.lock:
+        effects, ctx = svc.runtime.engine.check(event)
+    took = time.perf_counter() - t0
+    svc.metrics.latency.labels("check").observe(took)
+    enforced = [e for e in effects if e.stage == "enforce"]
+    verdict = "allow"
+    for name in VERDICT_ORDER:
+        if any(e.action == name for e in enforced):
+            verdict = name
+            break
+    scores = {k: v for k, v in ctx._cache.items() if k.startswith("score.") and isinstance(v, float)}
+    return {
+        "verdict": verdict,
+        "effects": [msgspec.to_builtins(e) for e in effects],
+        "reasons": [e.reason for e in enforced if e.reason],
+        "scores": scores,
+        "latency_ms": round(took * 1000, 3),
+    }
+
+
+@router.get("/v1/accounts/{account_id}", tags=["investigate"], summary="State, scores, labels and actions")
+def account(account_id: str, request: Request,
+            _who: Principal = Depends(require("analyst", "reviewer"))) -> dict[str, Any]:
+    svc = _service(request)
+    rt = svc.runtime
+    with svc.lock:
+        acc = rt.state.accounts.get(account_id)
+        if acc is None:
+            raise HTTPException(status_code=404, detail=f"no account {account_id!r}")
+        now = rt.engine.stats.last_ts or 0
+        subj = Subject("account", account_id)
+        out: dict[str, Any] = {
+            "account": msgspec.to_builtins(acc),
+            "scores": rt.engine.scores.data.get(subj, {}),
+            "labels": [msgspec.to_builtins(lb) for lb in rt.state.labels.active("account", account_id, now)],
+            "recent_actions": [msgspec.to_builtins(a) for a in rt.engine.recent.get(account_id, [])],
+            "linked_to": [{"id": lk.parent, "score": lk.score, "evidence": lk.evidence}
+                          for lk in rt.links.ranked(account_id)],
+            "clusters": [{"id": c.id, "kind": c.kind, "size": len(c.members), "score": c.score}
+                         for c in rt.clusters.of(account_id)],
+            "reports": [msgspec.to_builtins(r) for r in rt.state.reports.for_subject("account", account_id)],
+        }
+        explain = rt.extras.get("explain_account")
+        if callable(explain):
+            out["explanations"] = explain(acc, now)
+    return out
+
+
+@router.get("/healthz", tags=["ops"], summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"], summary="Readiness")
+def readyz(request: Request) -> dict[str, Any]:
+    svc = _service(request)
+    return {"status": "ready", "events": svc.runtime.engine.stats.events}
+
+
+@router.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    svc = _service(request)
+    now = svc.runtime.engine.stats.last_ts or 0
+    by_queue: dict[str, int] = {}
+    breached: dict[str, int] = {}
+    for case in svc.runtime.queue.open_cases():
+        by_queue[case.queue] = by_queue.get(case.queue, 0) + 1
+        if now > case.deadline_ms():
+            breached[case.queue] = breached.get(case.queue, 0) + 1
+    for q, n in by_queue.items():
+        svc.metrics.queue_open.labels(q).set(n)
+        svc.metrics.deadline_breaches.labels(q).set(breached.get(q, 0))
+    for det in svc.runtime.detectors:
+        rule_metrics = getattr(det, "prometheus", None)
+        if callable(rule_metrics):
+            rule_metrics(svc.metrics)
+    return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def create_app(runtime: Runtime, keys: ApiKeyStore, metrics: Metrics | None = None) -> FastAPI:
+    app = FastAPI(title="Bastion", version="0.1.0",
+                  description="Real-time trust-and-safety: ingest events, check one synchronously, investigate.")
+    app.state.service = Service(runtime, metrics or Metrics())
+    app.state.keys = keys
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": exc.errors()})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort
+        import logging
+
+        logging.getLogger("bastion.web").exception("unhandled error: %s", exc)
+        return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
+
+    app.include_router(router)
+    return app
