@@ -93,7 +93,7 @@ class Runtime:
 
     def checkpoint(self) -> None:
         self.engine.flush()
-        pos: dict[str, object] = {"line": self.position, "bad": self.bad}
+        pos: dict[str, object] = {"line": self.position, "bad": self.bad, "action_seq": self.engine._seq}
         if self.writer is not None:
             pos["sizes"] = self.writer.sizes()
         self.engine.state.checkpoint(pos)
@@ -234,6 +234,9 @@ def build_runtime(
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
                     quotas=Quotas(settings.quotas))
+    pos = state.resume_position() if resume else None
+    if isinstance(pos, dict):
+        engine._seq = int(pos.get("action_seq", 0))  # type: ignore[call-overload]
     return Runtime(settings, engine, registry, queue, links, clusters, writer, detectors)
 
 

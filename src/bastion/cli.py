@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "detect",     # clusters run, linker
     "review",     # users add, review helpers
     "scale",      # worker, produce
+    "bots",       # score-accounts, bots eval/train
     "bench",      # bench NAME
 )
 

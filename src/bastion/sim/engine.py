@@ -124,7 +124,8 @@ class Simulator:
         self.feed_ts = np.zeros(0, np.int64)
         self.feed_sampler: GroupSampler | None = None
         # truth
-        self.bad_posts: dict[str, list[int]] = {"abusive": [], "spam": [], "hate": []}
+        self.bad_posts: dict[str, list[int]] = {"abusive": [], "spam": [], "hate": [], "campaign": []}
+        self.campaigns_extra: dict[str, list[int]] = {}
         self.post_exposure: dict[int, float] = {}
         self.post_active: dict[int, int] = {}
         self.acct_exposure = np.zeros(n)
@@ -601,7 +602,7 @@ class Simulator:
         for i in np.flatnonzero(self.is_bad).tolist():
             exposure[ids[i]] = round(float(self.acct_exposure[i]), 2)
         for pid, v in self.post_exposure.items():
-            exposure[f"p{pid}"] = round(v, 2)
+            exposure[f"p{pid}"] = round(float(v), 2)
         out["exposure"] = exposure
         out["post_ts"] = {f"p{k}": v for k, v in self.post_active.items()}
         out["reports"] = dict(self.reports)

@@ -1,0 +1,97 @@
+"""`bastion bench pipeline`: decode, validate, state and features (no rules), beside a plain JSON decode loop
+over the same file in the same run; msgspec against pydantic v2 for decode + validate; peak memory."""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = __doc__
+
+# The features a typical rule set reads on every event; the bare pipeline computes them all.
+PROBE_FEATURES = (
+    "event.type", "actor.age_s", "actor.followers", "rel.stranger", "event.n_urls", "event.n_mentions",
+    "ip.accounts", "device.accounts", "event.text_len",
+)
+
+
+class FeatureProbe:
+    name = "feature_probe"
+
+    def evaluate(self, ctx: Any) -> None:
+        for name in PROBE_FEATURES:
+            ctx.feature(name)
+
+
+def _json_loop(lines: list[bytes]) -> float:
+    t0 = time.perf_counter()
+    loads = json.loads
+    for line in lines:
+        loads(line)
+    return time.perf_counter() - t0
+
+
+def _msgspec_validate(lines: list[bytes]) -> float:
+    from bastion.events.codec import decode_event
+
+    t0 = time.perf_counter()
+    for line in lines:
+        decode_event(line)
+    return time.perf_counter() - t0
+
+
+def _pipeline(lines: list[bytes]) -> tuple[float, int]:
+    from bastion.engine import Engine
+    from bastion.events.codec import BadEvent, decode_event
+    from bastion.features.builtin import build_registry
+    from bastion.state.memory import MemoryState
+
+    engine = Engine(MemoryState(), build_registry(), [FeatureProbe()])
+    t0 = time.perf_counter()
+    for line in lines:
+        try:
+            ev = decode_event(line)
+        except BadEvent:
+            continue
+        engine.process(ev)
+    return time.perf_counter() - t0, engine.stats.events
+
+
+def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
+    from bastion.bench.pydantic_events import pydantic_validate_seconds
+    from bastion.bench.streams import simulated_stream
+
+    n = events or (50_000 if quick else 1_000_000)
+    path: Path = simulated_stream(n)
+    lines = path.read_bytes().splitlines()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reps = 1 if quick or n >= 500_000 else 3
+    json_s = statistics.median(_json_loop(lines) for _ in range(reps))
+    msgspec_s = statistics.median(_msgspec_validate(lines) for _ in range(reps))
+    sample = lines[: min(len(lines), 200_000)]
+    pyd_s = pydantic_validate_seconds(sample)
+    msgspec_sample_s = _msgspec_validate(sample)
+    gc.collect()
+    pipe = [_pipeline(lines) for _ in range(reps)]
+    pipe_s = statistics.median(p[0] for p in pipe)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plain_rate = len(lines) / json_s
+    pipe_rate = len(lines) / pipe_s
+    return {
+        "events": len(lines),
+        "repeats (median)": reps,
+        "plain json.loads events/s": plain_rate,
+        "msgspec decode+validate events/s": len(lines) / msgspec_s,
+        "pydantic v2 decode+validate events/s (200k sample)": len(sample) / pyd_s,
+        "msgspec / pydantic speed-up": pyd_s / msgspec_sample_s,
+        "pipeline events/s (decode, validate, state, features)": pipe_rate,
+        "pipeline / plain decode": pipe_rate / plain_rate,
+        "target pipeline / plain decode": 0.15,
+        "peak RSS MB": rss1 / 1024,
+        "RSS growth during run MB": (rss1 - rss0) / 1024,
+    }

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from bastion.actions.effects import Effect, Subject
+from bastion.actions.quotas import Quotas
+from bastion.engine import Engine
+from bastion.events.codec import decode_event
+from bastion.features.builtin import build_registry
+from bastion.state.memory import MemoryState
+
+
+class HideStrangerReplies:
+    name = "hide"
+
+    def __init__(self, stage: str = "enforce") -> None:
+        self.stage = stage
+        self.seen_stranger: list[bool] = []
+
+    def evaluate(self, ctx):
+        if ctx.event.type == "post.create" and ctx.feature("event.is_reply"):
+            self.seen_stranger.append(ctx.feature("rel.stranger"))
+            for _ in range(2):  # recorded twice, applied once
+                ctx.emit(Effect(action="post.hide", subject=Subject("post", ctx.feature("event.post_id")),
+                                source="rule:T", reason="reply to a stranger", stage=self.stage))
+            ctx.emit(Effect(action="label.add", subject=Subject("account", ctx.actor.id), source="rule:T",
+                            label="replier", expires_ms=ctx.now_ms + 1000, stage=self.stage))
+
+
+class Broken:
+    name = "broken"
+
+    def evaluate(self, ctx):
+        raise RuntimeError("boom")
+
+
+def ev(i, etype, actor, **kw):
+    import json
+
+    return decode_event(json.dumps({"id": f"e{i}", "type": etype, "ts": i * 1000, "actor": actor, **kw}))
+
+
+def test_features_see_state_before_the_event_and_effects_dedupe():
+    det = HideStrangerReplies()
+    eng = Engine(MemoryState(), build_registry(), [det, Broken()])
+    eng.process(ev(1, "post.create", "u1", post={"id": "p1"}))
+    out = eng.process(ev(2, "post.create", "u2", post={"id": "p2", "reply_to": "p1", "reply_to_author": "u1"}))
+    assert [a.action for a in out] == ["post.hide", "label.add"]
+    eng.process(ev(3, "graph.follow", "u1", target="u2"))
+    eng.process(ev(4, "post.create", "u2", post={"id": "p3", "reply_to": "p1", "reply_to_author": "u1"}))
+    assert det.seen_stranger == [True, False]
+    assert eng.state.posts.get("p2").hidden
+    assert eng.state.labels.has("account", "u2", "replier", 2500)
+    assert not eng.state.labels.has("account", "u2", "replier", 5000)
+    assert eng.stats.detector_errors == {"broken": 4}  # the broken detector never stops the stream
+
+
+def test_repeated_event_id_has_no_second_effect():
+    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies()])
+    e = ev(2, "post.create", "u2", post={"id": "p2", "reply_to": "p1", "reply_to_author": "u1"})
+    assert len(eng.process(e)) == 2
+    assert eng.process(e) is None
+    assert eng.stats.duplicates == 1 and eng.stats.actions == {"post.hide": 1, "label.add": 1}
+    assert eng.state.accounts.get("u2").posts == 1
+
+
+def test_shadow_effects_are_recorded_not_applied():
+    written = []
+
+    class Sink:
+        def write_action(self, a):
+            written.append(a)
+
+        def write_dead_letter(self, *a):
+            pass
+
+        def flush(self):
+            pass
+
+    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies("shadow")], sinks=[Sink()])
+    assert eng.process(ev(2, "post.create", "u2", post={"id": "p2", "reply_to": "p1", "reply_to_author": "u1"})) == []
+    assert {a.stage for a in written} == {"shadow"} and len(written) == 2
+    assert not eng.state.labels.has("account", "u2", "replier", 2000)
+    assert eng.stats.shadow_actions == {"post.hide": 1, "label.add": 1}
+
+
+def test_quota_demotes_to_shadow():
+    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies()], quotas=Quotas({"post.hide": 1}))
+    for i in range(3):
+        eng.process(ev(10 + i, "post.create", f"u{i}", post={"id": f"q{i}", "reply_to": "p1", "reply_to_author": "x"}))
+    assert eng.stats.actions["post.hide"] == 1 and eng.stats.suppressed_by_quota == 2
+
+
+def test_check_changes_nothing():
+    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies()])
+    effects, ctx = eng.check(ev(2, "post.create", "u2", post={"id": "p2", "reply_to": "p1", "reply_to_author": "u1"}))
+    assert [e.action for e in effects] == ["post.hide", "label.add"]
+    assert eng.state.accounts.get("u2") is None and eng.state.posts.get("p2") is None
+    assert eng.stats.events == 0
+    assert eng.process(ev(2, "post.create", "u2", post={"id": "p2"})) == []  # the id was not consumed
+
+
+def test_state_application():
+    eng = Engine(MemoryState(), build_registry())
+    eng.process(ev(1, "account.create", "u1", ctx={"ip": "10.0.0.7", "device": "d1"},
+                   profile={"handle": "maria", "email_domain": "Example.com"}))
+    eng.process(ev(2, "graph.follow", "u2", target="u1"))
+    eng.process(ev(3, "post.create", "u1", post={"id": "p1", "text": "hi"}))
+    eng.process(ev(4, "post.engage", "u2", kind="like", post={"id": "p1", "author": "u1"}))
+    eng.process(ev(5, "report.create", "u2", subject={"kind": "post", "id": "p1"}, reason="spam"))
+    eng.process(ev(6, "account.status", "u1", status="suspended", by="platform"))
+    s = eng.state
+    u1 = s.accounts.get("u1")
+    assert (u1.handle, u1.followers, u1.posts, u1.reports_received, u1.status) == ("maria", 1, 1, 1, "suspended")
+    assert s.posts.get("p1").likes == 1 and s.posts.get("p1").reports == 1
+    assert s.identifiers.accounts("ip_net", "10.0.0.0/24") == ["u1"]
+    assert s.identifiers.count("email_domain", "example.com") == 1
