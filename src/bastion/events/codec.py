@@ -60,7 +60,8 @@ def decode_event(data: bytes | str) -> AnyEvent:
 def convert_event(obj: Any) -> AnyEvent:
     """Validate an already-decoded JSON object (HTTP ingest, broker payloads)."""
     try:
-        return msgspec.convert(obj, Event)
+        event: AnyEvent = msgspec.convert(obj, Event)
+        return event
     except msgspec.ValidationError as exc:
         msg = str(exc)
         if msg.startswith("Invalid value") and msg.endswith("at `$.type`"):

@@ -216,7 +216,8 @@ class JetstreamMapper:
             return []
         eid = f"{did}/{coll}/{rkey}/{rev}"
         uri = f"at://{did}/{coll}/{rkey}"
-        record = c.get("record") if isinstance(c.get("record"), dict) else {}
+        rec = c.get("record")
+        record: dict[str, Any] = rec if isinstance(rec, dict) else {}
         key = (did, coll, rkey)
         if op == "create" or (op == "update" and coll == PROFILE):
             if coll == POST:

@@ -217,7 +217,7 @@ KNOWN_TYPES: tuple[type[BaseEvent], ...] = (
 )
 
 for _cls in KNOWN_TYPES:
-    _cls.type_name = _cls.__struct_config__.tag  # type: ignore[assignment,misc]
+    _cls.type_name = _cls.__struct_config__.tag  # type: ignore[assignment]
 
 TYPE_NAMES: frozenset[str] = frozenset(c.type_name for c in KNOWN_TYPES)
 

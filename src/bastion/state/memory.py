@@ -66,6 +66,7 @@ class MemoryAccounts:
 class MemoryPosts:
     def __init__(self) -> None:
         self.data: dict[str, Post] = {}
+        self.dirty: set[str] = set()  # filled only by durable backends
 
     def get(self, post_id: str) -> Post | None:
         post = self.data.get(post_id)
@@ -266,7 +267,7 @@ class MemoryState:
         r = self.retention
         dropped: dict[str, int] = {}
         cutoff = now_ms - r.post_ttl_ms
-        unsaved_posts: set[str] = getattr(self.posts, "dirty", set())
+        unsaved_posts = self.posts.dirty
         old_posts = [pid for pid, p in self.posts.data.items() if p.ts < cutoff and pid not in unsaved_posts]
         for pid in old_posts:
             del self.posts.data[pid]

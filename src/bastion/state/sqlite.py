@@ -68,7 +68,6 @@ class _Posts(MemoryPosts):
     def __init__(self, db: sqlite3.Connection) -> None:
         super().__init__()
         self.db = db
-        self.dirty: set[str] = set()
 
     def _load(self, post_id: str) -> Post | None:
         row = self.db.execute("SELECT body FROM posts WHERE id=?", (post_id,)).fetchone()
