@@ -37,7 +37,7 @@ class EvalContext:
     """What a detector sees for one event: the event, state (read), lazily cached features, and a place to
     record effects and scores."""
 
-    __slots__ = ("event", "state", "actor", "registry", "now_ms", "effects", "scores", "dry_run", "_cache")
+    __slots__ = ("event", "state", "actor", "registry", "now_ms", "effects", "scores", "dry_run", "_cache", "_fns")
 
     def __init__(self, event: AnyEvent, state: State, actor: Account, registry: FeatureRegistry,
                  dry_run: bool = False) -> None:
@@ -45,17 +45,21 @@ class EvalContext:
         self.state = state
         self.actor = actor
         self.registry = registry
-        self.now_ms = event.ts_ms
+        self._fns = registry.fns
+        self.now_ms: int = event.ts  # type: ignore[assignment]  # normalised to epoch ms while decoding
         self.effects: list[Effect] = []
         self.scores: list[tuple[Subject, str, float]] = []
         self.dry_run = dry_run
         self._cache: dict[str, Any] = {}
 
     def feature(self, name: str) -> Any:
-        value = self._cache.get(name, _MISSING)
+        cache = self._cache
+        value = cache.get(name, _MISSING)
         if value is _MISSING:
-            value = self.registry.get(name).fn(self)
-            self._cache[name] = value
+            fn = self._fns.get(name)
+            if fn is None:
+                self.registry.get(name)  # raises UnknownFeature with suggestions
+            value = cache[name] = fn(self)  # type: ignore[misc]
         return value
 
     def cached(self, name: str, compute: Callable[[], Any]) -> Any:
@@ -168,7 +172,7 @@ class Engine:
     # -- the hot path -------------------------------------------------------------------------------------
     def process(self, event: AnyEvent) -> list[AppliedAction] | None:
         """Process one event; returns the actions applied, or None for a repeated event id."""
-        ts = event.ts_ms
+        ts: int = event.ts  # type: ignore[assignment]
         state = self.state
         if not state.seen.check_and_add(event.id, ts):
             self.stats.duplicates += 1

@@ -76,4 +76,50 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
 
 
 def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, serve: bool) -> None:
-    raise NotImplementedError
+    """Simulate, replay through every detector, evaluate against the truth, print the scoreboard, serve."""
+    import time
+
+    from bastion.evaluation.metrics import evaluate, print_scoreboard
+    from bastion.sim.engine import SimConfig, simulate
+
+    out.mkdir(parents=True, exist_ok=True)
+    sim_dir, res_dir = out / "sim", out / "results"
+    t0 = time.perf_counter()
+    console.print(f"[bold]1/4 simulating[/bold] {users:,} users for {days:g} days (seed {seed}) -> {sim_dir}")
+    simulate(SimConfig(users=users, days=days, seed=seed), sim_dir, progress=True)
+    console.print(f"[bold]2/4 replaying[/bold] through rules, models, linker and clusterers -> {res_dir}")
+    demo_settings = settings
+    if settings.db_path == Settings().db_path:
+        from dataclasses import replace
+
+        demo_settings = replace(settings, db_path=out / "bastion.db")
+    rt = build_runtime(demo_settings, out_dir=res_dir)
+    summary = replay_file(demo_settings, sim_dir / "events.jsonl", res_dir, runtime=rt, close=False)
+    print_summary(summary, res_dir)
+    console.print("[bold]3/4 evaluating[/bold] against the simulator's ground truth")
+    metrics = evaluate(sim_dir / "truth.json", res_dir)
+    (res_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=2, default=str))
+    print_scoreboard(metrics)
+    console.print(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
+    if not serve:
+        rt.close()
+        return
+    console.print("[bold]4/4 serving[/bold] the reviewer UI and API (Ctrl-C to stop)")
+    from bastion.web.server import serve_forever
+
+    seed_admin = _seed_admin(demo_settings)
+    if seed_admin:
+        console.print(f"  log in at http://{demo_settings.host}:{demo_settings.port}/ui/login as "
+                      f"[bold]{seed_admin[0]}[/bold] with password [bold]{seed_admin[1]}[/bold] (shown once)")
+    console.print(f"  API docs at http://{demo_settings.host}:{demo_settings.port}/docs")
+    serve_forever(demo_settings, runtime=rt)
+
+
+def _seed_admin(settings: Settings) -> tuple[str, str] | None:
+    """Create an admin with a random password for the demo, when the user store exists."""
+    try:
+        from bastion.review.users import seed_demo_admin  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    result: tuple[str, str] | None = seed_demo_admin(settings)
+    return result

@@ -43,9 +43,11 @@ class FeatureSpec:
 class FeatureRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, FeatureSpec] = {}
+        self.fns: dict[str, FeatureFn] = {}  # name -> function, the hot-path lookup
 
     def register(self, spec: FeatureSpec) -> None:
         self._specs[spec.name] = spec
+        self.fns[spec.name] = spec.fn
 
     def feature(self, name: str, type_: type, doc: str, cost: str = "cheap") -> Callable[[FeatureFn], FeatureFn]:
         def deco(fn: FeatureFn) -> FeatureFn:
@@ -72,4 +74,5 @@ class FeatureRegistry:
     def copy(self) -> FeatureRegistry:
         other = FeatureRegistry()
         other._specs = dict(self._specs)
+        other.fns = dict(self.fns)
         return other

@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,7 @@ class Calibration:
     def apply_one(self, score: float) -> float:
         if self.method == "platt":
             z = float(self.params[0] * score + self.params[1])
-            return 1.0 / (1.0 + np.exp(-max(-40.0, min(40.0, z))))
+            return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
         return float(self.apply(np.array([score]))[0])
 
     def to_arrays(self, prefix: str = "cal_") -> dict[str, np.ndarray]:

@@ -1,18 +1,25 @@
-"""The review queue: one open case per subject, ranked by expected harm.
+"""The review queue: one open case per subject, routed to a policy queue and ranked by expected harm.
 
 Every signal about a subject - a report, a rule hit, a model score, a repeat-offender link, a cluster -
 arrives as a ``review.enqueue`` effect and merges into the subject's open case. Priority is
 
-    P(violation) x severity(policy) x expected exposure  (+ aging, so nothing starves)
+    P(violation) x severity(policy) x (1 + expected exposure) x aging  (+ a small aging floor)
 
-where P is the best calibrated score among the case's signals (reports count through the reporters'
-reputation), severity comes from the policy table below, and exposure estimates the views the subject will
-collect if left alone (followers and engagement for accounts and posts, summed over members for clusters).
+* **P(violation)** combines, as a noisy-OR, (a) the best *calibrated* signal score - each source's raw score is
+  shrunk toward that source's precision measured on reviewer decisions - and (b) the reports, each weighted
+  by its reporter's reputation (the mean of a Beta posterior over that reporter's confirmed and rejected
+  reports); the offender's history (earlier violating decisions) raises it further.
+* **severity** comes from the policy table below.
+* **exposure** estimates the views the subject collects in the next day if left alone: reach per post
+  (followers) times posting velocity, plus engagement; summed over members for clusters.
+* **aging** multiplies priority by ``1 + AGING_PER_HOUR x hours open`` and adds a floor so nothing starves.
+
+Deadlines are per policy (``DEADLINE_H``); an open case past its deadline is a breach (``/metrics``).
 """
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +27,8 @@ from typing import Any
 from bastion.actions.effects import REVIEW_ENQUEUE, AppliedAction, Effect, Subject
 from bastion.events.model import AnyEvent, ReportCreate
 from bastion.state.protocols import State
+
+QUEUES = ("abuse", "spam", "bots", "repeat_offenders", "coordination")
 
 SEVERITY: dict[str, float] = {
     "abuse": 0.8,
@@ -33,13 +42,55 @@ SEVERITY: dict[str, float] = {
     "impersonation": 0.6,
     "other": 0.4,
 }
-REPORT_QUEUE = {
-    "spam": "spam", "abuse": "abuse", "harassment": "abuse", "hate": "abuse", "impersonation": "repeat_offenders",
-    "misinformation": "coordination", "bot": "bots", "other": "abuse",
+# policy or report reason -> queue
+POLICY_QUEUE = {
+    "spam": "spam", "abuse": "abuse", "harassment": "abuse", "hate": "abuse", "offensive": "abuse",
+    "impersonation": "repeat_offenders", "evasion": "repeat_offenders", "repeat_offenders": "repeat_offenders",
+    "misinformation": "coordination", "coordination": "coordination", "bot": "bots", "bots": "bots",
+    "other": "abuse",
 }
+REPORT_QUEUE = POLICY_QUEUE  # kept for callers of the first version
 DEADLINE_H: dict[str, float] = {"abuse": 4, "hate": 4, "coordination": 8, "repeat_offenders": 12, "bots": 24,
                                 "spam": 24, "other": 48}
 AGING_PER_HOUR = 0.02
+AGING_FLOOR_PER_HOUR = 0.002
+REPORT_STRENGTH = 0.5          # P(violation) one report from a reporter of reputation 1.0 adds
+CALIBRATION_PRIOR = 5.0        # pseudo-decisions behind a source's own score before its precision counts
+HISTORY_FACTOR = 0.6           # each earlier violation multiplies P(no violation) by this
+MAX_REPORTS_KEPT = 50
+
+
+def route(effect: Effect) -> str:
+    """Routing rules, first match wins: an explicit known queue; the source (linker -> repeat offenders,
+    cluster -> coordination, bot model -> bots); the label or policy; abuse."""
+    q = effect.queue
+    if q in QUEUES:
+        return q
+    src = effect.source
+    if src == "linker" or src.startswith("linker:"):
+        return "repeat_offenders"
+    if src.startswith("cluster:") or effect.subject.kind == "cluster":
+        return "coordination"
+    if src.startswith("model:bot"):
+        return "bots"
+    for key in (q, effect.label):
+        if key and key in POLICY_QUEUE:
+            return POLICY_QUEUE[key]
+    if src.startswith("model:"):
+        name = src[6:].split("@")[0]
+        if name in POLICY_QUEUE:
+            return POLICY_QUEUE[name]
+    return "abuse"
+
+
+@dataclass
+class Signal:
+    source: str
+    score: float
+    reason: str
+    ts: int
+    label: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,21 +100,50 @@ class Case:
     queue: str
     opened_ms: int
     updated_ms: int
-    p: float = 0.0
+    p: float = 0.0                 # best raw signal score (not reports)
     reasons: dict[str, str] = field(default_factory=dict)   # source -> reason (merged, latest wins)
     reporters: set[str] = field(default_factory=set)
-    report_weight: float = 0.0
+    report_weight: float = 0.0     # sum of reporter reputations at intake (kept for compatibility)
     sources: set[str] = field(default_factory=set)
     exposure: float = 0.0
     status: str = "open"           # open | decided
     decision: str | None = None
     first_event: str = ""
+    signals: dict[str, Signal] = field(default_factory=dict)
+    reports: list[dict[str, Any]] = field(default_factory=list)   # latest MAX_REPORTS_KEPT
+    history: int = 0               # earlier violating decisions on this subject
+    decided_ms: int | None = None
 
-    def priority(self, now_ms: int, severity: dict[str, float] = SEVERITY) -> float:
-        p_report = 1.0 - math.exp(-self.report_weight) if self.report_weight else 0.0
-        p = max(self.p, p_report)
+    # -- priority --------------------------------------------------------------------------------------
+    def p_signal(self, calibrate: Callable[[str, float], float] | None = None) -> float:
+        best = 0.0
+        for sig in self.signals.values():
+            p = calibrate(sig.source, sig.score) if calibrate else sig.score
+            best = max(best, p)
+        return max(best, 0.0 if self.signals else self.p)
+
+    def p_report(self, reputation: Callable[[str], float] | None = None) -> float:
+        if not self.reporters:
+            return 0.0
+        miss = 1.0
+        for rep in self.reporters:
+            r = reputation(rep) if reputation else 0.5
+            miss *= 1.0 - REPORT_STRENGTH * r
+        return 1.0 - miss
+
+    def p_violation(self, calibrate: Callable[[str, float], float] | None = None,
+                    reputation: Callable[[str], float] | None = None) -> float:
+        miss = (1.0 - self.p_signal(calibrate)) * (1.0 - self.p_report(reputation))
+        miss *= HISTORY_FACTOR ** min(self.history, 3)
+        return 1.0 - miss
+
+    def priority(self, now_ms: int, severity: dict[str, float] = SEVERITY,
+                 calibrate: Callable[[str, float], float] | None = None,
+                 reputation: Callable[[str], float] | None = None) -> float:
         hours = max(0.0, (now_ms - self.opened_ms) / 3_600_000)
-        return p * severity.get(self.queue, 0.5) * (1.0 + self.exposure) * (1.0 + AGING_PER_HOUR * hours)
+        p = self.p_violation(calibrate, reputation)
+        sev = severity.get(self.queue, 0.5)
+        return p * sev * (1.0 + self.exposure) * (1.0 + AGING_PER_HOUR * hours) + AGING_FLOOR_PER_HOUR * hours
 
     def deadline_ms(self) -> int:
         return self.opened_ms + int(DEADLINE_H.get(self.queue, 48) * 3_600_000)
@@ -73,31 +153,78 @@ class Case:
         if self.reporters:
             out.append(f"{len(self.reporters)} report{'s' if len(self.reporters) != 1 else ''}")
         out.extend(self.reasons.values())
+        if self.history:
+            out.append(f"{self.history} earlier violation{'s' if self.history != 1 else ''}")
         return out
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def body(self) -> str:
+        return json.dumps({
+            "reasons": self.reasons, "reporters": sorted(self.reporters), "report_weight": self.report_weight,
+            "sources": sorted(self.sources), "first_event": self.first_event, "history": self.history,
+            "signals": {k: {"source": s.source, "score": s.score, "reason": s.reason, "ts": s.ts, "label": s.label,
+                            "evidence": s.evidence} for k, s in self.signals.items()},
+            "reports": self.reports,
+        }, default=str, separators=(",", ":"))
+
+    def to_row(self, priority: float) -> dict[str, Any]:
+        return {"id": self.id, "subject_kind": self.subject.kind, "subject_id": self.subject.id, "queue": self.queue,
+                "status": self.status, "opened_ms": self.opened_ms, "updated_ms": self.updated_ms,
+                "decided_ms": self.decided_ms, "p": self.p, "exposure": self.exposure, "priority": priority,
+                "decision": self.decision, "body": self.body()}
+
+    @classmethod
+    def from_row(cls, row: Any) -> Case:
+        b = json.loads(row["body"])
+        case = cls(id=row["id"], subject=Subject(row["subject_kind"], row["subject_id"]), queue=row["queue"],
+                   opened_ms=row["opened_ms"], updated_ms=row["updated_ms"], p=row["p"], exposure=row["exposure"],
+                   status=row["status"], decision=row["decision"], decided_ms=row["decided_ms"])
+        case.reasons = dict(b.get("reasons", {}))
+        case.reporters = set(b.get("reporters", []))
+        case.report_weight = float(b.get("report_weight", 0.0))
+        case.sources = set(b.get("sources", []))
+        case.first_event = b.get("first_event", "")
+        case.history = int(b.get("history", 0))
+        case.signals = {k: Signal(**v) for k, v in b.get("signals", {}).items()}
+        case.reports = list(b.get("reports", []))
+        return case
 
 
 ExposureFn = Callable[[Subject, State], float]
 
 
+def account_exposure(acc: Any) -> float:
+    """Views an account collects in the next 24 hours at its current velocity: posts per hour x reach per
+    post (followers), plus its other outward actions (follows, likes, messages)."""
+    if acc is None or acc.status != "active":
+        return 0.0
+    act = acc.activity
+    first = act.first_ts or acc.first_seen_ms
+    last = act.last_ts or acc.last_seen_ms
+    life_h = max(1.0, (last - first) / 3_600_000)
+    reach = 2.0 + 0.1 * acc.followers
+    posts_h = (act.n_posts + act.n_replies) / life_h if act.n_events else acc.posts / life_h
+    other_h = max(0, act.n_events - act.n_posts - act.n_replies) / life_h
+    return 24.0 * (posts_h * reach + 0.5 * other_h + act.n_messages / life_h)
+
+
 def default_exposure(subject: Subject, state: State) -> float:
-    """Expected views if never actioned, in thousands: followers plus engagement-driven reach."""
+    """Expected views if never actioned over the next day (see :func:`account_exposure`)."""
     if subject.kind == "account":
-        acc = state.accounts.get(subject.id)
-        if acc is None:
-            return 0.0
-        return (acc.followers + 5.0 * acc.posts ** 0.5) / 1000.0
+        return account_exposure(state.accounts.get(subject.id))
     if subject.kind == "post":
         post = state.posts.get(subject.id)
-        if post is None:
+        if post is None or post.hidden or post.deleted:
             return 0.0
         author = state.accounts.get(post.author)
         followers = author.followers if author else 0
-        return (followers + 20.0 * (post.likes + post.reposts) + 5.0 * post.replies) / 1000.0
+        return 3.0 + 0.1 * followers + 2.0 * (post.likes + post.reposts) + 0.5 * post.replies
     return 0.0
 
 
 class ReviewQueue:
-    """In-process case store and effect applier for ``review.enqueue``."""
+    """Case store and effect applier for ``review.enqueue``: in memory on the hot path; with a
+    :class:`~bastion.review.store.ReviewStore` attached, changed cases are written out on :meth:`sync`."""
 
     actions = frozenset({REVIEW_ENQUEUE})
 
@@ -107,17 +234,24 @@ class ReviewQueue:
         self.by_id: dict[str, Case] = {}
         self.exposure = exposure
         self.reputation = reporter_reputation or (lambda _reporter: 0.5)
+        self.calibrate: Callable[[str, float], float] | None = None
+        self.violations: dict[Subject, int] = {}       # offender history from decisions
+        self.state: State | None = None
+        self.store: Any = None
+        self.dirty: set[str] = set()
         self._seq = 0
         self.now_ms = 0
 
+    # -- the hot path ----------------------------------------------------------------------------------
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
         ts = event.ts_ms
+        self.state = state
         self.now_ms = max(self.now_ms, ts)
         case = self.cases.get(effect.subject)
         if case is None or case.status != "open":
             self._seq += 1
-            case = Case(id=f"k{self._seq}", subject=effect.subject, queue=effect.queue or "other",
-                        opened_ms=ts, updated_ms=ts, first_event=event.id)
+            case = Case(id=f"k{self._seq}", subject=effect.subject, queue=route(effect), opened_ms=ts,
+                        updated_ms=ts, first_event=event.id, history=self.violations.get(effect.subject, 0))
             self.cases[effect.subject] = case
             self.by_id[case.id] = case
         case.updated_ms = ts
@@ -126,16 +260,26 @@ class ReviewQueue:
             if event.actor not in case.reporters:
                 case.reporters.add(event.actor)
                 case.report_weight += self.reputation(event.actor)
+            case.reports.append({"reporter": event.actor, "reason": event.reason, "ts": ts, "event": event.id,
+                                 "text": (event.text or "")[:280]})
+            if len(case.reports) > MAX_REPORTS_KEPT:
+                del case.reports[0]
+            if not case.signals and case.queue != route(effect):
+                case.queue = route(effect)
         else:
             p = effect.priority if effect.priority is not None else (effect.score if effect.score is not None
                                                                      else 0.5)
+            old = case.signals.get(effect.source)
+            if old is None or p >= old.score:
+                case.signals[effect.source] = Signal(effect.source, float(p), effect.reason, ts, effect.label,
+                                                     dict(effect.evidence))
             if p > case.p:
                 case.p = p
-                if effect.queue:
-                    case.queue = effect.queue
+                case.queue = route(effect)
             if effect.reason:
                 case.reasons[effect.source] = effect.reason
         case.exposure = max(case.exposure, self._exposure(effect, state))
+        self.dirty.add(case.id)
 
     def _exposure(self, effect: Effect, state: State) -> float:
         if effect.subject.kind == "cluster":
@@ -143,12 +287,27 @@ class ReviewQueue:
             return sum(self.exposure(Subject("account", str(m)), state) for m in members[:500]) + len(members) / 100
         return self.exposure(effect.subject, state)
 
+    # -- reading ---------------------------------------------------------------------------------------
     def open_cases(self) -> list[Case]:
         return [c for c in self.cases.values() if c.status == "open"]
 
-    def ranked(self, now_ms: int | None = None) -> list[tuple[Case, float]]:
+    def refresh_exposure(self, case: Case) -> None:
+        """Exposure moves with the subject (followers, velocity, a suspension); re-read it before ranking."""
+        if self.state is not None and case.subject.kind in ("account", "post"):
+            case.exposure = self.exposure(case.subject, self.state)
+
+    def priority_of(self, case: Case, now_ms: int | None = None) -> float:
         now = self.now_ms if now_ms is None else now_ms
-        scored = [(c, c.priority(now)) for c in self.open_cases()]
+        return case.priority(now, calibrate=self.calibrate, reputation=self.reputation)
+
+    def ranked(self, now_ms: int | None = None, queue: str | None = None) -> list[tuple[Case, float]]:
+        now = self.now_ms if now_ms is None else now_ms
+        scored = []
+        for c in self.open_cases():
+            if queue and c.queue != queue:
+                continue
+            self.refresh_exposure(c)
+            scored.append((c, self.priority_of(c, now)))
         scored.sort(key=lambda cp: (-cp[1], cp[0].opened_ms))
         return scored
 
@@ -156,12 +315,60 @@ class ReviewQueue:
         rows = []
         for rank, (case, prio) in enumerate(self.ranked(now_ms), 1):
             rows.append({"rank": rank, "case": case.id, "subject": {"kind": case.subject.kind, "id": case.subject.id},
-                         "priority": round(prio, 6), "queue": case.queue, "reasons": case.reason_list()})
+                         "priority": round(prio, 6), "queue": case.queue, "reasons": case.reason_list(),
+                         "deadline": case.deadline_ms()})
         return rows
+
+    def breaches(self, now_ms: int | None = None) -> dict[str, tuple[int, int]]:
+        """queue -> (open cases, cases past their deadline)."""
+        now = self.now_ms if now_ms is None else now_ms
+        out: dict[str, tuple[int, int]] = {q: (0, 0) for q in QUEUES}
+        for c in self.open_cases():
+            n, b = out.get(c.queue, (0, 0))
+            out[c.queue] = (n + 1, b + (1 if now > c.deadline_ms() else 0))
+        return out
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def attach(self, store: Any) -> None:
+        """Load open cases and offender history from ``store``; later changes are written by :meth:`sync`."""
+        self.store = store
+        self._seq = max(self._seq, store.max_case_seq())
+        for row in store.load_cases("open"):
+            case = Case.from_row(row)
+            if case.subject not in self.cases:
+                self.cases[case.subject] = case
+                self.by_id[case.id] = case
+                self.now_ms = max(self.now_ms, case.updated_ms)
+        for r in store.query("SELECT subject_kind, subject_id, COUNT(*) AS n FROM decisions "
+                             "WHERE verdict='violating' GROUP BY subject_kind, subject_id"):
+            self.violations[Subject(r["subject_kind"], r["subject_id"])] = int(r["n"])
+        # cases opened before this attach (a replay before the UI) are new to the store
+        self.dirty.update(c.id for c in self.cases.values())
+        self.sync()
+
+    def sync(self) -> int:
+        if self.store is None or not self.dirty:
+            return 0
+        rows = []
+        for cid in list(self.dirty):
+            case = self.by_id.get(cid)
+            if case is not None:
+                rows.append(case.to_row(self.priority_of(case)))
+        self.dirty.clear()
+        self.store.upsert_cases(rows)
+        return len(rows)
+
+    def close_case(self, case: Case, decision: str, ts_ms: int) -> None:
+        case.status = "decided"
+        case.decision = decision
+        case.decided_ms = ts_ms
+        if decision == "violating":
+            self.violations[case.subject] = self.violations.get(case.subject, 0) + 1
+        self.dirty.add(case.id)
 
 
 class ReportIntake:
-    """Every report opens or joins the case of its subject (weighted later by the reporter's reputation)."""
+    """Every report opens or joins the case of its subject (weighted by the reporter's reputation)."""
 
     name = "reports"
 
@@ -169,4 +376,5 @@ class ReportIntake:
         ev = ctx.event
         if isinstance(ev, ReportCreate):
             ctx.emit(Effect(action=REVIEW_ENQUEUE, subject=Subject(ev.subject.kind, ev.subject.id), source="reports",
-                            queue=REPORT_QUEUE.get(ev.reason, "other"), reason=f"reported for {ev.reason}"))
+                            queue=POLICY_QUEUE.get(ev.reason, "abuse"), reason=f"reported for {ev.reason}"))
+

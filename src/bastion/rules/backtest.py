@@ -35,18 +35,16 @@ class Truth:
 def load_truth(path: str | Path) -> Truth:
     text = Path(path).read_text(encoding="utf-8")
     t = Truth()
-    stripped = text.lstrip()
-    if stripped.startswith("{") and '"accounts"' in text[:100_000] and "\n{" not in stripped[:2]:
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict) and ("accounts" in obj or "posts" in obj):
-            for aid, info in (obj.get("accounts") or {}).items():
-                (t.bad if info.get("bad") else t.good).add(("account", aid))
-            for ids in (obj.get("posts") or {}).values():
-                t.bad.update(("post", pid) for pid in ids)
-            return t
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict) and ("accounts" in obj or "posts" in obj):
+        for aid, info in (obj.get("accounts") or {}).items():
+            (t.bad if info.get("bad") else t.good).add(("account", aid))
+        for ids in (obj.get("posts") or {}).values():
+            t.bad.update(("post", pid) for pid in ids)
+        return t
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -93,30 +91,28 @@ def replay(rules_dir: str | Path, events: Iterable[Any], registry: Any = None) -
 
     registry = registry if registry is not None else build_registry()
     det = RulesDetector.from_dir(rules_dir, registry)
-    engine = Engine(MemoryState(), registry, [det])
+    from bastion.rules.fixtures import CollectSink
+
+    sink = CollectSink()
+    engine = Engine(MemoryState(), registry, [det], sinks=[sink])
     effects: dict[tuple[str, str, str, str], str] = {}
     by_rule: dict[str, set[Key]] = {}
     shadow: dict[str, int] = {}
     t0 = time.perf_counter()
     n = 0
-    seen_shadow = 0
     for ev in events:
         n += 1
-        applied = engine.process(ev) or []
-        acts = list(applied)
-        if len(engine.shadow) > seen_shadow:
-            acts.extend(engine.shadow[seen_shadow:])
-            seen_shadow = len(engine.shadow)
-        for act in acts:
+        engine.process(ev)
+        if not sink.actions:
+            continue
+        for act in sink.actions:
             rule = act.source[5:] if act.source.startswith("rule:") else act.source
             key = (act.subject.kind, act.subject.id, act.action, act.label or "")
             effects.setdefault(key, rule)
             by_rule.setdefault(rule, set()).add((act.subject.kind, act.subject.id))
             if act.stage == "shadow":
                 shadow[rule] = shadow.get(rule, 0) + 1
-        if len(engine.shadow) > 100_000:  # keep memory flat on long replays
-            engine.shadow.clear()
-            seen_shadow = 0
+        sink.actions.clear()
     hits = {r.name: r.metrics.hits for r in det.ruleset.rules}
     return RunResult(det.ruleset.version, n, time.perf_counter() - t0, hits, effects, by_rule, shadow)
 

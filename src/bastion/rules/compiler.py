@@ -758,6 +758,17 @@ class Compiler:
     def _fn_endswith(self, node: ast.Call) -> _Node:
         return self._two_str(node, "endswith")
 
+    def _fn_first(self, node: ast.Call) -> _Node:
+        args = self._args(node, ["values"], {})
+        v = self._typed(args["values"], {"list"}, "values")
+        vf = v.fn
+
+        def fn(ctx: EvalContext) -> Any:
+            lst = vf(ctx)
+            return str(lst[0]) if lst else ""
+
+        return _Node(fn, "str", cost=v.cost + 1)
+
     def _fn_overlaps(self, node: ast.Call) -> _Node:
         args = self._args(node, ["a", "b"], {})
         a, b = self._typed(args["a"], {"list"}, "a"), self._typed(args["b"], {"list"}, "b")

@@ -39,6 +39,22 @@ class CaseResult:
     failures: list[str] = field(default_factory=list)
 
 
+class CollectSink:
+    """An engine sink that keeps the actions it is given (enforced and shadow) for inspection."""
+
+    def __init__(self) -> None:
+        self.actions: list[Any] = []
+
+    def write_action(self, action: Any) -> None:
+        self.actions.append(action)
+
+    def write_dead_letter(self, line: int | None, error: str, raw: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
 def stub_registry(base: Any) -> tuple[Any, dict[str, dict[str, Any]]]:
     """``base`` plus the model features it lacks, answering from per-event values set by the fixtures."""
     from bastion.features.registry import FeatureSpec
@@ -129,16 +145,17 @@ def run_case(case: dict[str, Any], rules_dir: Path, registry: Any, default_rule:
     det = RulesDetector(load_rules(rules_dir, reg), reg)
     if rule is not None and rule not in {r.name for r in det.ruleset.rules}:
         return CaseResult(name, path, line, False, [f"no rule named {rule!r}"])
-    engine = Engine(MemoryState(), reg, [det])
+    sink = CollectSink()
+    engine = Engine(MemoryState(), reg, [det], sinks=[sink])
     produced: list[dict[str, Any]] = []
     for ev in events:
         try:
             event = convert_event(ev)
         except Exception as exc:
             return CaseResult(name, path, line, False, [f"bad event {ev.get('id')}: {exc}"])
-        before = len(engine.shadow)
-        applied = engine.process(event) or []
-        for act in list(applied) + engine.shadow[before:]:
+        sink.actions.clear()
+        engine.process(event)
+        for act in sink.actions:
             d = msgspec.to_builtins(act)
             if rule is None or d.get("source") == f"rule:{rule}":
                 produced.append(d)

@@ -410,6 +410,8 @@ class _Builder:
             self.err(path, rule, "an effect is a mapping such as {label: spam, expires: 7d}", key="effects")
             return None
         verbs = [k for k in obj if k in ACTIONS]
+        if len(verbs) > 1 and "label" in verbs:  # label: is also the label option of other actions
+            verbs.remove("label")
         if len(verbs) != 1:
             self.err(path, obj, "an effect names exactly one action",
                      f"one of: {', '.join(ACTIONS)} (others: {', '.join(sorted(EFFECT_OPTIONS))})")

@@ -192,7 +192,7 @@ class SpamRing(Group):
                 text = pr.choice(self.variants)
                 urls = (pr.choice(self.urls),) if pr.random() < (1.0, 0.8, 0.6)[d] else ()
                 if d == 2 and pr.random() < 0.45:
-                    sim.post(ts, a, sim.text_idx("benign"))
+                    sim.post(ts, a, sim.benign_text())
                 elif r < 0.45:
                     par = int(sim.feed_sample(1, None)[0])
                     if par >= 0 and sim.post_author[par] != a:
@@ -264,7 +264,7 @@ class Farm(Group):
                 continue
             pid = -1
             if self.cohort == "like_farm":
-                pid = sim.post(max(t0, ot - pr.randrange(5, 30) * MIN_MS), cust, sim.text_idx("benign"))
+                pid = sim.post(max(t0, ot - pr.randrange(5, 30) * MIN_MS), cust, sim.benign_text())
             offs = sorted(pr.randrange(1000, self.WINDOW[d]) for _ in self.members)
             for a, off in zip(self.members, offs, strict=True):
                 if pr.random() > self.PART[d]:
@@ -334,7 +334,7 @@ class Harasser(Group):
             ts = lo + pr.randrange(max(1, t1 - lo))
             v = pr.choice(self.targets)
             abusive = pr.random() < self.ABUSIVE[d]
-            text: int | str = pr.choice(self.style) if abusive else sim.text_idx("benign")
+            text: int | str = pr.choice(self.style) if abusive else sim.benign_text()
             label = ("hate" if "hate" in sim.raw_text and abusive and pr.random() < 0.3 else "offensive") if abusive else None
             r = pr.random()
             lp = int(sim.last_post[v])
@@ -376,14 +376,14 @@ class PileOn(Group):
             if not t0 <= ep < t1 or not self.targets:
                 continue
             v = self.targets[0]
-            trigger = sim.post(ep, v, sim.text_idx("benign"))
+            trigger = sim.post(ep, v, sim.benign_text())
             for a in self.members:
                 if pr.random() > (0.95, 0.8, 0.6)[d]:
                     continue
                 for _ in range(pr.randint(1, 4)):
                     ts = ep + pr.randrange(MIN_MS, self.WINDOW[d])
                     abusive = pr.random() < (0.95, 0.8, 0.6)[d]
-                    text: int | str = pr.choice(self.texts) if abusive else sim.text_idx("benign")
+                    text: int | str = pr.choice(self.texts) if abusive else sim.benign_text()
                     label = "offensive" if abusive else None
                     tags = (self.tag,) if d == 0 else ()
                     r = pr.random()
@@ -504,7 +504,7 @@ class BotFarm(Group):
         elif r < 0.8:
             sim.graph(ts, a, int(sim.acct_sampler.sample(sim.rng, None, 1)[0]))
         else:
-            sim.post(ts, a, sim.text_idx("benign"))
+            sim.post(ts, a, sim.benign_text())
 
     def step(self, sim: Simulator, h: int, t0: int, t1: int) -> None:
         pr, d = sim.prng, self.diff
@@ -654,7 +654,7 @@ class Brands(Group):
             t = t0 + (off - (t0 - sim.start)) % per
             while t < t1:
                 ts = min(t1 - 1, t + pr.randrange(0, 3000))
-                sim.post(ts, a, sim.text_idx("benign"), urls=(f"https://{sim.pop.handles[a]}.com/p/{pr.randrange(10**6)}",),
+                sim.post(ts, a, sim.benign_text(), urls=(f"https://{sim.pop.handles[a]}.com/p/{pr.randrange(10**6)}",),
                          tags=(textgen.TOPICS[int(sim.pop.community[a]) % len(textgen.TOPICS)],) if pr.random() < 0.5 else ())
                 t += per
 
@@ -683,7 +683,7 @@ class Viral(Group):
             tag = f"{word}{pr.randrange(10, 99)}"
             url = f"https://news{pr.randrange(50)}.example.com/live/{pr.randrange(10**6)}"
             src = int(np.argmax(np.where(sim.is_bad, -1.0, sim.followers)))
-            orig = sim.post(t, src, sim.text_idx("benign"), urls=(url,), tags=(tag,))
+            orig = sim.post(t, src, sim.benign_text(), urls=(url,), tags=(tag,))
             k = min(3000, max(20, int(0.06 * p.n)))
             cand = sim.rng.choice(p.n, size=min(p.n, k * 2), replace=False)
             members = [int(a) for a in cand if not sim.is_bad[a] and sim.alive(int(a), t)][:k]
@@ -693,7 +693,7 @@ class Viral(Group):
                     sim.engage(ts, a, orig, "repost")
                 else:
                     r = pr.random()
-                    sim.post(ts, a, sim.text_idx("benign"), urls=(url,) if r < 0.85 else (), tags=(tag,) if r > 0.15 else ())
+                    sim.post(ts, a, sim.benign_text(), urls=(url,) if r < 0.85 else (), tags=(tag,) if r > 0.15 else ())
                 p.lookalike.setdefault(a, []).append("viral")
             sim.lookalikes["viral"][vid] = {"hashtag": tag, "url": url, "start": t,
                                              "members": [p.ids[a] for a in members]}
@@ -724,12 +724,12 @@ class Heated(Group):
                         break
             else:
                 continue
-            pid = sim.post(t, a, sim.text_idx("benign"))
+            pid = sim.post(t, a, sim.benign_text())
             ts = t
             for j in range(pr.randint(8, 25)):
                 ts += pr.randrange(20_000, 6 * MIN_MS)
                 who = b if j % 2 == 0 else a
-                text = sim.text_idx("offensive") if pr.random() < 0.12 else sim.text_idx("benign")
+                text = sim.text_idx("offensive") if pr.random() < 0.12 else sim.benign_text()
                 nxt = sim.post(ts, who, text, reply_to=pid)
                 pid = nxt if nxt >= 0 else pid
             for x in (a, b):

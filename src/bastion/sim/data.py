@@ -4,10 +4,10 @@ Pools (``benign``, ``offensive``, ``hate``, ``spam``) are drawn from ../shared/d
 
 - TweetEval offensive and hate: ``--text-split test`` uses the official ``val`` and ``test`` files, ``train``
   uses ``train`` only.
-- SMS Spam Collection and YouTube Spam Collection: exact-duplicate texts removed (first kept, file order), then a
-  stratified 80/20 split, ``sklearn.model_selection.train_test_split(test_size=0.2, random_state=13,
-  stratify=label)``; the 20% is the test split. When ``bastion.datasets.text`` exposes ``load_corpus(name,
-  split)`` that canonical split is used instead, so simulator and text models always agree.
+- SMS Spam Collection and YouTube Spam Collection: the canonical splits of :mod:`bastion.datasets.text` (SMS:
+  exact duplicates dropped, stratified 80/20 with ``random_state=13``; YouTube: the Youtube05-Shakira video is
+  the test split). The simulator's ``train`` is the corpus's train plus val. Without that module the fallback is
+  the SMS rule applied to both corpora.
 
 A text that also occurs in the other split of the same corpus is dropped from the train pool, so a model trained on
 ``--text-split train`` scenarios can never have seen an evaluation text.
@@ -29,6 +29,12 @@ _HTML = re.compile(r"<[^>]+>")
 
 def find_data_dir() -> Path:
     """The shared data folder: ``$BASTION_DATA_DIR``, else the ``shared/data`` next to the repository."""
+    try:
+        from bastion.datasets.text import find_data_dir as canonical_find
+
+        return canonical_find()
+    except ImportError:
+        pass
     env = os.environ.get("BASTION_DATA_DIR")
     if env:
         path = Path(env)
@@ -97,30 +103,23 @@ def _dedup_split(rows: list[tuple[str, int]], split: str) -> list[tuple[str, int
     return test if split == "test" else train
 
 
-def _canonical(name: str, split: str) -> list[tuple[str, int]] | None:
-    """Rows from bastion.datasets.text when that module provides the corpus, else None."""
+_CANONICAL_NAMES = {"sms_spam_collection": "sms", "youtube_spam_collection": "youtube"}
+
+
+def _canonical(name: str, split: str, root: Path) -> list[tuple[str, int]] | None:
+    """Rows from bastion.datasets.text (the canonical split shared with the text models), or None if absent.
+
+    The simulator's ``test`` split is the corpus's ``test`` split; its ``train`` split is ``train`` plus ``val``
+    (both are training-side data; neither shares a text with ``test``)."""
     try:
-        from bastion.datasets import text as dtext  # type: ignore[import-not-found,attr-defined]
-    except Exception:
-        return None
-    loader = getattr(dtext, "load_corpus", None)
-    if loader is None:
+        from bastion.datasets.text import load_corpus
+    except ImportError:
         return None
     try:
-        data = loader(name, split)
-    except Exception:
-        return None
-    try:  # accept (texts, labels), a list of pairs, or a list of objects with text/label
-        if isinstance(data, tuple) and len(data) == 2:
-            return [(str(t), int(lab)) for t, lab in zip(data[0], data[1], strict=True)]
-        rows = []
-        for item in data:
-            if isinstance(item, tuple | list):
-                rows.append((str(item[0]), int(item[1])))
-            else:
-                rows.append((str(getattr(item, "text", item["text"])), int(getattr(item, "label", item["label"]))))
-        return rows
-    except Exception:
+        if split == "test":
+            return [(str(t), int(y)) for t, y in load_corpus(_CANONICAL_NAMES[name], "test", root)]
+        return [(str(t), int(y)) for part in ("train", "val") for t, y in load_corpus(_CANONICAL_NAMES[name], part, root)]
+    except (ValueError, OSError):
         return None
 
 
@@ -132,7 +131,7 @@ def corpus_rows(name: str, split: str, root: Path | None = None) -> list[tuple[s
     if name in ("tweeteval_offensive", "tweeteval_hate"):
         return _tweeteval(root, name, split)
     if name in ("sms_spam_collection", "youtube_spam_collection"):
-        canon = _canonical(name, split)
+        canon = _canonical(name, split, root)
         if canon is not None:
             return canon
         rows = _sms_all(root) if name == "sms_spam_collection" else _youtube_all(root)

@@ -103,6 +103,7 @@ class Simulator:
             self.text_range[name] = (len(self.text), len(self.text) + len(enc))
             self.text.extend(enc)
         self.raw_text = pools.texts
+        self._fragments(pools.texts.get("benign", []))
         self.pop: Population = build_population(cfg.users, self.start, self.rng, self.prng)
         n = self.pop.n
         self.cohort = ["benign"] * n
@@ -156,6 +157,31 @@ class Simulator:
         for g in self.groups:
             g.prepare(self)
         cohorts.schedule_enforcement(self)
+
+    def _fragments(self, texts: list[str]) -> None:
+        """Benign texts are rendered as the head of one real text plus the tail of another (pre-encoded JSON
+        halves), so a large population does not repeat a few thousand texts verbatim."""
+        heads, tails = [], []
+        for t in texts:
+            w = t.split()
+            k = self.prng.randint(2, len(w) - 1) if len(w) >= 4 else len(w)
+            heads.append(js(" ".join(w[:k]))[:-1])
+            tails.append(js(" " + " ".join(w[k:]))[1:] if k < len(w) else '"')
+        self.heads, self.tails = heads or ['"hello'], tails or ['"']
+
+    def benign_text(self) -> str:
+        return self.heads[self.prng.randrange(len(self.heads))] + self.tails[self.prng.randrange(len(self.tails))]
+
+    def render_text(self, y: int) -> str:
+        if y >= 0:
+            return self.text[y]
+        v = -y - 1
+        return self.heads[v >> 20] + self.tails[v & 0xFFFFF]
+
+    def _benign_codes(self, n: int) -> np.ndarray:
+        h = self.rng.integers(0, len(self.heads), n)
+        t = self.rng.integers(0, len(self.tails), n)
+        return -((h << 20) + t) - 1
 
     # ------------------------------------------------------------------ helpers used by cohorts
     def _community_topics(self) -> list[str]:
@@ -333,18 +359,17 @@ class Simulator:
         kind[m[par < 0]] = K_POST
         m, par = m[par >= 0], par[par >= 0]
         ol, oh = self.text_range["offensive"]
-        bl, bh = self.text_range["benign"]
         if len(m):
             c[m] = par
             a[m] = self._alloc(actors[m], self.post_root[par])
             off = rng.random(len(m)) < self.off_p[actors[m]] * 1.5
-            b[m] = np.where(off, rng.integers(ol, max(oh, ol + 1), len(m)), rng.integers(bl, bh, len(m)))
+            b[m] = np.where(off, rng.integers(ol, max(oh, ol + 1), len(m)), self._benign_codes(len(m)))
         mp = np.flatnonzero(kind == K_POST)
         if len(mp):
             a[mp] = self._alloc(actors[mp], None)
             r = rng.random(len(mp))
             off = r < self.off_p[actors[mp]]
-            b[mp] = np.where(off, rng.integers(ol, max(oh, ol + 1), len(mp)), rng.integers(bl, bh, len(mp)))
+            b[mp] = np.where(off, rng.integers(ol, max(oh, ol + 1), len(mp)), self._benign_codes(len(mp)))
             r2 = rng.random(len(mp))
             c[mp] = np.where(r2 < 0.2, self.comm_extra0 + comm[mp],
                              np.where(r2 < 0.24, self.news_extra0 + rng.integers(0, 50, len(mp)), -1))
@@ -361,7 +386,7 @@ class Simulator:
             f = np.where(f < 0, self.acct_sampler.sample(rng, comm[mk]), f)
             a[mk] = f
             if k == K_MSG:
-                b[mk] = rng.integers(bl, bh, len(mk))
+                b[mk] = self._benign_codes(len(mk))
         for k in (K_BLOCK, K_MUTE):
             mk = np.flatnonzero(kind == k)
             a[mk] = self.acct_sampler.sample(rng, comm[mk])
@@ -522,7 +547,7 @@ class Simulator:
             self.last_ts[ra] = ts[::-1][rlast]
             for i in np.flatnonzero(self.is_evader[actor]).tolist():
                 self.evader_events.setdefault(int(actor[i]), []).append((f"e{n0 + i}", int(ts[i])))
-        ids, text, extras = p.ids, self.text, self.extras
+        ids, text, extras, rt = p.ids, self.text, self.extras, self.render_text
         pa = self.post_author
         lines = []
         app = lines.append
@@ -535,10 +560,10 @@ class Simulator:
             elif k == K_PRE:
                 app(f"{head}{pre[x][2]}}}")
             elif k == K_POST:
-                app(f'{head},"type":"post.create"{cx},"post":{{"id":"p{x}","text":{text[y]}{extras[z] if z >= 0 else ""}}}}}')
+                app(f'{head},"type":"post.create"{cx},"post":{{"id":"p{x}","text":{text[y] if y >= 0 else rt(y)}{extras[z] if z >= 0 else ""}}}}}')
             elif k == K_REPLY:
                 au = ids[pa[z]]
-                app(f'{head},"type":"post.create"{cx},"post":{{"id":"p{x}","text":{text[y]},"reply_to":"p{z}",'
+                app(f'{head},"type":"post.create"{cx},"post":{{"id":"p{x}","text":{text[y] if y >= 0 else rt(y)},"reply_to":"p{z}",'
                     f'"reply_to_author":"{au}","root":"p{self.post_root[z]}","mentions":["{au}"]}}}}')
             elif k == K_REPOST:
                 app(f'{head},"type":"post.engage"{cx},"kind":"repost","post":{{"id":"p{x}","author":"{ids[pa[x]]}"}}}}')
@@ -547,7 +572,7 @@ class Simulator:
             elif k == K_LOGIN:
                 app(f'{head},"type":"account.login"{cx},"success":true}}')
             elif k == K_MSG:
-                app(f'{head},"type":"message.send"{cx},"recipient":"{ids[x]}","text":{text[y]}}}')
+                app(f'{head},"type":"message.send"{cx},"recipient":"{ids[x]}","text":{text[y] if y >= 0 else rt(y)}}}')
             elif k == K_UNFOLLOW:
                 app(f'{head},"type":"graph.unfollow"{cx},"target":"{ids[x]}"}}')
             elif k == K_BLOCK:

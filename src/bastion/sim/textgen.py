@@ -9,35 +9,11 @@ from __future__ import annotations
 import random
 import re
 
-FIRST = (
-    "james mary john patricia robert jennifer michael linda david elizabeth william barbara richard susan joseph "
-    "jessica thomas sarah chris karen daniel lisa matt nancy tony betty mark sandra paul ashley steven kim andrew "
-    "emily josh donna ken michelle kevin carol brian amanda george melissa tim deborah ryan laura jacob rebecca "
-    "gary sharon nick cynthia eric kathleen jon amy stephen angela larry anna frank ruth scott brenda sam pamela "
-    "ali fatima wei mei raj priya luca giulia jonas lea omar aisha ivan olga diego lucia kenji yuki kofi ama"
-).split()
-LAST = (
-    "smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez gonzalez wilson "
-    "anderson thomas taylor moore jackson martin lee perez thompson white harris sanchez clark ramirez lewis "
-    "robinson walker young allen king wright scott torres nguyen hill flores green adams nelson baker hall rivera "
-    "campbell mitchell carter roberts khan patel singh chen wang kim park rossi muller schmidt novak ivanova "
-    "okafor mensah tanaka sato silva santos costa pereira"
-).split()
-INTERESTS = (
-    "cyclist baker runner gamer reader photographer nurse teacher engineer coffee-lover dog-person cat-person "
-    "gardener musician film-buff foodie hiker climber student dad mom traveller designer developer chess-player "
-    "birder swimmer painter writer podcaster knitter"
-).split()
-TOPICS = (
-    "football basketball cricket tennis f1 music kpop hiphop indie movies tv anime gaming esports tech ai "
-    "crypto science space books poetry art photography food cooking travel fashion beauty fitness running "
-    "cycling politics news climate health parenting pets dogs cats gardening cars history memes comedy jobs "
-    "startups finance education design architecture theatre jazz metal wrestling golf baseball hockey rugby"
-).split()
-SPAM_DOMAINS = (
-    "win-prize.top free-gift.click cheap-meds.shop crypto-doubler.io bit-lnk.xyz promo-deal.biz "
-    "getfollowers.fast lucky-spin.win"
-).split()
+FIRST = ["james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "david", "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah", "chris", "karen", "daniel", "lisa", "matt", "nancy", "tony", "betty", "mark", "sandra", "paul", "ashley", "steven", "kim", "andrew", "emily", "josh", "donna", "ken", "michelle", "kevin", "carol", "brian", "amanda", "george", "melissa", "tim", "deborah", "ryan", "laura", "jacob", "rebecca", "gary", "sharon", "nick", "cynthia", "eric", "kathleen", "jon", "amy", "stephen", "angela", "larry", "anna", "frank", "ruth", "scott", "brenda", "sam", "pamela", "ali", "fatima", "wei", "mei", "raj", "priya", "luca", "giulia", "jonas", "lea", "omar", "aisha", "ivan", "olga", "diego", "lucia", "kenji", "yuki", "kofi", "ama"]
+LAST = ["smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez", "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas", "taylor", "moore", "jackson", "martin", "lee", "perez", "thompson", "white", "harris", "sanchez", "clark", "ramirez", "lewis", "robinson", "walker", "young", "allen", "king", "wright", "scott", "torres", "nguyen", "hill", "flores", "green", "adams", "nelson", "baker", "hall", "rivera", "campbell", "mitchell", "carter", "roberts", "khan", "patel", "singh", "chen", "wang", "kim", "park", "rossi", "muller", "schmidt", "novak", "ivanova", "okafor", "mensah", "tanaka", "sato", "silva", "santos", "costa", "pereira"]
+INTERESTS = ["cyclist", "baker", "runner", "gamer", "reader", "photographer", "nurse", "teacher", "engineer", "coffee-lover", "dog-person", "cat-person", "gardener", "musician", "film-buff", "foodie", "hiker", "climber", "student", "dad", "mom", "traveller", "designer", "developer", "chess-player", "birder", "swimmer", "painter", "writer", "podcaster", "knitter"]
+TOPICS = ["football", "basketball", "cricket", "tennis", "f1", "music", "kpop", "hiphop", "indie", "movies", "tv", "anime", "gaming", "esports", "tech", "ai", "crypto", "science", "space", "books", "poetry", "art", "photography", "food", "cooking", "travel", "fashion", "beauty", "fitness", "running", "cycling", "politics", "news", "climate", "health", "parenting", "pets", "dogs", "cats", "gardening", "cars", "history", "memes", "comedy", "jobs", "startups", "finance", "education", "design", "architecture", "theatre", "jazz", "metal", "wrestling", "golf", "baseball", "hockey", "rugby"]
+SPAM_DOMAINS = ["win-prize.top", "free-gift.click", "cheap-meds.shop", "crypto-doubler.io", "bit-lnk.xyz", "promo-deal.biz", "getfollowers.fast", "lucky-spin.win"]
 SHORTENERS = ("bit.ly", "tinyurl.com", "t.co", "ow.ly", "is.gd", "cutt.ly")
 BRAND_WORDS = ("daily", "news", "times", "store", "official", "hq", "live", "media", "post", "wire")
 

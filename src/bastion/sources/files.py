@@ -14,6 +14,7 @@ from typing import IO
 
 import msgspec
 
+from bastion.events.atproto import map_file
 from bastion.events.codec import BadEvent, convert_event, decode_event
 from bastion.events.jetstream import JetstreamMapper
 from bastion.events.model import AnyEvent
@@ -79,7 +80,21 @@ def jetstream_items(path: Path | str, mapper: JetstreamMapper | None = None, ski
                 yield Item(n, None, f"jetstream mapping produced an invalid event: {exc.reason}", line)
 
 
-FORMATS = ("canonical", "jetstream")
+def atproto_items(path: Path | str, skip: int = 0) -> Iterator[Item]:
+    """Any other recorded atproto file (automod capture, firehose commit, relay scenario, Ozone events; see
+    :mod:`bastion.events.atproto`) mapped to canonical events; ``line`` is the 1-based event number."""
+    events, _ignored = map_file(path)
+    for n, obj in enumerate(events, 1):
+        if n <= skip:
+            continue
+        try:
+            yield Item(n, convert_event(obj))
+        except BadEvent as exc:
+            yield Item(n, None, f"atproto mapping produced an invalid event: {exc.reason}",
+                       msgspec.json.encode(obj))
+
+
+FORMATS = ("canonical", "jetstream", "atproto")
 
 
 def items(path: Path | str, fmt: str = "canonical", skip: int = 0,
@@ -88,4 +103,6 @@ def items(path: Path | str, fmt: str = "canonical", skip: int = 0,
         return canonical_items(path, skip)
     if fmt == "jetstream":
         return jetstream_items(path, mapper, skip)
+    if fmt == "atproto":
+        return atproto_items(path, skip)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score, f1_score, precision_score, 
 from sklearn.model_selection import StratifiedKFold
 
 from bastion.features.account import GILANI_CANONICAL_SCHEMA, PROFILE_SCHEMA
-from bastion.models.bots.adapters import BotDataset, load_cresci, load_gilani, load_kaggle
+from bastion.models.bots.adapters import load_cresci, load_gilani, load_kaggle
 from bastion.models.bots.features import GILANI_EVAL_SCHEMA, dataset_matrix
 from bastion.models.bots.model import BotModel, SpecialistEnsemble
 
@@ -240,6 +240,15 @@ def markdown(res: dict[str, Any], command: str = "bastion bots eval --write-docs
     for held, r in res["leave_one_dataset_out"].items():
         lines.append(f"| {held} | {' + '.join(r['train'])} | {r['single']['f1']:.3f} | {r['single']['pr_auc']:.3f} "
                      f"| {r['esc']['f1']:.3f} | {r['esc']['pr_auc']:.3f} | {', '.join(r['types'])} |")
+    lodo = res["leave_one_dataset_out"].values()
+    single_f1 = float(np.mean([r["single"]["f1"] for r in lodo]))
+    esc_f1 = float(np.mean([r["esc"]["f1"] for r in lodo]))
+    helps = esc_f1 - single_f1 >= 0.02 and all(r["esc"]["f1"] >= r["single"]["f1"] for r in lodo)
+    lines += ["", f"Mean held-out F1: single {single_f1:.3f}, ESC {esc_f1:.3f}. Rule: the ensemble ships only if it "
+              "raises the mean by >= 0.02 and lowers no held-out dataset - "
+              + ("met: `bot_profile` ships as the ensemble." if helps else
+                 "not met, so `bot_profile` ships as one model (trained on cresci + kaggle by "
+                 "`bastion bots train --ship`).")]
     ds = res["datasets"]
     lines += ["", "Rows: " + "; ".join(f"{k} {v['rows']} of {v['rows_read']} read ({v['bots']} bots"
                                         + (f"; {' '.join(v['notes'])}" if v["notes"] else "") + ")"

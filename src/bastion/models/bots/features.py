@@ -45,10 +45,7 @@ def features_for(acc: Account, now_ms: int, schema: Sequence[str]) -> list[float
 
 def matrix(accounts: Sequence[Account], now_ms: Sequence[int] | np.ndarray | int,
            schema: Sequence[str]) -> np.ndarray:
-    if isinstance(now_ms, int):
-        nows = [now_ms] * len(accounts)
-    else:
-        nows = [int(t) for t in now_ms]
+    nows = [now_ms] * len(accounts) if isinstance(now_ms, int) else [int(t) for t in now_ms]
     return np.array([features_for(a, t, schema) for a, t in zip(accounts, nows, strict=True)],
                     dtype=np.float64).reshape(len(accounts), len(schema))
 

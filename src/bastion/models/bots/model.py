@@ -119,7 +119,7 @@ class BotModel:
         oof = np.zeros(len(y))
         folds = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
         for tr, va in folds.split(X, y):
-            oof[va] = self._train(X[tr], y[tr], cand).predict(X[va], raw_score=True)
+            oof[va] = self._train(X[tr], y[tr], cand).predict(X[va], raw_score=True, num_threads=1)
         return oof
 
     def fit(self, X: Any, y: Any) -> Self:
@@ -150,7 +150,7 @@ class BotModel:
         return _sigmoid(a * np.asarray(margin) + b)
 
     def margin(self, X: Any) -> np.ndarray:
-        return np.asarray(self.booster_.predict(np.asarray(X, dtype=np.float64), raw_score=True))
+        return np.asarray(self.booster_.predict(np.asarray(X, dtype=np.float64), raw_score=True, num_threads=1))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return self._calibrate(self.margin(X))
@@ -160,7 +160,7 @@ class BotModel:
 
     def contributions(self, X: Any) -> np.ndarray:
         """Per-feature contributions to the raw margin (TreeSHAP via ``pred_contrib``); last column = bias."""
-        return np.asarray(self.booster_.predict(np.asarray(X, dtype=np.float64), pred_contrib=True))
+        return np.asarray(self.booster_.predict(np.asarray(X, dtype=np.float64), pred_contrib=True, num_threads=1))
 
     def explain(self, X: Any, top: int = 5) -> list[list[tuple[str, float]]]:
         """Top ``top`` features by absolute contribution (log-odds units, positive = more bot-like)."""

@@ -1,0 +1,207 @@
+"""Shared pieces of the cluster detectors: settings, union-find, cluster scoring and the effects a cluster
+becomes (one ``cluster.flag``, one review case in the ``coordination`` queue, a label on every member).
+
+Scoring combines what makes a group suspicious beyond the link that found it: size, a narrow spread of
+account ages, accounts created in one burst, how synchronised the members act, and the share of members other
+detectors already flagged. The score is a logistic blend of those features, so it reads as a probability-like
+number in [0, 1]; ``min_score`` decides whether a candidate group is flagged at all.
+
+>>> uf = UnionFind()
+>>> uf.union("a", "b"); uf.union("c", "d"); uf.union("b", "c")
+>>> sorted(uf.groups()[uf.find("a")])
+['a', 'b', 'c', 'd']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.actions.effects import CLUSTER_FLAG, LABEL_ADD, REVIEW_ENQUEUE, Effect, Subject
+from bastion.events.model import GenericEvent
+from bastion.state.protocols import State
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+COORDINATED_LABEL = "coordinated"
+REVIEW_QUEUE = "coordination"
+REPRESENTATIVES = 5
+
+
+class UnionFind:
+    """Disjoint sets over hashable ids with path halving and union by size."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+        self.size: dict[str, int] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        if x not in parent:
+            parent[x] = x
+            self.size[x] = 1
+            return x
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> str:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+        return ra
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for x in self.parent:
+            out.setdefault(self.find(x), []).append(x)
+        return out
+
+
+@dataclass
+class ScoreWeights:
+    """Logistic weights of the cluster score (declared data, reviewed with the evaluation)."""
+
+    bias: float = -2.0
+    log_size: float = 0.9            # per log2(members)
+    narrow_age: float = 1.0          # 1 - spread of log account ages (0..1)
+    creation_burst: float = 1.5      # share of members created within one day of the median creation
+    sync: float = 2.0                # method-specific synchronisation in [0, 1]
+    flagged_elsewhere: float = 1.5   # share of members other detectors labelled
+
+
+@dataclass
+class ClusterConfig:
+    """Thresholds of every cluster method. Defaults are the values evaluated in docs/evaluation.md."""
+
+    min_size: int = 5
+    min_score: float = 0.5
+    regrow: float = 1.25              # re-emit a streaming cluster when it grows by this factor
+    label: bool = True                # bulk label members
+    review: bool = True               # one review case per cluster
+    weights: ScoreWeights = field(default_factory=ScoreWeights)
+    # near-duplicate content (streaming)
+    nd_window_ms: int = 6 * HOUR_MS
+    nd_num_perm: int = 64
+    nd_threshold: float = 0.6
+    nd_shingle: int = 3
+    nd_min_chars: int = 20
+    nd_max_window_posts: int = 200_000
+    # co-action windows (streaming): items shared by a pair of accounts within a short window
+    co_max_degree: int = 150          # an item more accounts share in one window is popular: it links nobody
+    co_min_items: int = 3             # distinct shared items before a pair becomes an edge
+    co_min_weight: float = 1.0        # summed popularity-weighted evidence before a pair becomes an edge
+    lockstep_window_ms: int = 15 * 60_000
+    content_window_ms: int = 6 * HOUR_MS
+    tag_window_ms: int | None = None  # None: estimated from the data (coordination network)
+    max_pairs: int = 2_000_000        # bound on tracked pairs (oldest weak pairs are pruned)
+    # batch jobs
+    buckets_ms: tuple[int, ...] = (15 * 60_000, 3 * HOUR_MS)
+    batch_num_perm: int = 64
+    batch_bands: int = 32
+    batch_min_jaccard: float = 0.2
+    batch_min_shared: int = 3
+    batch_min_targets: int = 2
+    infra_max_degree: int = 50        # identifiers shared by more accounts than this are popular (carriers)
+    infra_min_weight: float = 1.5
+    infra_kcore: int = 2
+    partitions: int = 4
+    ray_address: str | None = None    # "local" starts a local Ray instance; None runs in-process
+
+
+def synthetic_event(ts_ms: int, job: str, seq: int = 0) -> GenericEvent:
+    """The trigger event for effects produced outside the event loop (batch jobs)."""
+    return GenericEvent(id=f"batch:{job}:{ts_ms}:{seq}", type_="batch.clusters", ts=ts_ms, actor="bastion")
+
+
+def account_ages_days(state: State, members: Iterable[str], now_ms: int) -> list[float]:
+    out = []
+    for m in members:
+        acc = state.accounts.get(m)
+        if acc is None:
+            continue
+        created = acc.created_ms if acc.created_ms is not None else acc.first_seen_ms
+        out.append(max(0.0, (now_ms - created) / DAY_MS))
+    return out
+
+
+def creation_times(state: State, members: Iterable[str]) -> list[int]:
+    out = []
+    for m in members:
+        acc = state.accounts.get(m)
+        if acc is not None and acc.created_ms is not None:
+            out.append(acc.created_ms)
+    return out
+
+
+def flagged_elsewhere(state: State, members: list[str], now_ms: int) -> float:
+    """Share of members carrying a label that no cluster method put there."""
+    if not members:
+        return 0.0
+    hit = 0
+    for m in members:
+        if any(not lb.source.startswith("cluster:") for lb in state.labels.active("account", m, now_ms)):
+            hit += 1
+    return hit / len(members)
+
+
+def cluster_features(state: State, members: list[str], now_ms: int, sync: float) -> dict[str, float]:
+    ages = account_ages_days(state, members, now_ms)
+    if len(ages) >= 2:
+        logs = [math.log1p(a) for a in ages]
+        mean = sum(logs) / len(logs)
+        spread = math.sqrt(sum((x - mean) ** 2 for x in logs) / len(logs))
+        narrow = max(0.0, 1.0 - spread / 2.0)
+    else:
+        narrow = 0.0
+    created = sorted(creation_times(state, members))
+    burst = 0.0
+    if created:
+        med = created[len(created) // 2]
+        burst = sum(1 for c in created if abs(c - med) <= DAY_MS) / len(members)
+    return {"size": float(len(members)), "narrow_age": round(narrow, 4), "creation_burst": round(burst, 4),
+            "sync": round(max(0.0, min(1.0, sync)), 4),
+            "flagged_elsewhere": round(flagged_elsewhere(state, members, now_ms), 4)}
+
+
+def cluster_score(feats: dict[str, float], w: ScoreWeights) -> float:
+    z = (w.bias + w.log_size * math.log2(max(1.0, feats["size"])) + w.narrow_age * feats["narrow_age"]
+         + w.creation_burst * feats["creation_burst"] + w.sync * feats["sync"]
+         + w.flagged_elsewhere * feats["flagged_elsewhere"])
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def representatives(members: list[str], degree: dict[str, float] | None = None, k: int = REPRESENTATIVES) -> list[str]:
+    """The best-connected members (ties by id): what a reviewer opens first."""
+    if degree:
+        return sorted(members, key=lambda m: (-degree.get(m, 0.0), m))[:k]
+    return sorted(members)[:k]
+
+
+def cluster_effects(cid: str, kind: str, members: list[str], score: float, evidence: dict[str, Any],
+                    config: ClusterConfig, reps: list[str] | None = None) -> list[Effect]:
+    """The effects one cluster becomes: the flag, one review case, and (optionally) a label on each member."""
+    source = f"cluster:{kind}"
+    members = sorted(members)
+    reps = reps or representatives(members)
+    ev = {"members": members, "kind": kind, "representatives": reps, **evidence}
+    reason = f"{kind.replace('_', '-')} cluster of {len(members)} accounts"
+    out = [Effect(action=CLUSTER_FLAG, subject=Subject("cluster", cid), source=source, score=round(score, 4),
+                  reason=reason, evidence=ev)]
+    if config.review:
+        out.append(Effect(action=REVIEW_ENQUEUE, subject=Subject("cluster", cid), source=source, queue=REVIEW_QUEUE,
+                          score=round(score, 4), priority=round(score, 4), reason=reason,
+                          evidence={"members": members, "representatives": reps, "kind": kind}))
+    if config.label:
+        for m in members:
+            out.append(Effect(action=LABEL_ADD, subject=Subject("account", m), source=source,
+                              label=COORDINATED_LABEL, score=round(score, 4), reason=f"member of cluster {cid}",
+                              evidence={"cluster": cid}))
+    return out

@@ -1,0 +1,277 @@
+"""Streaming cluster detectors: near-duplicate content and co-action (lockstep) windows.
+
+Both turn events into *items* shared inside a sliding window (:mod:`.windows`), join pairs of accounts that
+keep sharing items into components, and flag a component as a cluster as soon as it is big and suspicious
+enough - within minutes of a campaign's first wave. A flagged cluster is re-emitted (same id) when it grows
+by ``regrow``; the cluster book merges the members.
+
+State (the windows, the near-duplicate index, the components) persists through ``state.kv`` every
+``persist_every`` events and at the end of a replay, and is reloaded on the first event after a restart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+import numpy as np
+from datasketch import LeanMinHash, MinHashLSH
+
+from bastion.engine import EvalContext
+from bastion.events.model import GraphFollow, MessageSend, PostCreate, PostEngage, ReportCreate
+from bastion.state.protocols import State
+
+from .common import ClusterConfig, UnionFind, cluster_effects, cluster_features, cluster_score, representatives
+from .minhash import normalise, signatures
+from .windows import CoActionWindows
+
+
+class _Components(msgspec.Struct):
+    parent: dict[str, str] = {}
+    size: dict[str, int] = {}
+    edges: dict[str, int] = {}
+    degree: dict[str, int] = {}
+    emitted: dict[str, list[Any]] = {}   # root -> [cid, size at last emission]
+    seq: int = 0
+
+
+class StreamingClusterDetector:
+    """Base: items in, edges from :class:`CoActionWindows`, components out as clusters."""
+
+    name = "clusters"
+    kind = "coaction"
+    persist_every = 50_000
+
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        self.config = config or ClusterConfig()
+        self.windows: dict[str, CoActionWindows] = {}
+        self.uf = UnionFind()
+        self.edges: dict[str, int] = {}
+        self.degree: dict[str, int] = {}
+        self.emitted: dict[str, list[Any]] = {}
+        self.seq = 0
+        self.first_flag_ms: dict[str, int] = {}
+        self._loaded = False
+        self._events = 0
+        self._checked: dict[str, int] = {}
+
+    # -- what subclasses provide ------------------------------------------------------------------------
+    def items(self, ctx: EvalContext) -> list[tuple[str, str]]:
+        """(window name, item) pairs the event's actor uses."""
+        raise NotImplementedError
+
+    # -- the stream ---------------------------------------------------------------------------------------
+    def evaluate(self, ctx: EvalContext) -> None:
+        if not self._loaded:
+            self.load(ctx.state)
+        if ctx.dry_run:
+            return
+        self._events += 1
+        items = self.items(ctx)
+        if items:
+            actor, ts = ctx.event.actor, ctx.now_ms
+            touched: set[str] = set()
+            for wname, item in items:
+                for a, b in self.windows[wname].observe(item, actor, ts):
+                    self.degree[a] = self.degree.get(a, 0) + 1
+                    self.degree[b] = self.degree.get(b, 0) + 1
+                    ra, rb = self.uf.find(a), self.uf.find(b)
+                    root = self.uf.union(a, b)
+                    e = self.edges.pop(ra, 0) + (self.edges.pop(rb, 0) if rb != ra else 0) + 1
+                    self.edges[root] = e
+                    self._merge_emitted(ra, rb, root)
+                    touched.add(root)
+            for root in touched:
+                self._maybe_flag(ctx, self.uf.find(root))
+        if self._events % self.persist_every == 0:
+            self.save(ctx.state)
+
+    def _merge_emitted(self, ra: str, rb: str, root: str) -> None:
+        if ra == rb:
+            return
+        ea, eb = self.emitted.pop(ra, None), self.emitted.pop(rb, None)
+        keep = ea if eb is None else eb if ea is None else (ea if ea[1] >= eb[1] else eb)
+        if keep is not None:
+            self.emitted[root] = keep
+
+    def _maybe_flag(self, ctx: EvalContext, root: str) -> None:
+        cfg = self.config
+        size = self.uf.size[root]
+        if size < cfg.min_size:
+            return
+        prev = self.emitted.get(root)
+        if prev is not None and size < prev[1] * cfg.regrow:
+            return
+        if self._checked.get(root, 0) >= size:
+            return
+        self._checked[root] = size
+        members = self.members(root)
+        n = len(members)
+        density = 2.0 * self.edges.get(root, 0) / max(1, n * (n - 1))
+        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=min(1.0, 2.0 * density))
+        score = cluster_score(feats, cfg.weights)
+        if score < cfg.min_score:
+            return
+        if prev is None:
+            self.seq += 1
+            cid = f"{self.kind}-{self.seq}"
+            self.first_flag_ms[cid] = ctx.now_ms
+        else:
+            cid = prev[0]
+        self.emitted[root] = [cid, size]
+        evidence = {**self.evidence(root), **feats, "edges": self.edges.get(root, 0), "flagged_at": ctx.now_ms}
+        reps = representatives(members, {m: float(self.degree.get(m, 0)) for m in members})
+        for eff in cluster_effects(cid, self.kind, members, score, evidence, cfg, reps):
+            ctx.emit(eff)
+
+    def members(self, root: str) -> list[str]:
+        find = self.uf.find
+        return sorted(x for x in self.uf.parent if find(x) == root)
+
+    def evidence(self, root: str) -> dict[str, Any]:
+        return {}
+
+    # -- persistence through state.kv ------------------------------------------------------------------
+    @property
+    def namespace(self) -> str:
+        return f"clusters:{self.name}"
+
+    def save(self, state: State) -> None:
+        kv = state.kv
+        for wname, w in self.windows.items():
+            kv.put(self.namespace, f"window:{wname}", w.dump())
+        comp = _Components(parent=dict(self.uf.parent), size=dict(self.uf.size), edges=dict(self.edges),
+                           degree=dict(self.degree), emitted=dict(self.emitted), seq=self.seq)
+        kv.put(self.namespace, "components", msgspec.msgpack.encode(comp))
+
+    def load(self, state: State) -> None:
+        self._loaded = True
+        kv = state.kv
+        for wname, w in self.windows.items():
+            data = kv.get(self.namespace, f"window:{wname}")
+            if data:
+                w.load(data)
+        data = kv.get(self.namespace, "components")
+        if data:
+            comp = msgspec.msgpack.decode(data, type=_Components)
+            self.uf.parent, self.uf.size = dict(comp.parent), dict(comp.size)
+            self.edges, self.degree, self.emitted, self.seq = comp.edges, comp.degree, comp.emitted, comp.seq
+
+    def finish(self, runtime: Any) -> None:
+        self.save(runtime.state)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"clusters": len(self.emitted), **{f"{k}:{m}": v for k, w in self.windows.items()
+                                                   for m, v in w.metrics().items()}}
+
+
+class NearDuplicateDetector(StreamingClusterDetector):
+    """Distinct accounts posting near-identical text (MinHash LSH over normalised text in a sliding window),
+    or the same links and media (exact), again and again."""
+
+    name = "clusters.near_duplicate"
+    kind = "near_duplicate"
+
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.windows = {"content": CoActionWindows(cfg.content_window_ms, cfg.co_max_degree, cfg.co_min_items,
+                                                   cfg.max_pairs)}
+        self.lsh = MinHashLSH(threshold=cfg.nd_threshold, num_perm=cfg.nd_num_perm)
+        self.window: deque[tuple[int, str, str, bytes]] = deque()  # (ts, key, group, signature)
+        self.group: dict[str, str] = {}
+        self.shared_texts = 0
+
+    def _text_group(self, key: str, text: str, ts: int) -> str | None:
+        cfg = self.config
+        norm = normalise(text)
+        if len(norm) < cfg.nd_min_chars:
+            return None
+        lo = ts - cfg.nd_window_ms
+        while self.window and (self.window[0][0] < lo or len(self.window) > cfg.nd_max_window_posts):
+            _, old, _, _ = self.window.popleft()
+            self.lsh.remove(old)
+            self.group.pop(old, None)
+        sig = signatures([norm], cfg.nd_num_perm, cfg.nd_shingle)[0]
+        return self._index(key, sig, ts)
+
+    def _index(self, key: str, sig: np.ndarray, ts: int) -> str:
+        mh = LeanMinHash(seed=1, hashvalues=sig.astype(np.uint64))
+        hits = self.lsh.query(mh)
+        group = min((self.group[h] for h in hits if h in self.group), default=key)
+        if hits:
+            self.shared_texts += 1
+        if key not in self.group:
+            self.lsh.insert(key, mh)
+            self.group[key] = group
+            self.window.append((ts, key, group, sig.astype(np.uint32).tobytes()))
+        return group
+
+    def items(self, ctx: EvalContext) -> list[tuple[str, str]]:
+        ev = ctx.event
+        if isinstance(ev, PostCreate):
+            key, text, urls, media = ev.post.id, ev.post.text, ev.post.urls, ev.post.media
+        elif isinstance(ev, MessageSend):
+            key, text, urls, media = f"m:{ev.id}", ev.text, ev.urls, []
+        else:
+            return []
+        out = [("content", f"url:{u}") for u in dict.fromkeys(urls)]
+        out += [("content", f"media:{m}") for m in dict.fromkeys(media)]
+        if text:
+            group = self._text_group(key, text, ctx.now_ms)
+            if group is not None:
+                out.append(("content", f"text:{group}"))
+        return out
+
+    def save(self, state: State) -> None:
+        super().save(state)
+        rows = [(ts, key, group, sig) for ts, key, group, sig in self.window]
+        state.kv.put(self.namespace, "lsh_window", msgspec.msgpack.encode(rows))
+
+    def load(self, state: State) -> None:
+        super().load(state)
+        data = state.kv.get(self.namespace, "lsh_window")
+        if data:
+            self.lsh = MinHashLSH(threshold=self.config.nd_threshold, num_perm=self.config.nd_num_perm)
+            self.window.clear()
+            self.group.clear()
+            for ts, key, group, sig in msgspec.msgpack.decode(data):
+                mh = LeanMinHash(seed=1, hashvalues=np.frombuffer(sig, np.uint32).astype(np.uint64))
+                self.lsh.insert(key, mh)
+                self.group[key] = group
+                self.window.append((ts, key, group, sig))
+
+    def evidence(self, root: str) -> dict[str, Any]:
+        return {"window_s": self.config.content_window_ms // 1000, "shared_texts": self.shared_texts}
+
+
+class LockstepDetector(StreamingClusterDetector):
+    """Accounts acting on the same targets (follow, like, repost, reply, report) inside the same short
+    window, again and again (CopyCatch/SynchroTrap, streaming)."""
+
+    name = "clusters.lockstep"
+    kind = "lockstep"
+
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.windows = {"actions": CoActionWindows(cfg.lockstep_window_ms, cfg.co_max_degree, cfg.co_min_items,
+                                                   cfg.max_pairs)}
+
+    def items(self, ctx: EvalContext) -> list[tuple[str, str]]:
+        ev = ctx.event
+        if isinstance(ev, PostEngage):
+            if ev.kind in ("like", "repost"):
+                return [("actions", f"post:{ev.post.id}")]
+        elif isinstance(ev, GraphFollow):
+            return [("actions", f"acct:{ev.target}")]
+        elif isinstance(ev, PostCreate):
+            if ev.post.reply_to:
+                return [("actions", f"reply:{ev.post.reply_to}")]
+        elif isinstance(ev, ReportCreate):
+            return [("actions", f"report:{ev.subject.id}")]
+        return []
+
+    def evidence(self, root: str) -> dict[str, Any]:
+        return {"window_s": self.config.lockstep_window_ms // 1000}

@@ -1,0 +1,116 @@
+"""Streaming co-action windows: which pairs of accounts keep sharing the same items within a short window.
+
+An *item* is anything two accounts can do together: a near-duplicate text group, a link, a media hash, a
+hashtag, or an action target (the account followed, the post liked). Each item keeps the accounts that used
+it inside the sliding window; a new use pairs the actor with them. Evidence for a pair counts distinct
+(item, episode) co-occurrences, where an episode is one window-sized slice of time, so repeating the same
+thing together again and again counts, and one burst counts once. An item more than ``max_degree`` accounts
+use inside one window is popular (a viral link, a trending tag, a celebrity) and links nobody: the
+FRAUDAR-style guard against a crowd on one target.
+
+The windows are plain data and persist through ``state.kv`` (see :meth:`CoActionWindows.dump`).
+
+>>> w = CoActionWindows(window_ms=60_000, max_degree=10, min_items=2)
+>>> w.observe("url:x", "a", 0), w.observe("url:x", "b", 1_000)
+([], [])
+>>> w.observe("tag:y", "a", 2_000), w.observe("tag:y", "b", 3_000)
+([], [('a', 'b')])
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import msgspec
+
+
+class PairStat(msgspec.Struct, array_like=True):
+    n: int = 0
+    last_ts: int = 0
+    edge: bool = False
+    seen: list[str] = []
+
+
+class _Dump(msgspec.Struct, array_like=True):
+    recent: dict[str, list[tuple[int, str]]]
+    pairs: dict[str, PairStat]
+
+
+class CoActionWindows:
+    def __init__(self, window_ms: int, max_degree: int = 150, min_items: int = 3, max_pairs: int = 2_000_000,
+                 max_seen: int = 16) -> None:
+        self.window_ms = window_ms
+        self.max_degree = max_degree
+        self.min_items = min_items
+        self.max_pairs = max_pairs
+        self.max_seen = max(max_seen, min_items)
+        self.recent: dict[str, deque[tuple[int, str]]] = {}
+        self.pairs: dict[tuple[str, str], PairStat] = {}
+        self.popular_skips = 0
+        self._observed = 0
+
+    def observe(self, item: str, actor: str, ts: int) -> list[tuple[str, str]]:
+        """Record ``actor`` using ``item`` at ``ts``; returns the pairs that just became edges."""
+        dq = self.recent.get(item)
+        if dq is None:
+            dq = self.recent[item] = deque()
+        lo = ts - self.window_ms
+        while dq and dq[0][0] < lo:
+            dq.popleft()
+        others = {a for _, a in dq if a != actor}
+        dq.append((ts, actor))
+        self._observed += 1
+        if self._observed % 200_000 == 0:
+            self.prune(ts)
+        if not others:
+            return []
+        if len(others) + 1 > self.max_degree:
+            self.popular_skips += 1
+            return []
+        key = f"{item}@{ts // self.window_ms}"
+        new_edges = []
+        pairs = self.pairs
+        for other in others:
+            pk = (actor, other) if actor < other else (other, actor)
+            st = pairs.get(pk)
+            if st is None:
+                st = pairs[pk] = PairStat(seen=[])
+            st.last_ts = ts
+            if key in st.seen or st.edge:
+                continue
+            st.n += 1
+            if len(st.seen) < self.max_seen:
+                st.seen.append(key)
+            if st.n >= self.min_items:
+                st.edge = True
+                new_edges.append(pk)
+        return new_edges
+
+    def prune(self, now_ms: int) -> None:
+        """Drop expired items and, past ``max_pairs``, the pairs that went quiet without becoming edges."""
+        lo = now_ms - self.window_ms
+        for item in [k for k, dq in self.recent.items() if not dq or dq[-1][0] < lo]:
+            del self.recent[item]
+        if len(self.pairs) > self.max_pairs:
+            horizon = now_ms - 8 * self.window_ms
+            self.pairs = {k: v for k, v in self.pairs.items() if v.edge or v.last_ts >= horizon}
+            if len(self.pairs) > self.max_pairs:
+                self.pairs = {k: v for k, v in self.pairs.items() if v.edge or v.n > 1}
+
+    def dump(self) -> bytes:
+        d = _Dump(recent={k: list(v) for k, v in self.recent.items()},
+                  pairs={f"{a}\x1f{b}": st for (a, b), st in self.pairs.items()})
+        return msgspec.msgpack.encode(d)
+
+    def load(self, data: bytes) -> None:
+        d = msgspec.msgpack.decode(data, type=_Dump)
+        self.recent = {k: deque((int(t), str(a)) for t, a in v) for k, v in d.recent.items()}
+        self.pairs = {}
+        for k, st in d.pairs.items():
+            a, _, b = k.partition("\x1f")
+            self.pairs[(a, b)] = st
+
+    def metrics(self) -> dict[str, Any]:
+        return {"items": len(self.recent), "pairs": len(self.pairs),
+                "edges": sum(1 for s in self.pairs.values() if s.edge), "popular_skips": self.popular_skips}

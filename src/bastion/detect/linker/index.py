@@ -1,0 +1,197 @@
+"""The offender index: fingerprints of suspended accounts and the three ways to retrieve candidates for a
+new account - exact identifier joins, MinHash LSH over name/bio/neighbourhood sets, and nearest neighbours
+over style-and-behaviour vectors.
+
+Fingerprints are the source of truth and live in ``state.kv`` (namespace ``linker.fp``); the in-memory
+structures are rebuilt from them on load, so the index survives a restart of a persistent backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from bastion.detect.linker.fingerprint import VECTOR_DIM, Fingerprint, vector
+from bastion.detect.linker.text import char_ngrams, handle_stem, normalise_handle, normalise_name, tokens
+
+NS_FP = "linker.fp"
+NUM_PERM = 64
+LSH_THRESHOLD = 0.3
+MAX_POSTING = 200          # an identifier shared by more suspended accounts than this is no evidence
+EXACT_VECTOR_LIMIT = 20_000  # below this many fingerprints an exact scan is faster than an ANN index
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Fingerprint)
+
+
+def encode(fp: Fingerprint) -> bytes:
+    return _enc.encode(fp)
+
+
+def decode(raw: bytes) -> Fingerprint:
+    return _dec.decode(raw)
+
+
+def name_set(fp: Fingerprint) -> set[str]:
+    return char_ngrams(normalise_handle(fp.handle)) | {"n:" + g for g in char_ngrams(normalise_name(fp.name))}
+
+
+def bio_set(fp: Fingerprint) -> set[str]:
+    return tokens(fp.bio)
+
+
+def neighbour_set(fp: Fingerprint) -> set[str]:
+    return {"f:" + x for x in fp.follows} | {"f:" + x for x in fp.first_follows} | {"t:" + x for x in fp.targets}
+
+
+def identifier_keys(fp: Fingerprint) -> list[tuple[str, str]]:
+    keys = [("device", d) for d in fp.devices] + [("ip", i) for i in fp.ips] + [("net", n) for n in fp.nets]
+    if fp.avatar and fp.avatar != "default":
+        keys.append(("avatar", fp.avatar))
+    stem = handle_stem(fp.handle)
+    if len(stem) >= 4:
+        keys.append(("stem", stem))
+    name = normalise_name(fp.name)
+    if name:
+        keys.append(("name", name))
+    return keys
+
+
+class _MinHasher:
+    def __init__(self) -> None:
+        from datasketch import MinHash
+
+        self._cls = MinHash
+        proto = MinHash(num_perm=NUM_PERM, seed=7)
+        self._perms, self._scheme = proto.permutations, proto.scheme
+
+    def __call__(self, items: Iterable[str]) -> Any:
+        m = self._cls(num_perm=NUM_PERM, permutations=self._perms, scheme=self._scheme)
+        data = [s.encode() for s in items]
+        if data:
+            m.update_batch(data)
+        return m
+
+
+class VectorIndex:
+    """Cosine nearest neighbours: an exact scan while small, a usearch HNSW graph when large."""
+
+    def __init__(self, dim: int = VECTOR_DIM, exact_limit: int = EXACT_VECTOR_LIMIT) -> None:
+        self.dim = dim
+        self.exact_limit = exact_limit
+        self.ids: list[str] = []
+        self.pos: dict[str, int] = {}
+        self.mat = np.zeros((64, dim), np.float32)
+        self._ann: Any = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, key: str, vec: list[float] | np.ndarray) -> None:
+        v = np.asarray(vec, np.float32)
+        i = self.pos.get(key)
+        if i is None:
+            i = len(self.ids)
+            self.ids.append(key)
+            self.pos[key] = i
+            if i >= len(self.mat):
+                self.mat = np.vstack([self.mat, np.zeros_like(self.mat)])
+        self.mat[i] = v
+        if self._ann is not None:
+            self._ann.add(i, v)
+        elif len(self.ids) > self.exact_limit:
+            self._build_ann()
+
+    def _build_ann(self) -> None:
+        from usearch.index import Index
+
+        n = len(self.ids)
+        self._ann = Index(ndim=self.dim, metric="cos", dtype="f32", connectivity=16, expansion_add=64,
+                          expansion_search=96)
+        self._ann.add(np.arange(n, dtype=np.uint64), self.mat[:n], threads=1)
+
+    def search(self, vec: list[float] | np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+        n = len(self.ids)
+        if n == 0:
+            return []
+        v = np.asarray(vec, np.float32)
+        if self._ann is None:
+            sims = self.mat[:n] @ v
+            k = min(k, n)
+            top = np.argpartition(-sims, k - 1)[:k]
+            top = top[np.argsort(-sims[top])]
+            return [(self.ids[i], float(sims[i])) for i in top]
+        res = self._ann.search(v, k, threads=1)
+        return [(self.ids[int(key)], 1.0 - float(d)) for key, d in zip(res.keys, res.distances, strict=True)]
+
+
+class OffenderIndex:
+    """Suspended accounts' fingerprints and the retrieval structures over them."""
+
+    def __init__(self, lsh_threshold: float = LSH_THRESHOLD) -> None:
+        from datasketch import MinHashLSH
+
+        self.fps: dict[str, Fingerprint] = {}
+        self.postings: dict[tuple[str, str], set[str]] = {}
+        self.minhash = _MinHasher()
+        self.lsh = {k: MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM) for k in ("name", "bio", "nbr")}
+        self.vectors = VectorIndex()
+
+    def __len__(self) -> int:
+        return len(self.fps)
+
+    def __contains__(self, account_id: str) -> bool:
+        return account_id in self.fps
+
+    def add(self, fp: Fingerprint) -> None:
+        if fp.id in self.fps:
+            self.remove(fp.id)
+        self.fps[fp.id] = fp
+        for key in identifier_keys(fp):
+            self.postings.setdefault(key, set()).add(fp.id)
+        for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):
+            if items:
+                self.lsh[kind].insert(fp.id, self.minhash(items))
+        self.vectors.add(fp.id, vector(fp))
+
+    def remove(self, account_id: str) -> None:
+        fp = self.fps.pop(account_id, None)
+        if fp is None:
+            return
+        for key in identifier_keys(fp):
+            self.postings.get(key, set()).discard(account_id)
+        for lsh in self.lsh.values():
+            if account_id in lsh.keys:
+                lsh.remove(account_id)
+        self.vectors.add(account_id, np.zeros(self.vectors.dim, np.float32))
+
+    def candidates(self, fp: Fingerprint, k_vector: int = 10) -> dict[str, set[str]]:
+        """Suspended accounts worth scoring against ``fp``, each with the channels that found it."""
+        out: dict[str, set[str]] = {}
+        if not self.fps:
+            return out
+        for kind, value in identifier_keys(fp):
+            ids = self.postings.get((kind, value))
+            if ids and len(ids) <= MAX_POSTING:
+                for pid in ids:
+                    out.setdefault(pid, set()).add(kind)
+        for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):
+            if items:
+                for pid in self.lsh[kind].query(self.minhash(items)):
+                    out.setdefault(pid, set()).add("lsh_" + kind)
+        if fp.n_texts or sum(fp.hours):
+            for pid, _sim in self.vectors.search(vector(fp), k_vector):
+                if pid in self.fps:
+                    out.setdefault(pid, set()).add("ann")
+        out.pop(fp.id, None)
+        return out
+
+    def load(self, items: Iterable[tuple[str, bytes]]) -> int:
+        n = 0
+        for _key, raw in items:
+            self.add(decode(raw))
+            n += 1
+        return n

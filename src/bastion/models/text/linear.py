@@ -1,0 +1,157 @@
+"""The fast tier: hashed n-gram TF-IDF features and a logistic regression, calibrated on held-out data.
+
+State is plain arrays (float16 coefficients and IDF weights, intercept, calibration), so it round-trips through
+the registry's npz files without pickle. One post is scored without building a sparse matrix.
+
+>>> texts = ["you are an idiot", "have a nice day", "shut up moron", "lovely weather"] * 10
+>>> m = LinearTextModel("demo", bits=12, C=10.0).fit(texts, [1, 0, 1, 0] * 10)
+>>> bool(m.score_one("what an idiot") > m.score_one("what a nice day"))
+True
+>>> m2 = LinearTextModel.from_artifact(m.to_artifact())
+>>> m2.score_one("what an idiot") == m.score_one("what an idiot")
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+
+from bastion.models.base import Calibration, best_threshold
+from bastion.models.registry import Artifact, ModelError
+from bastion.models.text.features import HashingFeaturizer
+
+KIND = "text-linear"
+
+
+class LinearTextModel:
+    """Fast-tier text classifier following the :class:`~bastion.models.registry.Scorer` protocol."""
+
+    def __init__(self, name: str, bits: int = 20, C: float = 1.0, word_weight: float = 0.5,
+                 calibration: str = "platt", objective: str = "macro_f1", max_fpr: float | None = None) -> None:
+        self.name = name
+        self.featurizer = HashingFeaturizer(bits=bits, word_weight=word_weight)
+        self.C = C
+        self.calibration = calibration
+        self.objective = objective
+        self.max_fpr = max_fpr
+        self.meta: dict[str, Any] = {}
+
+    @property
+    def feature_schema(self) -> list[str]:
+        return self.featurizer.schema()
+
+    # --- features -------------------------------------------------------------------------------------------
+
+    def _counts(self, texts: Sequence[str]):  # -> csr_matrix
+        return self.featurizer.transform(list(texts))
+
+    def _tfidf(self, counts):  # csr -> csr, rows l2-normalised
+        from sklearn.preprocessing import normalize as l2
+
+        X = counts.multiply(self.idf_.astype(np.float32)[None, :]).tocsr()
+        return l2(X, copy=False)
+
+    # --- fit ------------------------------------------------------------------------------------------------
+
+    def fit_raw(self, texts: Sequence[str], labels: Sequence[int]) -> Self:
+        """Fit IDF and the linear model only (no calibration): raw scores come from :meth:`decision`."""
+        from sklearn.linear_model import LogisticRegression
+
+        y = np.asarray(labels, dtype=np.int64)
+        counts = self._counts(texts)
+        df = np.bincount(counts.indices, minlength=self.featurizer.n_features)
+        idf = np.log((1.0 + len(y)) / (1.0 + df)) + 1.0
+        idf[df == 0] = 0.0  # unseen buckets carry no weight (and compress to nothing)
+        self.idf_ = idf.astype(np.float16)
+        lr = LogisticRegression(C=self.C, solver="liblinear", class_weight="balanced", max_iter=1000)
+        lr.fit(self._tfidf(counts), y)
+        self.coef_ = lr.coef_[0].astype(np.float16)
+        self.intercept_ = float(lr.intercept_[0])
+        self.calibration_ = Calibration("identity", np.zeros(0))
+        self.threshold_ = 0.5
+        return self
+
+    def calibrate(self, texts: Sequence[str], labels: Sequence[int]) -> Self:
+        """Fit the calibration and choose the threshold on held-out texts."""
+        y = np.asarray(labels, dtype=np.int64)
+        raw = self.decision(texts)
+        self.calibration_ = Calibration.fit(raw, y, method=self.calibration)
+        self.threshold_ = best_threshold(self.calibration_.apply(raw), y, self.objective, self.max_fpr)
+        return self
+
+    def fit(self, X: Sequence[str], y: Sequence[int], val_texts: Sequence[str] | None = None,
+            val_labels: Sequence[int] | None = None) -> Self:
+        """Fit on ``X``/``y``; calibrate and choose the threshold on the validation texts (or on ``X`` itself
+        when none are given, which is only fit for toy examples)."""
+        self.fit_raw(X, y)
+        if val_texts is None or val_labels is None:
+            val_texts, val_labels = X, y
+        return self.calibrate(val_texts, val_labels)
+
+    # --- scoring --------------------------------------------------------------------------------------------
+
+    def decision(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw (uncalibrated) scores, i.e. logits."""
+        X = self._tfidf(self._counts(texts))
+        return np.asarray(X @ self.coef_.astype(np.float32), dtype=np.float64) + self.intercept_
+
+    def decision_one(self, text: str) -> float:
+        idx, val = self.featurizer.features_one(text)
+        if len(idx) == 0:
+            return self.intercept_
+        uniq, inv = np.unique(idx, return_inverse=True)
+        v = np.bincount(inv, weights=val).astype(np.float32) * self.idf_[uniq].astype(np.float32)
+        norm = float(np.sqrt(np.dot(v, v)))
+        if norm == 0.0:
+            return self.intercept_
+        return float(np.dot(v, self.coef_[uniq].astype(np.float32))) / norm + self.intercept_
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities of the unwanted class, shape (n,)."""
+        return self.calibration_.apply(self.decision(X))
+
+    def score_one(self, text: str) -> float:
+        """Calibrated probability for one text (the engine's hot path)."""
+        return self.calibration_.apply_one(self.decision_one(text))
+
+    # --- serialisation --------------------------------------------------------------------------------------
+
+    def to_artifact(self) -> Artifact:
+        meta = {
+            "name": self.name,
+            "kind": KIND,
+            "feature_schema": self.feature_schema,
+            "threshold": self.threshold_,
+            "params": {"bits": self.featurizer.bits, "C": self.C, "word_weight": self.featurizer.word_weight,
+                       "calibration": self.calibration, "objective": self.objective, "max_fpr": self.max_fpr},
+            **{k: v for k, v in self.meta.items() if k not in {"name", "kind", "feature_schema", "threshold"}},
+        }
+        arrays = {"coef": self.coef_, "idf": self.idf_, "intercept": np.array([self.intercept_]),
+                  **self.calibration_.to_arrays()}
+        return Artifact(meta=meta, arrays=arrays)
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact) -> Self:
+        meta = artifact.meta
+        if meta.get("kind") != KIND:
+            raise ModelError(f"artifact {meta.get('name')!r} is a {meta.get('kind')!r}, not {KIND!r}")
+        p = meta["params"]
+        model = cls(meta["name"], bits=int(p["bits"]), C=float(p["C"]), word_weight=float(p["word_weight"]),
+                    calibration=p["calibration"], objective=p["objective"], max_fpr=p.get("max_fpr"))
+        live = model.feature_schema
+        if list(meta.get("feature_schema", [])) != live:
+            raise ModelError(
+                f"model {meta.get('name')}@{meta.get('version')} was built with feature schema "
+                f"{meta.get('feature_schema')}, but this code computes {live}; retrain it "
+                f"(`bastion train {meta.get('name')}`)"
+            )
+        model.coef_ = np.asarray(artifact.arrays["coef"], dtype=np.float16)
+        model.idf_ = np.asarray(artifact.arrays["idf"], dtype=np.float16)
+        model.intercept_ = float(artifact.arrays["intercept"][0])
+        model.calibration_ = Calibration.from_arrays(artifact.arrays)
+        model.threshold_ = float(meta["threshold"])
+        model.meta = dict(meta)
+        return model
