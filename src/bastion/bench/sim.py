@@ -23,11 +23,13 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
         n = int(stats["events"])
         lines = (Path(tmp) / "sim" / "events.jsonl").read_bytes().splitlines()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         with (Path(tmp) / "baseline.jsonl").open("wb") as fh:
             chunk = 100_000
             for i in range(0, len(lines), chunk):
                 fh.write(b"\n".join(lines[i : i + chunk]) + b"\n")
         base = time.perf_counter() - t0
+        base_cpu = time.process_time() - c0
     return {
         "users": users,
         "days": days,
@@ -38,4 +40,6 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
         "events_per_s_incl_setup": n / stats["total_seconds"],
         "baseline_write_events_per_s": n / max(base, 1e-9),
         "ratio_to_baseline": stats["events_per_s"] / (n / max(base, 1e-9)),
+        "events_per_cpu_s": stats["events_per_cpu_s"],
+        "baseline_events_per_cpu_s": n / max(base_cpu, 1e-9),
     }

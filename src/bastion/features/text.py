@@ -7,6 +7,8 @@ that "what the model saw" and "what a rule matched" are the same string.
 'you are an idiot!!'
 >>> normalize("ѕtuрid b\u200bi\u200bt\u200bc\u200bh")  # Cyrillic look-alikes and zero-width spaces
 'stupid bitch'
+>>> normalize("id🤬iot 😂")
+'idiot 😂'
 >>> normalize("f.u.c.k off, l0o0oser")
 'fuck off, loser'
 >>> domains("win now at www.Free-Prizes.co.uk/claim or bit[.]ly/x9")
@@ -70,6 +72,8 @@ _REPEATS = re.compile(r"(.)\1{2,}")
 _SPACED_DOTS = re.compile(r"(?<![\w])(?:[a-z0-9@$](?P<sep>[.\-_*,~]) ?){2,}[a-z0-9@$](?![\w])")
 _SPACED_SPACES = re.compile(r"(?<![\w])(?:[a-z0-9@$] ){3,}[a-z0-9@$](?![\w])")
 _SPACES = re.compile(r"\s+")
+# Emoji and pictographs wedged inside a word ("id🤬iot") are dropped; standalone ones stay as tokens.
+_EMOJI_IN_WORD = re.compile(r"(?<=[a-z0-9@$])[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]+(?=[a-z0-9@$])")
 _HTML_TAG = re.compile(r"<\s*/?\s*(?:br|p|a|b|i|div|span)\b[^>]*>", re.I)
 
 
@@ -148,6 +152,8 @@ def normalize(text: str) -> str:
     if "<" in text:
         text = _HTML_TAG.sub(" ", text)
     text = fold_confusables(strip_invisible(text))
+    if not text.isascii():
+        text = _EMOJI_IN_WORD.sub("", text)
     text = _REPEATS.sub(lambda m: m.group(1) if m.group(1).isalpha() else m.group(1) * 2, text)
     text = join_spaced_letters(text)
     text = unleet(text)

@@ -462,6 +462,7 @@ class Simulator:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         t_start = time.perf_counter()
+        c_start = time.process_time()
         n_events = 0
         with (out_dir / "events.jsonl").open("w", encoding="utf-8") as fh:
             if self.cfg.backfill:
@@ -477,9 +478,11 @@ class Simulator:
                     el = time.perf_counter() - t_start
                     print(f"  hour {h + 1}/{self.n_slices}: {n_events:,} events, {n_events / el:,.0f}/s", flush=True)
         wall = time.perf_counter() - t_start
+        cpu = time.process_time() - c_start
         truth_path = out_dir / "truth.json"
         self.write_truth(truth_path)
         return {"events": n_events, "seconds": wall, "events_per_s": n_events / max(wall, 1e-9),
+                "cpu_seconds": cpu, "events_per_cpu_s": n_events / max(cpu, 1e-9),
                 "accounts": self.pop.n, "posts": self.n_posts, "out": str(out_dir)}
 
     def _write_backfill(self, fh: Any) -> int:

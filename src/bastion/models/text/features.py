@@ -15,7 +15,7 @@ A text becomes a list of feature indices (with repeats, i.e. term counts) and on
 >>> X = f.transform(["you idiot", "have a nice day"]); X.shape == (2, f.n_features)
 True
 >>> f.schema()[0]
-'featurizer=hashing-poly64-v1'
+'featurizer=hashing-poly64-v2'
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ _P = np.uint64(0x100000001B3)  # odd, so it has an inverse modulo 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 2**64))
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MAX_CHARS = 1000
+_ONE = np.uint64(1)
+_SALT = np.uint64(0x2545F4914F6CDD1D)
+_WORD_SALT = {k: np.uint64(((100 + k) * 0x2545F4914F6CDD1D) % 2**64) for k in range(1, 9)}
+_PLANS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 _WORD = re.compile(r"[\w#@$'*]+|[^\w\s]")
 
 
@@ -66,7 +70,7 @@ class HashingFeaturizer:
     def schema(self) -> list[str]:
         """The feature schema a trained model records; a model is refused when it differs from the code's."""
         return [
-            "featurizer=hashing-poly64-v1",
+            "featurizer=hashing-poly64-v2",
             f"normalizer={NORMALIZER_VERSION}",
             f"bits={self.bits}",
             f"char={self.char_min}-{self.char_max}",
@@ -82,47 +86,55 @@ class HashingFeaturizer:
         return cls(bits=int(kv["bits"]), char_min=cmin, char_max=cmax,
                    word_max=int(kv["word"].split("-")[1]), word_weight=float(kv["word_weight"]))
 
-    def _bucket(self, h: np.ndarray, salt: int) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            h = (h ^ np.uint64((salt * 0x2545F4914F6CDD1D) % 2**64)) * _MIX
-            h ^= h >> np.uint64(31)
-            h *= _MIX
+    def _bucket(self, h: np.ndarray, salt: np.ndarray | np.uint64) -> np.ndarray:
+        # uint64 array arithmetic wraps silently; only scalar operations would warn
+        h = (h ^ salt) * _MIX
+        h ^= h >> np.uint64(31)
+        h *= _MIX
         return (h >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def _char_plan(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start/end offsets and salts of every character n-gram of a padded text of length ``n`` (cached)."""
+        plan = _PLANS.get((n, self.char_min, self.char_max))
+        if plan is None:
+            ks = [k for k in range(self.char_min, self.char_max + 1) if k <= n]
+            starts = np.concatenate([np.arange(0, n - k + 1) for k in ks]) if ks else np.zeros(0, np.int64)
+            ends = np.concatenate([np.arange(k, n + 1) for k in ks]) if ks else np.zeros(0, np.int64)
+            salts = ((ends - starts).astype(np.uint64) * _SALT) if ks else np.zeros(0, np.uint64)
+            plan = (starts, ends, salts)
+            if len(_PLANS) < 4096:
+                _PLANS[(n, self.char_min, self.char_max)] = plan
+        return plan
 
     def features_normalized(self, norm: str) -> tuple[np.ndarray, np.ndarray]:
         s = " " + norm[: _MAX_CHARS] + " "
         codes = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         n = len(codes)
-        with np.errstate(over="ignore"):
-            g = np.zeros(n + 1, dtype=np.uint64)
-            np.cumsum((codes + np.uint64(1)) * _POW_INV[:n], out=g[1:])
-            parts: list[np.ndarray] = []
-            for k in range(self.char_min, min(self.char_max, n) + 1):
-                starts = np.arange(0, n - k + 1)
-                h = (g[starts + k] - g[starts]) * _POW[starts + k - 1]
-                parts.append(self._bucket(h, k))
-            char_idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-            spans = [(m.start() + 1, m.end() + 1) for m in _WORD.finditer(s, 1, len(s) - 1)]
-            if spans:
-                a = np.fromiter((x for x, _ in spans), dtype=np.int64, count=len(spans))
-                b = np.fromiter((y for _, y in spans), dtype=np.int64, count=len(spans))
-                wh = (g[b] - g[a]) * _POW[b - 1]
-                wparts = [self._bucket(wh, 101)]
-                for k in range(2, self.word_max + 1):
-                    if len(wh) >= k:
-                        comb = wh[: len(wh) - k + 1].copy()
-                        for j in range(1, k):
-                            comb = comb * _P + wh[j: len(wh) - k + 1 + j]
-                        wparts.append(self._bucket(comb, 100 + k))
-                word_idx = np.concatenate(wparts)
-            else:
-                word_idx = np.zeros(0, dtype=np.int64)
-        cw = 1.0 / np.sqrt(max(1, len(char_idx)))
-        ww = self.word_weight / np.sqrt(max(1, len(word_idx)))
-        idx = np.concatenate([char_idx, word_idx])
-        val = np.concatenate([np.full(len(char_idx), cw, dtype=np.float32),
-                              np.full(len(word_idx), ww, dtype=np.float32)])
-        return idx, val
+        g = np.zeros(n + 1, dtype=np.uint64)
+        np.cumsum((codes + _ONE) * _POW_INV[:n], out=g[1:])
+        starts, ends, salts = self._char_plan(n)
+        char_idx = self._bucket((g[ends] - g[starts]) * _POW[ends - 1], salts)
+        spans = [m.span() for m in _WORD.finditer(s, 1, len(s) - 1)]
+        n_words = len(spans)
+        if n_words:
+            ab = np.array(spans, dtype=np.int64)
+            a, b = ab[:, 0], ab[:, 1]
+            wh = (g[b] - g[a]) * _POW[b - 1]
+            hs, salt_parts = [wh], [np.full(n_words, _WORD_SALT[1], dtype=np.uint64)]
+            for k in range(2, min(self.word_max, n_words) + 1):
+                comb = wh[: n_words - k + 1].copy()
+                for j in range(1, k):
+                    comb = comb * _P + wh[j: n_words - k + 1 + j]
+                hs.append(comb)
+                salt_parts.append(np.full(len(comb), _WORD_SALT[k], dtype=np.uint64))
+            word_idx = self._bucket(np.concatenate(hs), np.concatenate(salt_parts))
+        else:
+            word_idx = np.zeros(0, dtype=np.int64)
+        n_char, n_word = len(char_idx), len(word_idx)
+        val = np.empty(n_char + n_word, dtype=np.float32)
+        val[:n_char] = 1.0 / np.sqrt(max(1, n_char))
+        val[n_char:] = self.word_weight / np.sqrt(max(1, n_word))
+        return np.concatenate([char_idx, word_idx]), val
 
     def features_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature indices (repeats are counts) and their values for one raw text."""

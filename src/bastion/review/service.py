@@ -1,0 +1,352 @@
+"""Review as a service around a :class:`~bastion.app.Runtime`: persistence, decisions and the feedback loop.
+
+:func:`attach_review` wires everything onto a built runtime (call it before events flow, so the entity
+recorder sees them):
+
+* the queue is attached to the SQLite store (``settings.db_path``): open cases load and changes are written;
+* reporter reputation (a Beta posterior per reporter) and per-source precision (rule, model, linker ...)
+  learned from decisions feed the priority formula;
+* an :class:`AuditSink` appends every automated action to the audit log;
+* an :class:`~bastion.review.entities.EventRecorder` keeps recent events per entity for investigation.
+
+:meth:`ReviewService.decide` applies a decision's effects through ``engine.add_external_actions`` with source
+``reviewer:ID``, stores it (the training labels), updates reputations and precision, and audits it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bastion.actions.effects import (
+    ACCOUNT_LIMIT,
+    ACCOUNT_SUSPEND,
+    LABEL_ADD,
+    LABEL_REMOVE,
+    POST_DOWNRANK,
+    POST_HIDE,
+    AppliedAction,
+    Effect,
+    Subject,
+)
+from bastion.events.model import GenericEvent
+from bastion.review.entities import EventRecorder
+from bastion.review.queue import QUEUES, Case, ReviewQueue
+from bastion.review.store import ReviewStore
+
+VERDICTS = ("violating", "benign", "escalate")
+ACTIONS = ("none", "label", POST_HIDE, POST_DOWNRANK, ACCOUNT_LIMIT, ACCOUNT_SUSPEND)
+POLICIES = ("spam", "abuse", "hate", "harassment", "bots", "repeat_offenders", "coordination", "impersonation",
+            "misinformation", "other")
+REPUTATION_PRIOR = (1.0, 1.0)      # Beta(alpha, beta) for a reporter never judged
+
+
+class Reputation:
+    """Reporter reputation: the mean of Beta(alpha0 + confirmed, beta0 + rejected).
+
+    >>> r = Reputation()
+    >>> r.mean("u1"), r.update(["u1"], True) or r.mean("u1")
+    (0.5, 0.6666666666666666)
+    """
+
+    def __init__(self, counts: dict[str, tuple[float, float]] | None = None,
+                 prior: tuple[float, float] = REPUTATION_PRIOR) -> None:
+        self.counts = dict(counts or {})
+        self.prior = prior
+
+    def mean(self, reporter: str) -> float:
+        c, r = self.counts.get(reporter, (0.0, 0.0))
+        a, b = self.prior[0] + c, self.prior[1] + r
+        return a / (a + b)
+
+    def update(self, reporters: Iterable[str], confirmed: bool) -> None:
+        for rep in reporters:
+            c, r = self.counts.get(rep, (0.0, 0.0))
+            self.counts[rep] = (c + 1, r) if confirmed else (c, r + 1)
+
+
+class SourcePrecision:
+    """Precision of each signal source (``rule:NAME``, ``model:NAME@V``, ``linker``, ``reports`` ...) over
+    decided cases it contributed to; used to calibrate that source's raw scores."""
+
+    def __init__(self, prior_weight: float = 5.0) -> None:
+        self.tp: dict[str, int] = {}
+        self.fp: dict[str, int] = {}
+        self.prior_weight = prior_weight
+
+    def update(self, sources: Iterable[str], violating: bool) -> None:
+        book = self.tp if violating else self.fp
+        for s in sources:
+            book[s] = book.get(s, 0) + 1
+
+    def calibrate(self, source: str, raw: float) -> float:
+        tp, fp = self.tp.get(source, 0), self.fp.get(source, 0)
+        if tp + fp == 0:
+            return raw
+        return (raw * self.prior_weight + tp) / (self.prior_weight + tp + fp)
+
+    def table(self) -> list[dict[str, Any]]:
+        rows = []
+        for s in sorted(set(self.tp) | set(self.fp)):
+            tp, fp = self.tp.get(s, 0), self.fp.get(s, 0)
+            rows.append({"source": s, "tp": tp, "fp": fp, "precision": round(tp / (tp + fp), 4) if tp + fp else None})
+        return rows
+
+
+class AuditSink:
+    """Every applied automated action is appended to the audit log (batched; written on flush).
+    Reviewer actions are audited by the decision itself."""
+
+    def __init__(self, store: ReviewStore, queue: ReviewQueue, batch: int = 5000) -> None:
+        self.store = store
+        self.queue = queue
+        self.batch = batch
+        self.buffer: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def write_action(self, action: AppliedAction) -> None:
+        if action.stage == "shadow" or action.source.startswith("reviewer:"):
+            return
+        self.buffer.append((action.source, "action." + action.action, f"{action.subject.kind}:{action.subject.id}",
+                            {"id": action.id, "ts": action.ts, "event_id": action.event_id, "label": action.label,
+                             "score": action.score, "reason": action.reason}))
+        if len(self.buffer) >= self.batch:
+            self.flush()
+
+    def write_dead_letter(self, line: int | None, error: str, raw: str) -> None:
+        return None
+
+    def flush(self) -> None:
+        rows, self.buffer = self.buffer, []
+        self.store.audit_many(rows)
+        self.queue.sync()
+
+
+class ReviewService:
+    """Decisions, evidence and dashboards over one runtime. Build it with :func:`attach_review`."""
+
+    def __init__(self, runtime: Any, store: ReviewStore, recorder: EventRecorder | None = None,
+                 rules_dir: Path | None = None) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.queue: ReviewQueue = runtime.queue
+        self.recorder = recorder
+        self.rules_dir = rules_dir
+        self.lock = threading.RLock()
+        self.reputation = Reputation(store.reporter_counts())
+        self.precision = SourcePrecision()
+        for d in store.decisions():
+            if d["verdict"] in ("violating", "benign"):
+                self.precision.update(d["sources"], d["verdict"] == "violating")
+        self.queue.reputation = self.reputation.mean
+        self.queue.calibrate = self.precision.calibrate
+        self.prioritiser: Any = None
+        self._dseq = store.n_decisions()
+
+    # -- decisions -------------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        last = self.runtime.engine.stats.last_ts
+        return int(last) if last else int(time.time() * 1000)
+
+    def decide(self, case_id: str, reviewer: str, verdict: str, policy: str, action: str = "none",
+               note: str = "") -> dict[str, Any]:
+        """Apply one decision; returns the decision record with the ids of the actions it applied."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}")
+        with self.lock:
+            case = self.queue.by_id.get(case_id)
+            if case is None:
+                raise KeyError(case_id)
+            if case.status != "open":
+                raise ValueError(f"case {case_id} is already decided ({case.decision})")
+            ts = max(self.now_ms(), case.updated_ms)
+            self._dseq += 1
+            did = f"d{self._dseq}-{int(time.time() * 1000) % 100000}"
+            src = f"reviewer:{reviewer}"
+            effects = self._effects(case, verdict, policy, action, src, note)
+            event = GenericEvent(id=f"review-{did}", type_="review.decision", ts=ts, actor=src,
+                                 fields={"case": case.id})
+            applied = self.runtime.engine.add_external_actions(effects, event) if effects else []
+            self.runtime.engine.flush()
+            features = case_features(case, self.queue, ts)
+            prio = self.queue.priority_of(case, ts)
+            record = {"id": did, "case_id": case.id, "subject_kind": case.subject.kind,
+                      "subject_id": case.subject.id, "reviewer": reviewer, "verdict": verdict, "policy": policy,
+                      "action": action, "note": note, "ts_ms": ts, "decided_at": time.time(), "queue": case.queue,
+                      "priority": prio, "sources": sorted(case.sources), "reporters": sorted(case.reporters),
+                      "features": features}
+            self.store.add_decision(record)
+            if verdict == "escalate":
+                case.queue = policy if policy in QUEUES else case.queue
+                case.reasons[src] = f"escalated by {reviewer}" + (f": {note}" if note else "")
+                case.signals.pop(src, None)
+                self.queue.dirty.add(case.id)
+            else:
+                violating = verdict == "violating"
+                self.reputation.update(case.reporters, violating)
+                self.store.bump_reporters(case.reporters, violating)
+                self.precision.update(case.sources, violating)
+                self.queue.close_case(case, verdict, ts)
+            self.queue.sync()
+            self.store.audit(src, "decision", f"{case.subject.kind}:{case.subject.id}",
+                             {"decision": did, "case": case.id, "verdict": verdict, "policy": policy,
+                              "action": action, "note": note, "actions": [a.id for a in applied],
+                              "effects": [f"{a.action}:{a.subject.kind}:{a.subject.id}" for a in applied]})
+            return {**record, "applied": [a.id for a in applied]}
+
+    def _effects(self, case: Case, verdict: str, policy: str, action: str, src: str, note: str) -> list[Effect]:
+        subj = case.subject
+        reason = f"reviewer decision: {verdict} ({policy})" + (f" - {note}" if note else "")
+        if verdict == "escalate":
+            return []
+        targets = [subj]
+        if subj.kind == "cluster":
+            members = self.runtime.clusters.clusters.get(subj.id)
+            targets += [Subject("account", m) for m in (members.members[:500] if members else [])]
+        out: list[Effect] = []
+        if verdict == "benign":
+            now = self.now_ms()
+            for lb in self.runtime.state.labels.active(subj.kind, subj.id, now):
+                if not lb.source.startswith("reviewer:"):
+                    out.append(Effect(action=LABEL_REMOVE, subject=subj, source=src, label=lb.label, reason=reason))
+            return out
+        for t in targets:
+            out.append(Effect(action=LABEL_ADD, subject=t, source=src, label=policy, score=1.0, reason=reason,
+                              evidence={"case": case.id}))
+            if action in (POST_HIDE, POST_DOWNRANK) and t.kind == "post":
+                out.append(Effect(action=action, subject=t, source=src, reason=reason, evidence={"case": case.id}))
+            elif action in (ACCOUNT_LIMIT, ACCOUNT_SUSPEND) and t.kind == "account":
+                out.append(Effect(action=action, subject=t, source=src, reason=reason, evidence={"case": case.id}))
+            elif action in (ACCOUNT_LIMIT, ACCOUNT_SUSPEND) and t.kind == "post":
+                post = self.runtime.state.posts.get(t.id)
+                if post is not None:
+                    out.append(Effect(action=action, subject=Subject("account", post.author), source=src,
+                                      reason=reason, evidence={"case": case.id, "post": t.id}))
+        return out
+
+    # -- evidence ------------------------------------------------------------------------------------
+    def evidence(self, case: Case) -> dict[str, Any]:
+        rt = self.runtime
+        state = rt.state
+        subj = case.subject
+        now = self.now_ms()
+        account_id = subj.id if subj.kind == "account" else None
+        post = None
+        if subj.kind == "post":
+            post = state.posts.get(subj.id)
+            account_id = post.author if post is not None else None
+        out: dict[str, Any] = {"account_id": account_id, "post": post, "signals": list(case.signals.values()),
+                               "reports": case.reports[-20:]}
+        out["reporters"] = [{"id": r, "reputation": round(self.reputation.mean(r), 3),
+                             "judged": sum(self.reputation.counts.get(r, (0, 0)))} for r in sorted(case.reporters)[:30]]
+        out["scores"] = dict(rt.engine.scores.data.get(subj, {}))
+        if account_id:
+            acc = state.accounts.get(account_id)
+            out["account"] = acc
+            out["account_scores"] = dict(rt.engine.scores.data.get(Subject("account", account_id), {}))
+            out["labels"] = state.labels.active("account", account_id, now)
+            out["recent_actions"] = list(rt.engine.recent.get(account_id, []))[-10:]
+            out["links"] = [{"parent": lk.parent, "score": lk.score, "evidence": lk.evidence}
+                            for lk in rt.links.ranked(account_id)[:10]]
+            out["clusters"] = [{"id": c.id, "kind": c.kind, "score": c.score, "members": c.members[:40],
+                                "size": len(c.members)} for c in rt.clusters.of(account_id)[:3]]
+            info = self.recorder.entity("account", account_id) if self.recorder else None
+            out["recent_posts"] = [r for r in reversed(info.rows) if r["type"] in ("post.create", "message.send")
+                                   and r["actor"] == account_id][:10] if info else []
+            explain = rt.extras.get("explain_account")
+            if callable(explain) and acc is not None:
+                try:
+                    out["explanations"] = explain(acc, now)
+                except Exception:  # an explainer must never break the case page
+                    out["explanations"] = None
+        elif subj.kind == "cluster":
+            cl = rt.clusters.clusters.get(subj.id)
+            out["clusters"] = [{"id": cl.id, "kind": cl.kind, "score": cl.score, "members": cl.members[:40],
+                                "size": len(cl.members)}] if cl else []
+        out["contributions"] = feature_contributions(case, self.queue, now)
+        out["audit"] = self.store.audit_rows(subject=f"{subj.kind}:{subj.id}", limit=20)
+        return out
+
+    # -- dashboards ----------------------------------------------------------------------------------
+    def snapshot(self) -> None:
+        br = self.queue.breaches()
+        self.store.snapshot([(q, n, b) for q, (n, b) in br.items()])
+
+    def decisions_over_time(self, buckets: int = 24) -> dict[str, list[tuple[float, int]]]:
+        rows = self.store.query("SELECT decided_at, verdict FROM decisions ORDER BY decided_at")
+        if not rows:
+            return {}
+        lo, hi = rows[0][0], rows[-1][0]
+        width = max(1.0, (hi - lo) / buckets)
+        out: dict[str, list[int]] = {}
+        for t, v in rows:
+            out.setdefault(v, [0] * (buckets + 1))[min(buckets, int((t - lo) / width))] += 1
+        return {v: [(lo + i * width, c) for i, c in enumerate(cs)] for v, cs in out.items()}
+
+    def export_labels(self, path: Path) -> int:
+        n = 0
+        with open(path, "w", encoding="utf-8") as fh:
+            for d in self.store.decisions():
+                if d["verdict"] == "escalate":
+                    continue
+                fh.write(json.dumps(label_row(d)) + "\n")
+                n += 1
+        return n
+
+
+def label_row(d: dict[str, Any]) -> dict[str, Any]:
+    bad = d["verdict"] == "violating"
+    return {"subject": {"kind": d["subject_kind"], "id": d["subject_id"]}, "bad": bad,
+            "decision": "violation" if bad else "no_violation", "label": d["policy"], "policy": d["policy"],
+            "action": d["action"], "reviewer": d["reviewer"], "ts": d["ts_ms"], "case": d["case_id"],
+            "sources": d["sources"]}
+
+
+def case_features(case: Case, queue: ReviewQueue, now_ms: int) -> dict[str, float]:
+    """The features of a case for the learned prioritiser (also stored with each decision)."""
+    from bastion.review.prioritiser import features_of
+
+    return features_of(case, queue, now_ms)
+
+
+def feature_contributions(case: Case, queue: ReviewQueue, now_ms: int) -> list[tuple[str, float]]:
+    """Why the formula ranks this case where it does: each factor of the priority, largest first."""
+    p_sig = case.p_signal(queue.calibrate)
+    p_rep = case.p_report(queue.reputation)
+    hours = max(0.0, (now_ms - case.opened_ms) / 3_600_000)
+    from bastion.review.queue import AGING_PER_HOUR, SEVERITY
+
+    return [("P(violation) from signals", round(p_sig, 3)), ("P(violation) from reports", round(p_rep, 3)),
+            ("earlier violations", float(case.history)), ("severity", SEVERITY.get(case.queue, 0.5)),
+            ("expected exposure (views/day)", round(case.exposure, 1)),
+            ("aging factor", round(1 + AGING_PER_HOUR * hours, 3))]
+
+
+def attach_review(runtime: Any, settings: Any, store: ReviewStore | None = None,
+                  record_events: int = 100_000) -> ReviewService:
+    """Wire review onto a built runtime (see the module docstring); returns the service, also kept in
+    ``runtime.extras["review"]``. Idempotent."""
+    existing = runtime.extras.get("review")
+    if isinstance(existing, ReviewService):
+        return existing
+    store = store or ReviewStore(settings.db_path)
+    runtime.queue.attach(store)
+    recorder = EventRecorder(max_events=record_events) if record_events else None
+    if recorder is not None:
+        runtime.engine.detectors.append(recorder)
+    runtime.engine.sinks.append(AuditSink(store, runtime.queue))
+    rules_dir = getattr(settings, "rules_dir", None)
+    if rules_dir is None:
+        from bastion.app import DEFAULT_RULES_DIR
+
+        rules_dir = DEFAULT_RULES_DIR
+    svc = ReviewService(runtime, store, recorder, Path(rules_dir))
+    runtime.extras["review"] = svc
+    return svc
