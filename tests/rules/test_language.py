@@ -29,7 +29,7 @@ def errors(write_rules, registry, when: str) -> list[RuleError]:
 
 def test_unknown_feature_points_at_file_line_column_with_hint(write_rules, registry) -> None:
     (err,) = errors(write_rules, registry, "event.n_urls > 0 and actor.agee_days < 1")
-    assert err.path.endswith("r.yaml") and err.line == 7 and err.col == 27
+    assert err.path.endswith("r.yaml") and err.line == 7 and err.col == 32
     assert "unknown feature 'actor.agee_days'" in err.message and "actor.age_days" in err.hint
 
 
@@ -64,7 +64,7 @@ def test_type_errors(write_rules, registry, when: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("source, message", [
-    ("__import__('os').system('true')", "unknown function '__import__'"),
+    ("__import__('os')", "unknown function '__import__'"),
     ("event.text.__class__ == ''", "not allowed"),
     ("event.text.upper() == ''", "only built-in functions"),
     ("actor.age_days ** 99999999 > 1", "not allowed"),
@@ -74,7 +74,7 @@ def test_type_errors(write_rules, registry, when: str, message: str) -> None:
     ("open == 1", "unknown name 'open'"),
     ("(x := 1) == 1", "assignments are not allowed"),
     ("f'{event.text}' == ''", "f-strings are not allowed"),
-    (" or ".join(["actor.is_new"] * 500), "more than"),
+    (" or ".join(["actor.is_new"] * 150), "more than"),
     ("matches(event.text, '(a+)+$')", "exponential"),
     ("len(event.text * 100000000) > 0", "arithmetic on str"),
     ("10000000000000000000 > actor.age_days", "too large"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -126,11 +127,12 @@ def test_stream_async_with_filters_and_invalid_frames(golden_lines: list[str]) -
 
     async def collect(url: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        async for msg in stream(url, ["app.bsky.feed.*"], dids=["did:plc:a"], rewind_s=REWIND_S, backoff_s=0.05,
-                                max_failures=3, stats=stats, proxy=None):
-            out.append(msg)
-            if len(out) == len(golden_lines):
-                break
+        async with contextlib.aclosing(stream(url, ["app.bsky.feed.*"], dids=["did:plc:a"], rewind_s=REWIND_S,
+                                              backoff_s=0.05, max_failures=3, stats=stats, proxy=None)) as msgs:
+            async for msg in msgs:
+                out.append(msg)
+                if len(out) == len(golden_lines):
+                    break
         return out
 
     with FakeJetstream(golden_lines, drop_after=8, extra=["not json", "[1, 2]"]) as server:

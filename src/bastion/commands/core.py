@@ -20,9 +20,13 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 def register(app: typer.Typer) -> None:
     @app.command("replay")
     def replay(
-        events: Path = typer.Argument(..., help="events file (JSON Lines), or - for stdin"),
+        events: str = typer.Argument(..., help="events file (JSON Lines), - for stdin, or a wss:// Jetstream URL "
+                                                "(live, with --format jetstream; stop with Ctrl-C)"),
         out: Path = typer.Option(..., "--out", "-o", help="results directory to write"),
-        fmt: str = typer.Option("canonical", "--format", "-f", help="canonical | jetstream"),
+        fmt: str = typer.Option("canonical", "--format", "-f",
+                                help="canonical | jetstream | atproto (captures, firehose commits, relay "
+                                     "scenarios, Ozone events)"),
+        limit: int = typer.Option(0, help="stop after this many source records (live streams)"),
         rules: Path | None = typer.Option(None, "--rules", help="rules directory (default: the built-in pack)"),
         no_rules: bool = typer.Option(False, "--no-rules", help="run without any rules"),
         state: str | None = typer.Option(None, "--state",
@@ -36,16 +40,20 @@ def register(app: typer.Typer) -> None:
         restarted run continues after the last checkpoint."""
         from bastion.commands.runner import replay_file
 
-        if str(events) != "-" and not events.is_file():
+        live = events.startswith(("ws://", "wss://"))
+        if live and fmt != "jetstream":
+            typer.echo("error: a websocket source needs --format jetstream", err=True)
+            raise typer.Exit(2)
+        if not live and events != "-" and not Path(events).is_file():
             typer.echo(f"error: no such events file: {events}", err=True)
             raise typer.Exit(2)
-        if fmt not in ("canonical", "jetstream"):
-            typer.echo(f"error: unknown --format {fmt!r} (canonical | jetstream)", err=True)
+        if fmt not in ("canonical", "jetstream", "atproto"):
+            typer.echo(f"error: unknown --format {fmt!r} (canonical | jetstream | atproto)", err=True)
             raise typer.Exit(2)
         settings = _settings(config, state=state)
         try:
-            summary = replay_file(settings, events, out, fmt, rules_dir=False if no_rules else rules,
-                                  progress=progress)
+            summary = replay_file(settings, events if live else Path(events), out, fmt,
+                                  rules_dir=False if no_rules else rules, progress=progress, limit=limit)
         except OSError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

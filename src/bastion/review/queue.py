@@ -116,11 +116,15 @@ class Case:
 
     # -- priority --------------------------------------------------------------------------------------
     def p_signal(self, calibrate: Callable[[str, float], float] | None = None) -> float:
-        best = 0.0
+        """Noisy-OR of the calibrated signals: independent detectors that agree make a violation likelier
+        than any one of them alone."""
+        if not self.signals:
+            return self.p
+        miss = 1.0
         for sig in self.signals.values():
             p = calibrate(sig.source, sig.score) if calibrate else sig.score
-            best = max(best, p)
-        return max(best, 0.0 if self.signals else self.p)
+            miss *= 1.0 - min(max(p, 0.0), 0.999)
+        return 1.0 - miss
 
     def p_report(self, reputation: Callable[[str], float] | None = None) -> float:
         if not self.reporters:

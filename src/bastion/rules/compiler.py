@@ -16,7 +16,7 @@ so evaluation time is bounded by the expression size and the event's size.
 >>> c.compile_expression("actor.agee_days < 1", events=frozenset())
 Traceback (most recent call last):
 ...
-bastion.rules.errors.RuleError: inline.yaml:1:1: unknown feature 'actor.agee_days' (hint: did you mean actor.age_days?)
+bastion.rules.errors.RuleError: inline.yaml:1:1: unknown feature 'actor.agee_days' (hint: did you mean actor.age_days, actor.age_s, target.age_days?)
 """
 
 from __future__ import annotations
@@ -290,8 +290,9 @@ class Compiler:
 
                 return _Node(model_fn, t, cost=100)
 
-            def fn(ctx: EvalContext, _n: str = name) -> Any:
-                return ctx.feature(_n)
+            def fn(ctx: EvalContext, _n: str = name, _m: Any = MISSING) -> Any:
+                v = ctx._cache.get(_n, _m)  # noqa: SLF001 - skip a method call when already computed
+                return ctx.feature(_n) if v is _m else v
 
             return _Node(fn, t, cost=2)
         if name in MODEL_FEATURES:
@@ -350,7 +351,7 @@ class Compiler:
                     return _Node(lambda ctx: a(ctx) and b(ctx) and c(ctx), "bool", cost=cost)
 
                 def all_fn(ctx: EvalContext) -> bool:
-                    for f in fns:
+                    for f in fns:  # noqa: SIM110 - a plain loop is faster than all(generator)
                         if not f(ctx):
                             return False
                     return True
@@ -361,7 +362,7 @@ class Compiler:
                 return _Node(lambda ctx: a(ctx) or b(ctx), "bool", cost=cost)
 
             def any_fn(ctx: EvalContext) -> bool:
-                for f in fns:
+                for f in fns:  # noqa: SIM110 - a plain loop is faster than any(generator)
                     if f(ctx):
                         return True
                 return False
@@ -444,7 +445,7 @@ class Compiler:
         left = self._compile(node.left)
         fns: list[Fn] = []
         cost = left.cost
-        prev, prev_node = left, node.left
+        prev = left
         for op_node, right_node in zip(node.ops, node.comparators, strict=True):
             op = type(op_node)
             right = self._compile(right_node)
@@ -454,12 +455,12 @@ class Compiler:
                 fns.append(_cmp_const(op, prev.fn, right.const))
             else:
                 fns.append(_cmp_fn(op, prev.fn, right.fn))
-            prev, prev_node = right, right_node
+            prev = right
         if len(fns) == 1:
             return _Node(fns[0], "bool", cost=cost)
 
         def chain(ctx: EvalContext) -> bool:
-            for f in fns:
+            for f in fns:  # noqa: SIM110 - a plain loop is faster than all(generator)
                 if not f(ctx):
                     return False
             return True

@@ -124,7 +124,9 @@ def _matches(want: dict[str, Any], act: dict[str, Any]) -> bool:
 
 
 def run_case(case: dict[str, Any], rules_dir: Path, registry: Any, default_rule: str | None,
-             path: str) -> CaseResult:
+             path: str, compiled: tuple[Any, Any, dict[str, dict[str, Any]]] | None = None) -> CaseResult:
+    """Run one case on a fresh engine; ``compiled`` = (rule set, stub registry, stub values) reuses one
+    compilation across cases (metrics are reset per case)."""
     import msgspec
 
     from bastion.engine import Engine
@@ -136,13 +138,22 @@ def run_case(case: dict[str, Any], rules_dir: Path, registry: Any, default_rule:
     line = getattr(case, "line", 0)
     res = CaseResult(name, path, line, True)
     rule = case.get("rule", default_rule)
-    reg, values = stub_registry(registry)
+    from bastion.rules.loader import RuleMetrics
+
+    if compiled is None:
+        reg, values = stub_registry(registry)
+        ruleset = load_rules(rules_dir, reg)
+    else:
+        ruleset, reg, values = compiled
+        values.clear()
+        for r in ruleset.rules:
+            r.metrics = RuleMetrics()
     try:
         events, feats = expand_events(list(case.get("events") or []), dict(case.get("features") or {}))
     except (TypeError, ValueError) as exc:
         return CaseResult(name, path, line, False, [f"bad events: {exc}"])
     values.update(feats)
-    det = RulesDetector(load_rules(rules_dir, reg), reg)
+    det = RulesDetector(ruleset, reg)
     if rule is not None and rule not in {r.name for r in det.ruleset.rules}:
         return CaseResult(name, path, line, False, [f"no rule named {rule!r}"])
     sink = CollectSink()
@@ -210,8 +221,10 @@ def run_fixtures(rules_dir: str | Path, registry: Any = None) -> list[CaseResult
 
     rules_dir = Path(rules_dir)
     registry = registry if registry is not None else build_registry()
-    load_rules(rules_dir, stub_registry(registry)[0])  # validate once, with every error
-    return [run_case(c, rules_dir, registry, default, path) for c, default, path in collect_cases(rules_dir)]
+    reg, values = stub_registry(registry)
+    compiled = (load_rules(rules_dir, reg), reg, values)  # validated once, with every error
+    return [run_case(c, rules_dir, registry, default, path, compiled)
+            for c, default, path in collect_cases(rules_dir)]
 
 
 def rules_without_tests(rules_dir: str | Path, results: list[CaseResult] | None = None) -> list[str]:

@@ -152,7 +152,8 @@ async def frames(url: str, collections: Iterable[str] | None = None, cursor: int
 async def stream(url: str = DEFAULT_URL, collections: Iterable[str] | None = None, cursor: int | None = None,
                  **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
     """Jetstream v1 messages from ``url``, with reconnect, backoff and cursor resume (see :func:`frames`).
-    Frames that are not JSON objects are skipped (counted in ``stats.invalid`` when ``stats`` is passed)."""
+    Frames that are not JSON objects are skipped (counted in ``stats.invalid`` when ``stats`` is passed).
+    To stop early, iterate inside ``contextlib.aclosing(stream(...))`` so the connection closes cleanly."""
     async for _raw, msg in frames(url, collections, cursor, **kwargs):
         if msg is not None:
             yield msg

@@ -39,7 +39,7 @@ Bounded memory, exact where it can be:
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from typing import Any
 
 import msgspec
@@ -368,4 +368,4 @@ class MemoryCounterStore:
         return store
 
 
-__all__ = ["MemoryCounterStore", "HyperLogLog", "insort"]
+__all__ = ["MemoryCounterStore", "HyperLogLog"]

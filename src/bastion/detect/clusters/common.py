@@ -69,10 +69,10 @@ class UnionFind:
 class ScoreWeights:
     """Logistic weights of the cluster score (declared data, reviewed with the evaluation)."""
 
-    bias: float = -2.0
-    log_size: float = 0.9            # per log2(members)
+    bias: float = -4.0
+    log_size: float = 0.6            # per log2(members)
     narrow_age: float = 1.0          # 1 - spread of log account ages (0..1)
-    creation_burst: float = 1.5      # share of members created within one day of the median creation
+    creation_burst: float = 2.5      # share of members created within one day of the median creation
     sync: float = 2.0                # method-specific synchronisation in [0, 1]
     flagged_elsewhere: float = 1.5   # share of members other detectors labelled
 
@@ -97,7 +97,9 @@ class ClusterConfig:
     # co-action windows (streaming): items shared by a pair of accounts within a short window
     co_max_degree: int = 150          # an item more accounts share in one window is popular: it links nobody
     co_min_items: int = 3             # distinct shared items before a pair becomes an edge
-    co_min_weight: float = 1.0        # summed popularity-weighted evidence before a pair becomes an edge
+    co_min_weight: float = 1.5        # summed popularity-weighted evidence before a pair becomes an edge
+    co_min_item_weight: float = 0.05  # items weighing less (very popular targets) pair nobody
+    popularity_scale: float = 25.0    # weight of a target = 1 / (1 + popularity / scale)
     lockstep_window_ms: int = 15 * 60_000
     content_window_ms: int = 6 * HOUR_MS
     tag_window_ms: int | None = None  # None: estimated from the data (coordination network)

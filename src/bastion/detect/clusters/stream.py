@@ -22,7 +22,14 @@ from bastion.engine import EvalContext
 from bastion.events.model import GraphFollow, MessageSend, PostCreate, PostEngage, ReportCreate
 from bastion.state.protocols import State
 
-from .common import ClusterConfig, UnionFind, cluster_effects, cluster_features, cluster_score, representatives
+from .common import (
+    ClusterConfig,
+    UnionFind,
+    cluster_effects,
+    cluster_features,
+    cluster_score,
+    representatives,
+)
 from .minhash import normalise, signatures
 from .windows import CoActionWindows
 
@@ -57,8 +64,9 @@ class StreamingClusterDetector:
         self._checked: dict[str, int] = {}
 
     # -- what subclasses provide ------------------------------------------------------------------------
-    def items(self, ctx: EvalContext) -> list[tuple[str, str]]:
-        """(window name, item) pairs the event's actor uses."""
+    def items(self, ctx: EvalContext) -> list[tuple[str, str, float]]:
+        """(window name, item, weight) the event's actor uses; the weight is the FRAUDAR-style popularity
+        discount of the item (1 for an item nobody else uses, towards 0 for a popular one)."""
         raise NotImplementedError
 
     # -- the stream ---------------------------------------------------------------------------------------
@@ -72,8 +80,8 @@ class StreamingClusterDetector:
         if items:
             actor, ts = ctx.event.actor, ctx.now_ms
             touched: set[str] = set()
-            for wname, item in items:
-                for a, b in self.windows[wname].observe(item, actor, ts):
+            for wname, item, weight in items:
+                for a, b in self.windows[wname].observe(item, actor, ts, weight):
                     self.degree[a] = self.degree.get(a, 0) + 1
                     self.degree[b] = self.degree.get(b, 0) + 1
                     ra, rb = self.uf.find(a), self.uf.find(b)
@@ -197,7 +205,7 @@ class NearDuplicateDetector(StreamingClusterDetector):
         return self._index(key, sig, ts)
 
     def _index(self, key: str, sig: np.ndarray, ts: int) -> str:
-        mh = LeanMinHash(seed=1, hashvalues=sig.astype(np.uint64))
+        mh = LeanMinHash(seed=1, hashvalues=sig.astype(np.uint32), scheme="affine32")
         hits = self.lsh.query(mh)
         group = min((self.group[h] for h in hits if h in self.group), default=key)
         if hits:
@@ -216,12 +224,12 @@ class NearDuplicateDetector(StreamingClusterDetector):
             key, text, urls, media = f"m:{ev.id}", ev.text, ev.urls, []
         else:
             return []
-        out = [("content", f"url:{u}") for u in dict.fromkeys(urls)]
-        out += [("content", f"media:{m}") for m in dict.fromkeys(media)]
+        out = [("content", f"url:{u}", 1.0) for u in dict.fromkeys(urls)]
+        out += [("content", f"media:{m}", 1.0) for m in dict.fromkeys(media)]
         if text:
             group = self._text_group(key, text, ctx.now_ms)
             if group is not None:
-                out.append(("content", f"text:{group}"))
+                out.append(("content", f"text:{group}", 1.0))
         return out
 
     def save(self, state: State) -> None:
@@ -237,7 +245,7 @@ class NearDuplicateDetector(StreamingClusterDetector):
             self.window.clear()
             self.group.clear()
             for ts, key, group, sig in msgspec.msgpack.decode(data):
-                mh = LeanMinHash(seed=1, hashvalues=np.frombuffer(sig, np.uint32).astype(np.uint64))
+                mh = LeanMinHash(seed=1, hashvalues=np.frombuffer(sig, np.uint32), scheme="affine32")
                 self.lsh.insert(key, mh)
                 self.group[key] = group
                 self.window.append((ts, key, group, sig))
@@ -257,20 +265,29 @@ class LockstepDetector(StreamingClusterDetector):
         super().__init__(config)
         cfg = self.config
         self.windows = {"actions": CoActionWindows(cfg.lockstep_window_ms, cfg.co_max_degree, cfg.co_min_items,
-                                                   cfg.max_pairs)}
+                                                   cfg.max_pairs, min_weight=cfg.co_min_weight,
+                                                   min_item_weight=cfg.co_min_item_weight)}
 
-    def items(self, ctx: EvalContext) -> list[tuple[str, str]]:
+    def _weight(self, popularity: int) -> float:
+        return 1.0 / (1.0 + popularity / self.config.popularity_scale)
+
+    def items(self, ctx: EvalContext) -> list[tuple[str, str, float]]:
         ev = ctx.event
+        state = ctx.state
         if isinstance(ev, PostEngage):
             if ev.kind in ("like", "repost"):
-                return [("actions", f"post:{ev.post.id}")]
+                post = state.posts.get(ev.post.id)
+                pop = post.likes + post.reposts if post is not None else 0
+                return [("actions", f"post:{ev.post.id}", self._weight(pop))]
         elif isinstance(ev, GraphFollow):
-            return [("actions", f"acct:{ev.target}")]
+            acc = state.accounts.get(ev.target)
+            return [("actions", f"acct:{ev.target}", self._weight(acc.followers if acc else 0))]
         elif isinstance(ev, PostCreate):
             if ev.post.reply_to:
-                return [("actions", f"reply:{ev.post.reply_to}")]
+                parent = state.posts.get(ev.post.reply_to)
+                return [("actions", f"reply:{ev.post.reply_to}", self._weight(parent.replies if parent else 0))]
         elif isinstance(ev, ReportCreate):
-            return [("actions", f"report:{ev.subject.id}")]
+            return [("actions", f"report:{ev.subject.id}", 1.0)]
         return []
 
     def evidence(self, root: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import msgspec
 
 class PairStat(msgspec.Struct, array_like=True):
     n: int = 0
+    w: float = 0.0
     last_ts: int = 0
     edge: bool = False
     seen: list[str] = []
@@ -39,7 +40,9 @@ class _Dump(msgspec.Struct, array_like=True):
 
 class CoActionWindows:
     def __init__(self, window_ms: int, max_degree: int = 150, min_items: int = 3, max_pairs: int = 2_000_000,
-                 max_seen: int = 16) -> None:
+                 max_seen: int = 16, min_weight: float = 0.0, min_item_weight: float = 0.0) -> None:
+        self.min_weight = min_weight
+        self.min_item_weight = min_item_weight
         self.window_ms = window_ms
         self.max_degree = max_degree
         self.min_items = min_items
@@ -50,8 +53,9 @@ class CoActionWindows:
         self.popular_skips = 0
         self._observed = 0
 
-    def observe(self, item: str, actor: str, ts: int) -> list[tuple[str, str]]:
-        """Record ``actor`` using ``item`` at ``ts``; returns the pairs that just became edges."""
+    def observe(self, item: str, actor: str, ts: int, weight: float = 1.0) -> list[tuple[str, str]]:
+        """Record ``actor`` using ``item`` (of popularity ``weight``) at ``ts``; returns the pairs that just
+        became edges."""
         dq = self.recent.get(item)
         if dq is None:
             dq = self.recent[item] = deque()
@@ -65,7 +69,7 @@ class CoActionWindows:
             self.prune(ts)
         if not others:
             return []
-        if len(others) + 1 > self.max_degree:
+        if len(others) + 1 > self.max_degree or weight < self.min_item_weight:
             self.popular_skips += 1
             return []
         key = f"{item}@{ts // self.window_ms}"
@@ -80,9 +84,10 @@ class CoActionWindows:
             if key in st.seen or st.edge:
                 continue
             st.n += 1
+            st.w += weight
             if len(st.seen) < self.max_seen:
                 st.seen.append(key)
-            if st.n >= self.min_items:
+            if st.n >= self.min_items and st.w >= self.min_weight:
                 st.edge = True
                 new_edges.append(pk)
         return new_edges

@@ -75,6 +75,8 @@ class Linker:
         self.names: dict[str, int] = {}
         self.links: dict[str, LinkRecord] = {}
         self._state: State | None = None
+        self.max_score: dict[str, float] = {}       # highest evasion score of each checked account
+        self.first_link: dict[str, tuple[str, int, int]] = {}   # account -> (parent, actions seen, ts)
         self.counters = {"checks": 0, "pairs": 0, "links": 0, "suspended_indexed": 0}
 
     # -- persistence ---------------------------------------------------------------------------------------
@@ -193,6 +195,8 @@ class Linker:
         subject = Subject("account", actor.id)
         best_p = ranked[0][1] if ranked else 0.0
         ctx.score(subject, "evasion", round(best_p, 6))
+        if live and best_p > self.max_score.get(actor.id, -1.0):
+            self.max_score[actor.id] = best_p
         if not ranked or best_p < self.link_threshold:
             return
         pid, p, row = ranked[0]
@@ -222,6 +226,7 @@ class Linker:
             if self._state is not None:
                 self._state.kv.put(NS_LINK, actor.id, msgspec.msgpack.encode(rec))
             self.counters["links"] += 1
+            self.first_link.setdefault(actor.id, (pid, prof.actions, now))
 
     # -- reading ---------------------------------------------------------------------------------------------
     def score_account(self, state: State, account_id: str, now_ms: int) -> list[tuple[str, float]]:

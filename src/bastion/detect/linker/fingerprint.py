@@ -72,10 +72,10 @@ def observe(profile: Profile, event: AnyEvent) -> bool:
         for url in event.urls:
             _bump(profile.domains, domain_of(url), MAX_DOMAINS)
         changed = True
-    elif isinstance(event, GraphFollow):
-        if len(profile.first_follows) < MAX_FIRST_FOLLOWS and event.target not in profile.first_follows:
-            profile.first_follows.append(event.target)
-            changed = True
+    elif (isinstance(event, GraphFollow) and len(profile.first_follows) < MAX_FIRST_FOLLOWS
+          and event.target not in profile.first_follows):
+        profile.first_follows.append(event.target)
+        changed = True
     if text:
         grams, fw, n = style_counts(text)
         profile.style = [a + b for a, b in zip(profile.style, grams, strict=True)]

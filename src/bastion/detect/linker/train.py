@@ -4,8 +4,6 @@ with ``truth.json`` (child ``evades`` parent), fit LightGBM, calibrate on sims n
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,11 @@ def make_sim(out: Path, users: int, days: float, seed: int, no_ctx: bool, split:
     """Write a simulator run (skipped when it is already there)."""
     if (out / "truth.json").exists() and (out / "events.jsonl").exists():
         return out
-    cmd = [sys.executable, "-m", "bastion.cli", "sim", "--users", str(users), "--days", str(days), "--seed",
-           str(seed), "--out", str(out), "--text-split", split, "--cohort", f"ban_evader={evaders}"]
-    if no_ctx:
-        cmd.append("--no-ctx")
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    from bastion.sim import SimConfig, simulate
+
+    cfg = SimConfig(users=users, days=days, seed=seed, ctx=not no_ctx, text_split=split,  # type: ignore[arg-type]
+                    cohorts={"ban_evader": evaders})
+    simulate(cfg, out, progress=False)
     return out
 
 

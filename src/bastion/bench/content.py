@@ -1,0 +1,90 @@
+"""`bastion bench content`: the fast text tier beside alt-profanity-check (the PyPI baseline) on the same texts
+in the same run - batch texts/s, single-post latency p50/p99 - and the cascade's average cost per post.
+
+Texts are TweetEval offensive test, TweetEval hate test and SMS test, in that order (``events`` caps them).
+Quality on the offensive test (macro-F1) is reported beside speed, since a fast wrong model is no baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+DESCRIPTION = "fast text tier vs alt-profanity-check: texts/s, p50/p99 single-post latency, cascade cost"
+
+
+def _latencies(fn: Any, texts: list[str]) -> np.ndarray:
+    out = np.empty(len(texts))
+    for i, t in enumerate(texts):
+        t0 = time.perf_counter()
+        fn(t)
+        out[i] = time.perf_counter() - t0
+    return out
+
+
+def _rate(fn: Any, texts: list[str], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(texts)
+        best = min(best, time.perf_counter() - t0)
+    return len(texts) / best
+
+
+def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
+    from bastion.datasets.text import load_corpus
+    from bastion.models.base import binary_metrics
+    from bastion.models.text import TextModels
+
+    rows = load_corpus("offensive", "test") + load_corpus("hate", "test") + load_corpus("sms", "test")
+    n = events or (300 if quick else len(rows))
+    texts = [t for t, _ in rows][:n]
+    n_single = min(len(texts), 200 if quick else 2000)
+    repeats = 1 if quick else 3
+
+    tm = TextModels.load()
+    model = tm.model("abuse")
+    model.score_one(texts[0])  # warm caches (n-gram plans, numpy)
+    res: dict[str, Any] = {"texts": len(texts)}
+    res["fast_batch_texts_per_s"] = _rate(model.predict_proba, texts, repeats)
+    lat = _latencies(model.score_one, texts[:n_single])
+    res["fast_single_texts_per_s"] = n_single / lat.sum()
+    res["fast_p50_ms"] = float(np.percentile(lat, 50) * 1e3)
+    res["fast_p99_ms"] = float(np.percentile(lat, 99) * 1e3)
+
+    off = load_corpus("offensive", "test")
+    off_x, off_y = [t for t, _ in off], np.array([y for _, y in off])
+    res["fast_offensive_macro_f1"] = binary_metrics(off_y, model.predict_proba(off_x) >= model.threshold_)["macro_f1"]
+
+    try:
+        from profanity_check import predict_prob
+    except ImportError:
+        res["baseline"] = "alt-profanity-check not installed (pip install -e .[dev])"
+    else:
+        predict_prob(texts[:1])
+        res["apc_batch_texts_per_s"] = _rate(predict_prob, texts, repeats)
+        blat = _latencies(lambda t: predict_prob([t]), texts[:n_single])
+        res["apc_single_texts_per_s"] = n_single / blat.sum()
+        res["apc_p50_ms"] = float(np.percentile(blat, 50) * 1e3)
+        res["apc_p99_ms"] = float(np.percentile(blat, 99) * 1e3)
+        res["apc_offensive_macro_f1"] = binary_metrics(off_y, predict_prob(off_x) >= 0.5)["macro_f1"]
+        res["batch_speedup_vs_apc"] = res["fast_batch_texts_per_s"] / res["apc_batch_texts_per_s"]
+        res["p99_ratio_apc_over_fast"] = res["apc_p99_ms"] / res["fast_p99_ms"]
+
+    if tm.has_cascade("abuse"):
+        casc = tm.cascades["abuse"]
+        sample = texts[: min(len(texts), 100 if quick else 1000)]
+        _, sent = casc.predict_with_cost(sample)
+        share = float(sent.mean())
+        casc.embedder.encode_one(sample[0])
+        elat = _latencies(casc.embedder.encode_one, sample[:50 if quick else 200])
+        res["cascade_embedded_share"] = share
+        res["embed_single_ms_p50"] = float(np.percentile(elat, 50) * 1e3)
+        res["cascade_avg_cost_ms"] = res["fast_p50_ms"] + share * res["embed_single_ms_p50"]
+        res["cascade_avg_cost_vs_embed_all"] = res["cascade_avg_cost_ms"] / (res["fast_p50_ms"]
+                                                                            + res["embed_single_ms_p50"])
+    else:
+        res["cascade"] = "embedding tier not installed or not shipped (fast tier only)"
+    return res

@@ -1,0 +1,217 @@
+"""PostgreSQL state backend: the SQLite backend's write-back model on a shared database server.
+
+Like :class:`~bastion.state.sqlite.SqliteState`, reads hit memory first (accounts, posts and event ids fall
+through to the database on a miss) and every change since the last checkpoint is written in *one* transaction
+together with the source position - so a restarted run continues from its last checkpoint with nothing
+applied twice. Each state lives in its own PostgreSQL schema (``?schema=NAME`` in the URL), so several
+deployments, or test runs, share one database without colliding.
+
+This backend suits one durable embedded engine with its state on a managed server; N stream workers that
+share state use Redis (:mod:`bastion.state.redis`), whose atomic per-batch commit also acknowledges the
+source. Cases, actions, the audit log and the model registry live in PostgreSQL through :mod:`bastion.db`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import msgspec
+
+from bastion.state.memory import MemoryAccounts, MemoryPosts, MemorySeen, MemoryState, Retention
+from bastion.state.model import Account, Label, Post, Report
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, body BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS posts (id TEXT PRIMARY KEY, ts BIGINT NOT NULL, body BYTEA NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_ts ON posts (ts);
+CREATE TABLE IF NOT EXISTS edges (kind TEXT, src TEXT, dst TEXT, ts BIGINT, PRIMARY KEY (kind, src, dst));
+CREATE TABLE IF NOT EXISTS identifiers (kind TEXT, value TEXT, account TEXT, ts BIGINT,
+                                        PRIMARY KEY (kind, value, account));
+CREATE TABLE IF NOT EXISTS identifier_counts (kind TEXT, value TEXT, n BIGINT, PRIMARY KEY (kind, value));
+CREATE TABLE IF NOT EXISTS reports (event_id TEXT PRIMARY KEY, subject_kind TEXT, subject_id TEXT, body BYTEA);
+CREATE INDEX IF NOT EXISTS reports_subject ON reports (subject_kind, subject_id);
+CREATE TABLE IF NOT EXISTS labels (subject_kind TEXT, subject_id TEXT, label TEXT, body BYTEA,
+                                   PRIMARY KEY (subject_kind, subject_id, label));
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, ts BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_ts ON seen (ts);
+CREATE TABLE IF NOT EXISTS kv (ns TEXT, key TEXT, value BYTEA, PRIMARY KEY (ns, key));
+CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+"""
+
+_acc_dec = msgspec.msgpack.Decoder(Account)
+_post_dec = msgspec.msgpack.Decoder(Post)
+_label_dec = msgspec.msgpack.Decoder(Label)
+_report_dec = msgspec.msgpack.Decoder(Report)
+_enc = msgspec.msgpack.Encoder()
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _one(conn: Any, sql: str, args: tuple[Any, ...]) -> Any:
+    return conn.execute(sql, args).fetchone()
+
+
+class _Accounts(MemoryAccounts):
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def _load(self, account_id: str) -> Account | None:
+        row = _one(self.conn, "SELECT body FROM accounts WHERE id=%s", (account_id,))
+        return _acc_dec.decode(row[0]) if row else None
+
+    def get(self, account_id: str) -> Account | None:
+        acc = self.data.get(account_id)
+        if acc is None:
+            acc = self._load(account_id)
+            if acc is not None:
+                self.data[account_id] = acc
+        return acc
+
+    def put(self, account: Account) -> None:
+        self.data[account.id] = account
+        self.dirty.add(account.id)
+
+
+class _Posts(MemoryPosts):
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def _load(self, post_id: str) -> Post | None:
+        row = _one(self.conn, "SELECT body FROM posts WHERE id=%s", (post_id,))
+        return _post_dec.decode(row[0]) if row else None
+
+    def put(self, post: Post) -> None:
+        self.data[post.id] = post
+        self.dirty.add(post.id)
+
+
+class _Seen(MemorySeen):
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def _load(self, event_id: str) -> bool:
+        return _one(self.conn, "SELECT 1 FROM seen WHERE id=%s", (event_id,)) is not None
+
+
+class PostgresState(MemoryState):
+    def __init__(self, url: str, schema: str = "bastion_state", retention: Retention | None = None) -> None:
+        import psycopg
+
+        super().__init__(retention)
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"bad schema name {schema!r}: use lower-case letters, digits and _")
+        self.schema = schema
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self.conn.execute(f"SET search_path TO {schema}")
+        for stmt in filter(None, (s.strip() for s in _TABLES.split(";"))):
+            self.conn.execute(stmt)
+        self.accounts = _Accounts(self.conn)
+        self.posts = _Posts(self.conn)
+        self.seen = _Seen(self.conn)
+        self._load()
+
+    @classmethod
+    def from_url(cls, url: str, retention: Retention | None = None) -> PostgresState:
+        """``postgresql://user@host/db?schema=NAME``."""
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(url)
+        schema = parse_qs(parts.query).get("schema", ["bastion_state"])[0]
+        return cls(parts._replace(query="").geturl(), schema, retention)
+
+    def _load(self) -> None:
+        c = self.conn
+        for (body,) in c.execute("SELECT body FROM accounts"):
+            acc = _acc_dec.decode(body)
+            self.accounts.data[acc.id] = acc
+        for kind, src, dst, _ts in c.execute("SELECT kind, src, dst, ts FROM edges"):
+            self.graph.outgoing[kind].setdefault(src, set()).add(dst)
+            self.graph.incoming[kind].setdefault(dst, set()).add(src)
+        for kind, value, account, ts in c.execute("SELECT kind, value, account, ts FROM identifiers"):
+            self.identifiers.members.setdefault((kind, value), {})[account] = ts
+        for kind, value, n in c.execute("SELECT kind, value, n FROM identifier_counts"):
+            self.identifiers.counts[(kind, value)] = n
+        for (body,) in c.execute("SELECT body FROM reports"):
+            rep = _report_dec.decode(body)
+            self.reports.by_subject.setdefault((rep.subject_kind, rep.subject_id), []).append(rep)
+        for (body,) in c.execute("SELECT body FROM labels"):
+            lb = _label_dec.decode(body)
+            self.labels.data.setdefault((lb.subject_kind, lb.subject_id), {})[lb.label] = lb
+        for ns, key, value in c.execute("SELECT ns, key, value FROM kv"):
+            self.kv.data.setdefault(ns, {})[key] = bytes(value)
+        counters = self.kv.get("_state", "counters")
+        loader = getattr(self.counters, "from_bytes", None)
+        if counters is not None and loader is not None:
+            self.counters = loader(counters)
+        row = _one(c, "SELECT body FROM position WHERE id=1", ())
+        self._position = json.loads(row[0]) if row else None
+        self.graph.changes.clear()
+        self.identifiers.dirty.clear()
+        self.labels.dirty.clear()
+        self.kv.dirty.clear()
+
+    def checkpoint(self, position: dict[str, Any]) -> None:
+        self.kv.put("_state", "counters", self.counters.to_bytes())
+        c = self.conn
+        with c.transaction(), c.cursor() as cur:
+            accs = self.accounts
+            cur.executemany("INSERT INTO accounts VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET body=EXCLUDED.body",
+                            [(a, _enc.encode(accs.data[a])) for a in accs.dirty if a in accs.data])
+            accs.dirty.clear()
+            posts = self.posts
+            cur.executemany("INSERT INTO posts VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE "
+                            "SET ts=EXCLUDED.ts, body=EXCLUDED.body",
+                            [(p, posts.data[p].ts, _enc.encode(posts.data[p])) for p in posts.dirty
+                             if p in posts.data])
+            posts.dirty.clear()
+            for kind, src, dst, ts, added in self.graph.changes:
+                if added:
+                    cur.execute("INSERT INTO edges VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                (kind, src, dst, ts))
+                else:
+                    cur.execute("DELETE FROM edges WHERE kind=%s AND src=%s AND dst=%s", (kind, src, dst))
+            self.graph.changes.clear()
+            ids = self.identifiers
+            for key in ids.dirty:
+                members = ids.members.get(key, {})
+                cur.executemany("INSERT INTO identifiers VALUES (%s, %s, %s, %s) ON CONFLICT (kind, value, account) "
+                                "DO UPDATE SET ts=EXCLUDED.ts", [(key[0], key[1], a, t) for a, t in members.items()])
+                cur.execute("INSERT INTO identifier_counts VALUES (%s, %s, %s) ON CONFLICT (kind, value) "
+                            "DO UPDATE SET n=EXCLUDED.n", (key[0], key[1], ids.counts.get(key, 0)))
+            ids.dirty.clear()
+            cur.executemany("INSERT INTO reports VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                            [(r.event_id, r.subject_kind, r.subject_id, _enc.encode(r))
+                             for r in self.reports.pending])
+            self.reports.pending.clear()
+            for key in self.labels.dirty:
+                cur.execute("DELETE FROM labels WHERE subject_kind=%s AND subject_id=%s", key)
+                cur.executemany("INSERT INTO labels VALUES (%s, %s, %s, %s)",
+                                [(key[0], key[1], lb.label, _enc.encode(lb))
+                                 for lb in self.labels.data.get(key, {}).values()])
+            self.labels.dirty.clear()
+            cur.executemany("INSERT INTO seen VALUES (%s, %s) ON CONFLICT DO NOTHING", self.seen.new)
+            self.seen.new.clear()
+            cur.executemany("INSERT INTO kv VALUES (%s, %s, %s) ON CONFLICT (ns, key) DO UPDATE SET value=EXCLUDED.value",
+                            [(ns, k, self.kv.data[ns][k]) for ns, k in self.kv.dirty])
+            self.kv.dirty.clear()
+            cur.execute("INSERT INTO position VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET body=EXCLUDED.body",
+                        (json.dumps(position),))
+        self._position = dict(position)
+
+    def evict(self, now_ms: int) -> dict[str, int]:
+        dropped = super().evict(now_ms)
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM posts WHERE ts < %s", (now_ms - self.retention.post_ttl_ms,))
+            self.conn.execute("DELETE FROM seen WHERE ts < %s", (now_ms - self.retention.dedup_ttl_ms,))
+        return dropped
+
+    def drop_schema(self) -> None:
+        self.conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    def close(self) -> None:
+        self.conn.close()
