@@ -34,15 +34,23 @@ log = logging.getLogger("bastion.app")
 DEFAULT_RULES_DIR = REPO_ROOT / "rules"
 
 
-def build_state(spec: str) -> State:
-    """``memory`` or ``sqlite:PATH``."""
+def build_state(spec: str, worker: str = "main") -> State:
+    """``memory``, ``sqlite:PATH``, ``redis://HOST:PORT/DB?prefix=NAME:`` or ``postgresql://...?schema=NAME``."""
     if spec == "memory":
         return MemoryState()
     if spec.startswith("sqlite:"):
         from bastion.state.sqlite import SqliteState
 
         return SqliteState(Path(spec.removeprefix("sqlite:")))
-    raise ValueError(f"unknown state backend {spec!r}: use memory or sqlite:PATH")
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        from bastion.state.redis import RedisState
+
+        return RedisState.from_url(spec, worker=worker)
+    if spec.startswith(("postgresql://", "postgres://")):
+        from bastion.state.postgres import PostgresState
+
+        return PostgresState.from_url(spec)
+    raise ValueError(f"unknown state backend {spec!r}: use memory, sqlite:PATH, redis://... or postgresql://...")
 
 
 @dataclass

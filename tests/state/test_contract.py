@@ -1,7 +1,12 @@
-"""One contract for every state backend (memory and SQLite here; Redis and PostgreSQL join with scale-out)."""
+"""One contract for every state backend: memory, SQLite, Redis and PostgreSQL.
+
+Redis and PostgreSQL are the machine's own servers (``BASTION_TEST_REDIS``, ``BASTION_TEST_POSTGRES`` override
+the defaults); every test gets its own key prefix / schema and removes it afterwards, so runs never collide."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,12 +18,50 @@ from bastion.state.sqlite import SqliteState
 DAY = 86_400_000
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_state(request, tmp_path: Path):
-    def make(retention: Retention | None = None):
-        if request.param == "memory":
+REDIS_URL = os.environ.get("BASTION_TEST_REDIS", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("BASTION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["memory", "sqlite", "redis", "postgres"]
+DURABLE = ["sqlite", "redis", "postgres"]
+
+
+@pytest.fixture
+def open_state(request, tmp_path: Path):
+    """``open_state(backend, retention)`` opens (or re-opens, after a close) this test's state."""
+    tag = "t" + uuid.uuid4().hex[:12]
+    cleanups = []
+
+    def open_(backend: str, retention: Retention | None = None):
+        if backend == "memory":
             return MemoryState(retention)
-        return SqliteState(tmp_path / "state.db", retention)
+        if backend == "sqlite":
+            return SqliteState(tmp_path / "state.db", retention)
+        if backend == "redis":
+            pytest.importorskip("redis")
+            from bastion.state.redis import RedisState
+
+            st = RedisState.from_url(REDIS_URL, prefix=f"bastion-test:{tag}:", retention=retention)
+            cleanups.append(lambda: RedisState.from_url(REDIS_URL, prefix=f"bastion-test:{tag}:").drop_all())
+            return st
+        pytest.importorskip("psycopg")
+        from bastion.state.postgres import PostgresState
+
+        st = PostgresState(POSTGRES_URL, schema=f"bastion_test_{tag}", retention=retention)
+
+        def drop():
+            PostgresState(POSTGRES_URL, schema=f"bastion_test_{tag}").drop_schema()
+
+        cleanups.append(drop)
+        return st
+
+    yield open_
+    for fn in cleanups[-1:]:
+        fn()
+
+
+@pytest.fixture(params=BACKENDS)
+def make_state(request, open_state):
+    def make(retention: Retention | None = None):
+        return open_state(request.param, retention)
 
     return make
 
@@ -73,9 +116,9 @@ def test_retention_bounds_memory(make_state):
     assert len(s.accounts) <= 100 and s.accounts.get("u149") is not None
 
 
-def test_sqlite_survives_restart(tmp_path: Path):
-    path = tmp_path / "s.db"
-    s = SqliteState(path)
+@pytest.mark.parametrize("backend", DURABLE)
+def test_durable_backends_survive_restart(backend, open_state):
+    s = open_state(backend)
     s.accounts.put(s.accounts.get_or_create("u1", 1))
     s.graph.add("follow", "u1", "u2", 1)
     s.identifiers.add("device", "d1", "u1", 1)
@@ -86,9 +129,24 @@ def test_sqlite_survives_restart(tmp_path: Path):
     s.checkpoint({"line": 42})
     s.accounts.put(s.accounts.get_or_create("after-checkpoint", 2))  # not checkpointed: must not survive
     s.close()
-    t = SqliteState(path)
+    t = open_state(backend)
     assert t.resume_position() == {"line": 42}
     assert t.accounts.get("u1") is not None and t.accounts.get("after-checkpoint") is None
     assert t.graph.has("follow", "u1", "u2") and t.identifiers.accounts("device", "d1") == ["u1"]
     assert t.labels.has("account", "u1", "bot", 5) and not t.seen.check_and_add("e1", 1)
     assert t.kv.get("linker", "fp") == b"\x00\x01" and t.posts.get("p1").author == "u1"
+
+
+@pytest.mark.parametrize("backend", DURABLE)
+def test_checkpoint_makes_changes_visible_to_a_second_reader(backend, open_state):
+    """What one worker commits, a fresh reader of the same store sees (the scale-out hand-off)."""
+    a = open_state(backend)
+    acc = a.accounts.get_or_create("u1", 1)
+    acc.followers = 3
+    a.accounts.put(acc)
+    a.labels.add(Label(subject_kind="post", subject_id="p9", label="spam", source="t", ts=1))
+    a.checkpoint({"line": 1})
+    b = open_state(backend)
+    assert b.accounts.get("u1").followers == 3 and b.labels.has("post", "p9", "spam", 2)
+    a.close()
+    b.close()

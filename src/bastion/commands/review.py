@@ -133,6 +133,11 @@ def review_eval(
         tmp = Path(tempfile.mkdtemp(prefix="bastion-review-eval-"))
         settings = _settings(config, db_path=tmp / "review.db")
         rt = build_runtime(settings, out_dir=None)
+        if not any(getattr(d, "name", "") == "rules" for d in rt.engine.detectors):
+            from bastion.app import DEFAULT_RULES_DIR
+            from bastion.rules import RulesDetector
+
+            rt.engine.detectors.append(RulesDetector.from_dir(settings.rules_dir or DEFAULT_RULES_DIR, rt.registry))
         attach_review(rt, settings, record_events=0)
         rt.run(items(events, "canonical"))
         rt.run_batch_detectors()

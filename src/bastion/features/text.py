@@ -174,8 +174,7 @@ _URL = re.compile(
 )
 _DEFANG = re.compile(r"\s*[\[(]\s*(?:\.|dot)\s*[\])]\s*|\s+dot\s+", re.I)
 _MULTI_PART_SUFFIXES = frozenset(
-    "co.uk org.uk ac.uk gov.uk me.uk ltd.uk plc.uk net.uk com.au net.au org.au co.nz co.jp co.in co.za "
-    "com.br com.cn com.mx com.tr com.sg com.my com.ar co.kr co.id com.ph com.pk com.ng".split()
+    ["co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp", "co.in", "co.za", "com.br", "com.cn", "com.mx", "com.tr", "com.sg", "com.my", "com.ar", "co.kr", "co.id", "com.ph", "com.pk", "com.ng"]
 )
 
 

@@ -215,7 +215,7 @@ def _reranked(cases: list[dict[str, Any]], priorities: list[float]) -> list[dict
 def markdown(metrics: dict[str, Any], command: str, capacity: int = 10) -> str:
     """The "review" section of docs/evaluation.md."""
     lines = ["## Review queue", "", f"Produced by `{command}`.", "",
-             "| ordering | cases | precision@100 | prevented (K=%d/h) | vs FIFO | vs report count |" % capacity,
+             f"| ordering | cases | precision@100 | prevented (K={capacity}/h) | vs FIFO | vs report count |",
              "|---|---|---|---|---|---|"]
     for name, key in (("formula (all cases)", "all"), ("formula (test half)", "test_half_formula"),
                       ("formula + feedback (test half)", "test_half_formula_feedback"),

@@ -2,8 +2,8 @@
 
 LightGBM (binary objective, small trees) learns P(violation) from the case features that the hand-set formula
 combines by hand - signal scores, reports weighted by reputation, offender history, exposure, age, queue - and
-isotonic regression on out-of-fold predictions calibrates it. Its priority is ``P_learned x severity x
-(1 + exposure)`` with the same aging as the formula, so the two differ only in P(violation) and compare
+isotonic regression on out-of-fold predictions calibrates it. Its priority is the same harm product
+(:func:`~bastion.review.queue.harm_priority`) with P_learned in place of the formula's P, so the two differ only in P(violation) and compare
 directly (``bastion review eval``).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bastion.review.queue import AGING_FLOOR_PER_HOUR, AGING_PER_HOUR, QUEUES, SEVERITY, Case, ReviewQueue
+from bastion.review.queue import QUEUES, SEVERITY, Case, ReviewQueue, harm_priority
 
 FEATURES = ("p_signal_raw", "p_signal", "p_report", "n_reporters", "mean_reputation", "min_reputation",
             "n_sources", "history", "severity", "log_exposure", "age_h", "is_account", "is_post", "is_cluster",
@@ -102,8 +102,7 @@ class LearnedPrioritiser:
         out = []
         for c, p in zip(cases, ps, strict=True):
             hours = max(0.0, (now_ms - c.opened_ms) / 3.6e6)
-            out.append(float(p) * SEVERITY.get(c.queue, 0.5) * (1 + c.exposure) * (1 + AGING_PER_HOUR * hours)
-                       + AGING_FLOOR_PER_HOUR * hours)
+            out.append(harm_priority(float(p), SEVERITY.get(c.queue, 0.5), c.exposure, hours))
         return out
 
     def save(self, path: Path) -> Path:

@@ -220,9 +220,7 @@ class ReviewService:
         for t in targets:
             out.append(Effect(action=LABEL_ADD, subject=t, source=src, label=policy, score=1.0, reason=reason,
                               evidence={"case": case.id}))
-            if action in (POST_HIDE, POST_DOWNRANK) and t.kind == "post":
-                out.append(Effect(action=action, subject=t, source=src, reason=reason, evidence={"case": case.id}))
-            elif action in (ACCOUNT_LIMIT, ACCOUNT_SUSPEND) and t.kind == "account":
+            if action in (POST_HIDE, POST_DOWNRANK) and t.kind == "post" or action in (ACCOUNT_LIMIT, ACCOUNT_SUSPEND) and t.kind == "account":
                 out.append(Effect(action=action, subject=t, source=src, reason=reason, evidence={"case": case.id}))
             elif action in (ACCOUNT_LIMIT, ACCOUNT_SUSPEND) and t.kind == "post":
                 post = self.runtime.state.posts.get(t.id)

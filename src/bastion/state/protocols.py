@@ -88,6 +88,12 @@ class CounterStore(Protocol):
 
     def distinct(self, name: str, key: str, window_ms: int, now_ms: int) -> int: ...
 
+    def add_value(self, name: str, key: str, ts: int, event_id: str, value: float) -> None:
+        """Record an occurrence weighing ``value`` (the rule language's ``sum()``); idempotent per event."""
+        ...
+
+    def sum(self, name: str, key: str, window_ms: int, now_ms: int) -> float: ...
+
 
 class KeyValueStore(Protocol):
     """Opaque bytes for detectors that keep their own persistent state (linker index, cluster windows)."""

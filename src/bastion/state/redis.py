@@ -202,6 +202,13 @@ class RedisGraph:
         got = self.sets.get(k)
         if got is None:
             got = self.sets[k] = {m.decode() for m in self.s.r.smembers(f"{self.s.prefix}g:{kind}:{way}:{id_}")}
+            for ck, src, dst, added in self.changes:  # uncommitted changes of this batch
+                if ck == kind and (src if way == "out" else dst) == id_:
+                    other = dst if way == "out" else src
+                    if added:
+                        got.add(other)
+                    else:
+                        got.discard(other)
         return got
 
     def has(self, kind: str, src: str, dst: str) -> bool:

@@ -105,7 +105,7 @@ def svg_bars(points: list[tuple[float, int]], width: int = 640, height: int = 12
              label: str = "") -> str:
     """A bar chart as inline SVG (no JavaScript, no image request)."""
     if not points:
-        return '<svg class="chart" width="%d" height="%d"><text x="8" y="20">no data</text></svg>' % (width, height)
+        return f'<svg class="chart" width="{width}" height="{height}"><text x="8" y="20">no data</text></svg>'
     top = max(c for _, c in points) or 1
     bw = width / len(points)
     bars = []
@@ -124,8 +124,7 @@ def svg_lines(series: dict[str, list[tuple[float, float]]], width: int = 640, he
     colors = ["#3b6ea5", "#c0392b", "#27ae60", "#8e44ad", "#d68910", "#566573"]
     pts = [p for s in series.values() for p in s]
     if not pts:
-        return '<svg class="chart" width="%d" height="%d"><text x="8" y="20">no data yet</text></svg>' % (width,
-                                                                                                        height)
+        return f'<svg class="chart" width="{width}" height="{height}"><text x="8" y="20">no data yet</text></svg>'
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
     y1 = max(p[1] for p in pts) or 1
     sx = (width - 110) / ((x1 - x0) or 1)
@@ -156,11 +155,11 @@ def svg_graph(center: str, members: list[str], bad: set[str] | None = None, size
     return f'<svg class="graph" width="{size}" height="{size}" viewBox="0 0 {size} {size}">{"".join(parts)}</svg>'
 
 
-def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
     env: Environment = request.app.state.ui_env
     who = getattr(request.state, "principal", None)
     sessions: SessionManager = request.app.state.sessions
-    body = env.get_template(name).render(request=request, who=who, csrf=sessions.csrf_token(request),
+    body = env.get_template(template).render(request=request, who=who, csrf=sessions.csrf_token(request),
                                          queues=QUEUES, **ctx)
     resp = HTMLResponse(body, status_code=status)
     resp.headers["Cache-Control"] = "no-store"

@@ -123,24 +123,31 @@ def synthetic_event(ts_ms: int, job: str, seq: int = 0) -> GenericEvent:
     return GenericEvent(id=f"batch:{job}:{ts_ms}:{seq}", type_="batch.clusters", ts=ts_ms, actor="bastion")
 
 
-def account_ages_days(state: State, members: Iterable[str], now_ms: int) -> list[float]:
+def creation_time(state: State, account_id: str, created: dict[str, int] | None = None) -> int | None:
+    """When the account was created: ``account.create``, else the platform's ``created_at`` from a profile
+    snapshot (``created``), else unknown."""
+    if created is not None and account_id in created:
+        return created[account_id]
+    acc = state.accounts.get(account_id)
+    return acc.created_ms if acc is not None else None
+
+
+def account_ages_days(state: State, members: Iterable[str], now_ms: int,
+                      created: dict[str, int] | None = None) -> list[float]:
     out = []
     for m in members:
-        acc = state.accounts.get(m)
-        if acc is None:
-            continue
-        created = acc.created_ms if acc.created_ms is not None else acc.first_seen_ms
-        out.append(max(0.0, (now_ms - created) / DAY_MS))
+        c = creation_time(state, m, created)
+        if c is None:
+            acc = state.accounts.get(m)
+            if acc is None:
+                continue
+            c = acc.first_seen_ms
+        out.append(max(0.0, (now_ms - c) / DAY_MS))
     return out
 
 
-def creation_times(state: State, members: Iterable[str]) -> list[int]:
-    out = []
-    for m in members:
-        acc = state.accounts.get(m)
-        if acc is not None and acc.created_ms is not None:
-            out.append(acc.created_ms)
-    return out
+def creation_times(state: State, members: Iterable[str], created: dict[str, int] | None = None) -> list[int]:
+    return [c for m in members if (c := creation_time(state, m, created)) is not None]
 
 
 def flagged_elsewhere(state: State, members: list[str], now_ms: int) -> float:
@@ -154,8 +161,9 @@ def flagged_elsewhere(state: State, members: list[str], now_ms: int) -> float:
     return hit / len(members)
 
 
-def cluster_features(state: State, members: list[str], now_ms: int, sync: float) -> dict[str, float]:
-    ages = account_ages_days(state, members, now_ms)
+def cluster_features(state: State, members: list[str], now_ms: int, sync: float,
+                     created: dict[str, int] | None = None) -> dict[str, float]:
+    ages = account_ages_days(state, members, now_ms, created)
     if len(ages) >= 2:
         logs = [math.log1p(a) for a in ages]
         mean = sum(logs) / len(logs)
@@ -163,11 +171,11 @@ def cluster_features(state: State, members: list[str], now_ms: int, sync: float)
         narrow = max(0.0, 1.0 - spread / 2.0)
     else:
         narrow = 0.0
-    created = sorted(creation_times(state, members))
+    times = sorted(creation_times(state, members, created))
     burst = 0.0
-    if created:
-        med = created[len(created) // 2]
-        burst = sum(1 for c in created if abs(c - med) <= DAY_MS) / len(members)
+    if times:
+        med = times[len(times) // 2]
+        burst = sum(1 for c in times if abs(c - med) <= DAY_MS) / len(members)
     return {"size": float(len(members)), "narrow_age": round(narrow, 4), "creation_burst": round(burst, 4),
             "sync": round(max(0.0, min(1.0, sync)), 4),
             "flagged_elsewhere": round(flagged_elsewhere(state, members, now_ms), 4)}

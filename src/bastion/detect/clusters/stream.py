@@ -19,7 +19,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
 from bastion.engine import EvalContext
-from bastion.events.model import GraphFollow, MessageSend, PostCreate, PostEngage, ReportCreate
+from bastion.events.model import AccountCreate, GraphFollow, MessageSend, PostCreate, PostEngage, ReportCreate
 from bastion.state.protocols import State
 
 from .common import (
@@ -50,8 +50,9 @@ class StreamingClusterDetector:
     kind = "coaction"
     persist_every = 50_000
 
-    def __init__(self, config: ClusterConfig | None = None) -> None:
+    def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()
+        self.created: dict[str, int] = created if created is not None else {}
         self.windows: dict[str, CoActionWindows] = {}
         self.uf = UnionFind()
         self.edges: dict[str, int] = {}
@@ -76,6 +77,16 @@ class StreamingClusterDetector:
         if ctx.dry_run:
             return
         self._events += 1
+        ev = ctx.event
+        raw = ev.raw
+        if isinstance(raw, dict) and raw.get("backfill"):
+            # a snapshot of the platform before the stream (profiles, the follow graph), not an action
+            created = raw.get("created_at")
+            if isinstance(created, int):
+                self.created[ev.actor] = created
+            return
+        if isinstance(ev, AccountCreate):
+            self.created[ev.actor] = ctx.now_ms
         items = self.items(ctx)
         if items:
             actor, ts = ctx.event.actor, ctx.now_ms
@@ -117,7 +128,7 @@ class StreamingClusterDetector:
         members = self.members(root)
         n = len(members)
         density = 2.0 * self.edges.get(root, 0) / max(1, n * (n - 1))
-        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=min(1.0, 2.0 * density))
+        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=min(1.0, 2.0 * density), created=self.created)
         score = cluster_score(feats, cfg.weights)
         if score < cfg.min_score:
             return
@@ -181,8 +192,8 @@ class NearDuplicateDetector(StreamingClusterDetector):
     name = "clusters.near_duplicate"
     kind = "near_duplicate"
 
-    def __init__(self, config: ClusterConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
+        super().__init__(config, created)
         cfg = self.config
         self.windows = {"content": CoActionWindows(cfg.content_window_ms, cfg.co_max_degree, cfg.co_min_items,
                                                    cfg.max_pairs)}
@@ -261,8 +272,8 @@ class LockstepDetector(StreamingClusterDetector):
     name = "clusters.lockstep"
     kind = "lockstep"
 
-    def __init__(self, config: ClusterConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
+        super().__init__(config, created)
         cfg = self.config
         self.windows = {"actions": CoActionWindows(cfg.lockstep_window_ms, cfg.co_max_degree, cfg.co_min_items,
                                                    cfg.max_pairs, min_weight=cfg.co_min_weight,

@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from bastion.models.base import Calibration, best_threshold, binary_metrics, sigmoid
+from bastion.models.base import best_threshold, binary_metrics, sigmoid
 from bastion.models.registry import Artifact, ModelError
 from bastion.models.text.embed import EMBED_DIM, EMBED_MODEL, Embedder
 from bastion.models.text.linear import LinearTextModel

@@ -48,11 +48,15 @@ class LinearTextModel:
     def _counts(self, texts: Sequence[str]):  # -> csr_matrix
         return self.featurizer.transform(list(texts))
 
-    def _tfidf(self, counts):  # csr -> csr, rows l2-normalised
-        from sklearn.preprocessing import normalize as l2
-
-        X = counts.multiply(self.idf_.astype(np.float32)[None, :]).tocsr()
-        return l2(X, copy=False)
+    def _tfidf(self, counts):  # csr -> csr, rows l2-normalised (no sklearn import on the scoring path)
+        X = counts.astype(np.float32)
+        X.data *= self.idf_[X.indices].astype(np.float32)
+        sq = np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)), weights=X.data.astype(np.float64) ** 2,
+                         minlength=X.shape[0])
+        norms = np.sqrt(sq)
+        norms[norms == 0] = 1.0
+        X.data /= np.repeat(norms, np.diff(X.indptr)).astype(np.float32)
+        return X
 
     # --- fit ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,68 @@
+"""The work behind `bastion worker` and `bastion produce` (kept out of the argument parsing)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("bastion.worker")
+
+
+def run_worker(source: str, state: str | None, index: int, workers: int, batch: int, max_skew_ms: int,
+               http_port: int, exit_when_drained: bool, rules: Path | None, config: Path | None) -> None:
+    from bastion.app import build_runtime, build_state
+    from bastion.observability import Metrics, setup_logging
+    from bastion.settings import Settings
+    from bastion.worker import HealthServer, Worker
+
+    settings = Settings.load(config)
+    setup_logging(settings.log_json)
+    name = f"w{index}"
+    state_url = state or (source if source.startswith("redis") else settings.redis_url)
+    if not state_url:
+        raise SystemExit("--state redis://... is required with a Kafka source")
+    st = build_state(state_url, worker=name)
+    rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st)
+    if source.startswith("kafka://"):
+        from bastion.sources.kafka import KafkaSource
+
+        src = KafkaSource(source, consumer=name)
+    else:
+        from bastion.sources.redis_streams import StreamSource, connect
+
+        client, prefix = connect(source)
+        src = StreamSource(client, prefix, index=index, workers=workers, consumer=name)
+    metrics = Metrics()
+    w = Worker(rt, src, name=name, index=index, workers=workers, batch_size=batch, max_skew_ms=max_skew_ms,
+               metrics=metrics, exit_when_drained=exit_when_drained)
+    w.install_signals()
+    health = HealthServer(w, metrics, port=http_port).start() if http_port else None
+    log.info("worker %s of %d consuming %s", name, workers, source, extra={"worker": name})
+    try:
+        result = w.run()
+    finally:
+        if health is not None:
+            health.close()
+        src.close()
+    log.info("worker stopped: %s", result, extra={"worker": name})
+
+
+def run_produce(events: Path, to: str, partitions: int, rate: float | None, end: bool) -> int:
+    from bastion.sources.files import read_lines
+
+    lines = (line for _n, line in read_lines(events))
+    if to.startswith("kafka://"):
+        from bastion.sources.kafka import KafkaProducer
+
+        kp = KafkaProducer(to, partitions)
+        n = kp.produce(lines, rate=rate)
+        kp.end()
+        return n
+    from bastion.sources.redis_streams import StreamProducer, connect
+
+    client, prefix = connect(to)
+    prod = StreamProducer(client, prefix, partitions)
+    n = prod.produce(lines, rate=rate)
+    if end:
+        prod.end()
+    return n

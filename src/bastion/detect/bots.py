@@ -1,0 +1,74 @@
+"""The online bot detector: the actor's calibrated bot probability, refreshed as the account acts (the
+model caches per account and rescores only when its features moved), recorded as the ``bot`` score of the
+account and readable in rules as ``score.bot``; explanations (top feature contributions) are kept for review.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.actions.effects import Subject
+from bastion.engine import EvalContext
+from bastion.events.model import AnyEvent, MessageSend, PostCreate
+from bastion.features.registry import FeatureRegistry
+from bastion.state.activity import observe
+from bastion.state.apply import text_hash
+from bastion.state.model import Account
+from bastion.state.protocols import State
+
+MIN_EVENTS_TO_RECORD = 3
+
+
+def activity_observer(acc: Account, event: AnyEvent, state: State) -> None:
+    """The engine's ``observe`` hook: fold the event into the actor's online behaviour aggregates."""
+    stranger = False
+    th: int | None = None
+    if isinstance(event, PostCreate):
+        other = event.post.reply_to_author
+        if event.post.text:
+            th = text_hash(event.post.text)
+    elif isinstance(event, MessageSend):
+        other = event.recipient
+    else:
+        other = None
+    if other and other != acc.id:
+        graph = state.graph
+        stranger = not graph.has("follow", other, acc.id) and not graph.has("follow", acc.id, other)
+    observe(acc.activity, event, stranger=stranger, text_hash_value=th)
+
+
+class BotScoring:
+    name = "bots"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @classmethod
+    def load(cls, registry: Any = None) -> BotScoring:
+        from bastion.models.bots import BotDetector
+
+        return cls(BotDetector.load(registry))
+
+    def register_features(self, registry: FeatureRegistry) -> None:
+        registry.feature("score.bot", float, "calibrated probability that the actor is automated", cost="model")(
+            lambda c: c.cached("_bot", lambda: self.model.score(c.actor, c.now_ms))[0])
+
+    def evaluate(self, ctx: EvalContext) -> None:
+        # Refresh the recorded score on a doubling schedule (3, 6, 12, ... events) and every 64 events after:
+        # cheap per event, early for new accounts. Rules read the live value through `score.bot`.
+        n = ctx.actor.activity.n_events
+        if ctx.dry_run or n < MIN_EVENTS_TO_RECORD or not (n & (n - 1) == 0 or n % 64 == 0 or n in (3, 6, 12)):
+            return
+        p = ctx.feature("score.bot")
+        ctx.score(Subject("account", ctx.actor.id), "bot", float(p))
+
+    def finish(self, runtime: Any) -> None:
+        """Final scores of every active account at the end of a replay (scores.jsonl)."""
+        now = runtime.engine.stats.last_ts or 0
+        for acc in runtime.state.accounts:
+            if acc.activity.n_events >= MIN_EVENTS_TO_RECORD:
+                runtime.engine.scores.set(Subject("account", acc.id), "bot", float(self.model.score(acc, now)[0]))
+
+    def explain(self, acc: Account, now_ms: int) -> dict[str, Any]:
+        p, contributions = self.model.score(acc, now_ms)
+        return {"bot": {"score": float(p), "top_features": [[name, float(v)] for name, v in contributions]}}

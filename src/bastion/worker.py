@@ -1,0 +1,373 @@
+"""A stream worker: the embedded engine in a loop over a partitioned source, with shared state in Redis.
+
+One iteration reads a bounded number of messages from the worker's partitions (backpressure: nothing more is
+read while ``max_buffer`` are waiting), merges them by event time, processes a batch and commits it: state
+changes, event ids, emitted actions, scores and the source acknowledgements go to Redis in one transaction
+(:meth:`bastion.state.redis.RedisState.checkpoint`). A crash before the commit loses nothing (the entries are
+still pending and are re-read); a crash after it duplicates nothing (the ids are seen). Counter adds are sent
+earlier but are idempotent per event id.
+
+**Event-time coordination.** Events of one actor stay in order because they share a partition. Across
+partitions, each worker publishes its *low watermark* - the event time of its next unprocessed event (or the
+producer's ``produced_ts`` when it has none) - and processes an event only while its time is at most the lowest
+watermark of the other workers plus ``max_skew_ms``. Shared state (counters keyed by IP or text, labels on
+other accounts) is therefore never read more than ``max_skew_ms`` of event time behind the embedded order;
+a worker that dies holds the others back until it is restarted, which is what keeps results equal to the
+embedded run. ``max_skew_ms < 0`` turns the coordination off.
+
+Health: ``/healthz`` (the loop is alive), ``/readyz`` (connected and consuming), ``/metrics`` (Prometheus:
+lag, throughput, errors, batch and end-to-end latency, labelled by worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import msgspec
+
+from bastion.actions.effects import AppliedAction, Subject
+from bastion.app import Runtime
+from bastion.engine import ScoreBoard
+from bastion.events.codec import BadEvent, decode_event
+from bastion.sources.redis_streams import Message
+from bastion.state.redis import RedisState
+
+log = logging.getLogger("bastion.worker")
+INF = 1 << 62
+_enc = msgspec.json.Encoder()
+
+
+class TrackedScores(ScoreBoard):
+    """The engine's score board, remembering which subjects changed since the last commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirty: set[Subject] = set()
+
+    def set(self, subject: Subject, name: str, value: float) -> None:
+        super().set(subject, name, value)
+        self.dirty.add(subject)
+
+
+class BufferSink:
+    """Collects the batch's actions; they are written in the commit transaction, not before."""
+
+    def __init__(self) -> None:
+        self.actions: list[AppliedAction] = []
+        self.dead: list[tuple[int | None, str, str]] = []
+
+    def write_action(self, action: AppliedAction) -> None:
+        self.actions.append(action)
+
+    def write_dead_letter(self, line: int | None, error: str, raw: str) -> None:
+        self.dead.append((line, error, raw))
+
+    def flush(self) -> None:
+        return None
+
+
+class WorkerMetrics:
+    def __init__(self, metrics: Any, name: str) -> None:
+        from prometheus_client import Counter, Histogram
+
+        r = metrics.registry
+        self.base = metrics
+        self.name = name
+        self.processed = Counter("bastion_worker_events_total", "events processed by this worker", ["worker"],
+                                 registry=r).labels(name)
+        self.errors = Counter("bastion_worker_errors_total", "batches that failed (and were retried)",
+                              ["worker", "kind"], registry=r)
+        self.batch_s = Histogram("bastion_worker_batch_seconds", "time to process and commit one batch",
+                                 ["worker"], registry=r).labels(name)
+        self.e2e_s = Histogram("bastion_worker_end_to_end_seconds", "produce-to-commit latency", ["worker"],
+                               registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                                    30)).labels(name)
+        self.lag = metrics.lag.labels(name)
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, source: Any, *, name: str = "w0", index: int = 0, workers: int = 1,
+                 batch_size: int = 200, max_buffer: int = 2000, max_skew_ms: int = 1000, metrics: Any = None,
+                 exit_when_drained: bool = False) -> None:
+        state = runtime.state
+        if not isinstance(state, RedisState):
+            raise TypeError("a stream worker keeps its state in Redis (--state redis://...)")
+        self.rt = runtime
+        self.state: RedisState = state
+        self.source = source
+        self.name, self.index, self.workers = name, index, workers
+        self.batch_size, self.max_buffer, self.max_skew_ms = batch_size, max_buffer, max_skew_ms
+        self.exit_when_drained = exit_when_drained
+        self.sink = BufferSink()
+        runtime.engine.sinks = [self.sink]
+        self.scores = TrackedScores()
+        runtime.engine.scores = self.scores
+        self.buffers: dict[int, deque[Message]] = {}
+        self.stop = threading.Event()
+        self.heartbeat = time.monotonic()
+        self.ready = False
+        self.processed = 0
+        self.latencies: list[float] = []
+        self.keep_latencies = False
+        self.m = WorkerMetrics(metrics, name) if metrics is not None else None
+        self._others_low = -INF
+        self._published_low: int | None = None
+        self.wm_key = f"{state.prefix}wm"
+
+    # -- coordination ---------------------------------------------------------------------------------------
+    def others_low(self) -> int:
+        if self.max_skew_ms < 0 or self.workers <= 1:
+            return INF
+        raw = self.state.r.hgetall(self.wm_key)
+        lows = []
+        for i in range(self.workers):
+            if i == self.index:
+                continue
+            v = raw.get(f"w{i}".encode())
+            lows.append(int(v) if v is not None else -INF)   # a worker not started yet holds us back
+        self._others_low = min(lows)
+        return self._others_low
+
+    def my_low(self, produced: tuple[int, bool]) -> int:
+        head = self._head()
+        if head is not None:
+            return head.ts
+        produced_ts, ended = produced
+        if ended and self.source.lag() == 0:
+            return INF
+        return produced_ts
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def _head(self) -> Message | None:
+        best = None
+        for q in self.buffers.values():
+            if q and (best is None or (q[0].ts, q[0].seq) < (best.ts, best.seq)):
+                best = q[0]
+        return best
+
+    def _buffered(self) -> int:
+        return sum(len(q) for q in self.buffers.values())
+
+    def install_signals(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            log.info("signal %s: finishing the current batch and stopping", signum, extra={"worker": self.name})
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self) -> dict[str, Any]:
+        backoff = 0.1
+        while not self.stop.is_set():
+            try:
+                if self.step():
+                    break
+                backoff = 0.1
+            except Exception as exc:  # broker loss, timeouts: drop the uncommitted batch and start over
+                if not _is_transient(exc):
+                    raise
+                self.ready = False
+                if self.m is not None:
+                    self.m.errors.labels(self.name, type(exc).__name__).inc()
+                log.warning("broker error (%s); reconnecting in %.1fs", exc, backoff, extra={"worker": self.name})
+                self._drop_uncommitted()
+                self.stop.wait(backoff)
+                backoff = min(5.0, backoff * 2)
+        return {"worker": self.name, "processed": self.processed}
+
+    def _drop_uncommitted(self) -> None:
+        self.state.refresh()
+        self.buffers.clear()
+        self.sink.actions.clear()
+        self.sink.dead.clear()
+        self.scores.dirty.clear()
+        self.source.reset()
+        self._published_low = None
+
+    def step(self) -> bool:
+        """One iteration; True when the worker should exit (drained)."""
+        self.heartbeat = time.monotonic()
+        produced = self.source.produced_ts()
+        starved = any(not self.buffers.get(p) for p in self.source.owned if p not in self.source.dry)
+        if self._buffered() < self.max_buffer or starved:
+            msgs = self.source.fetch(max(1, self.max_buffer - self._buffered()), 0 if self._buffered() else 100)
+            for m in msgs:
+                self.buffers.setdefault(m.partition, deque()).append(m)
+        for p in [p for p in self.buffers if p not in self.source.owned]:
+            del self.buffers[p]   # revoked by a rebalance: its new owner re-reads them
+        self.ready = True
+        batch: list[Message] = []
+        limit = self._others_low + self.max_skew_ms if self.max_skew_ms >= 0 else INF
+        while len(batch) < self.batch_size:
+            head = self._head()
+            if head is None:
+                break
+            if head.ts > limit:
+                limit = self.others_low() + self.max_skew_ms
+                if head.ts > limit:
+                    break
+            q = self.buffers[head.partition]
+            q.popleft()
+            batch.append(head)
+            if not q and head.partition not in self.source.dry:
+                break   # that partition may hold earlier events than the others' heads: read it first
+        low = self.my_low(produced)
+        if batch:
+            self.process(batch, low)
+            return False
+        if low != self._published_low:
+            self.state.r.hset(self.wm_key, self.name, low)
+            self._published_low = low
+        if self.m is not None:
+            self.m.lag.set(self.source.lag())
+        if low >= INF and self.exit_when_drained:
+            return True
+        if self._buffered():
+            time.sleep(0.005)   # waiting for a slower worker
+        return False
+
+    def process(self, batch: list[Message], low: int) -> None:
+        t0 = time.perf_counter()
+        engine = self.rt.engine
+        events = []
+        for m in batch:
+            try:
+                events.append(decode_event(m.raw))
+            except BadEvent as exc:
+                self.sink.dead.append((m.seq, exc.reason, m.raw.decode("utf-8", "replace")))
+        state = self.state
+        state.seen.prefetch([e.id for e in events])
+        state.accounts.prefetch([e.actor for e in events])
+        for ev in events:
+            engine.process(ev)
+        actions = self.sink.actions
+        dead = self.sink.dead
+        scores = self.scores
+        prefix = state.prefix
+        last_ts = max((e.ts_ms for e in events), default=0)
+
+        def also(pipe: Any) -> None:
+            self.source.ack(pipe, batch)
+            for act in actions:
+                pipe.xadd(f"{prefix}actions", {"a": _enc.encode(act)})
+            for line, error, raw in dead:
+                pipe.xadd(f"{prefix}dead", {"line": line or 0, "error": error, "raw": raw})
+            for subj in scores.dirty:
+                pipe.hset(f"{prefix}scores", f"{subj.kind}\x1f{subj.id}", _enc.encode(scores.data[subj]))
+            pipe.hset(self.wm_key, self.name, low)
+            if last_ts:
+                pipe.hset(f"{prefix}last_ts", self.name, last_ts)
+
+        state.checkpoint({"seq": batch[-1].seq}, also=also)
+        self._published_low = low
+        self.source.after_commit(batch)
+        actions.clear()
+        dead.clear()
+        scores.dirty.clear()
+        self.processed += len(batch)
+        now = time.time()
+        if self.keep_latencies:
+            self.latencies.extend(now - m.produced_s for m in batch if m.produced_s)
+        if self.m is not None:
+            self.m.processed.inc(len(batch))
+            self.m.batch_s.observe(time.perf_counter() - t0)
+            for m in batch[:: max(1, len(batch) // 8)]:
+                if m.produced_s:
+                    self.m.e2e_s.observe(now - m.produced_s)
+
+
+def _is_transient(exc: Exception) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ConnectionError,
+                        TimeoutError)):
+        return True
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("LOADING", "MASTERDOWN", "TRYAGAIN"))
+
+
+class HealthServer:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on a small threaded HTTP server."""
+
+    def __init__(self, worker: Worker, metrics: Any, host: str = "0.0.0.0", port: int = 9100) -> None:  # noqa: S104
+        self.worker, self.metrics = worker, metrics
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                w = outer.worker
+                if self.path == "/healthz":
+                    ok = time.monotonic() - w.heartbeat < 120
+                    self._send(200 if ok else 503, b"ok\n" if ok else b"stalled\n", "text/plain")
+                elif self.path == "/readyz":
+                    self._send(200 if w.ready else 503, b"ready\n" if w.ready else b"not ready\n", "text/plain")
+                elif self.path == "/metrics":
+                    self._send(200, outer.metrics.render(), "text/plain; version=0.0.4")
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="health")
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def collect_results(state: RedisState, out_dir: Any) -> dict[str, int]:
+    """Write ``actions.jsonl`` and ``scores.jsonl`` of a distributed run (what the workers committed)."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    r, p = state.r, state.prefix
+    n_act = 0
+    with open(out / "actions.jsonl", "wb") as fh:
+        last = "0"
+        while True:
+            got = r.xrange(f"{p}actions", min=f"({last}" if last != "0" else "-", count=5000)
+            if not got:
+                break
+            for _mid, fields in got:
+                fh.write(fields[b"a"] + b"\n")
+                n_act += 1
+            last = got[-1][0].decode()
+    now = max((int(v) for v in r.hvals(f"{p}last_ts")), default=0)
+    rows = []
+    for key, raw in r.hgetall(f"{p}scores").items():
+        kind, _, sid = key.decode().partition("\x1f")
+        rows.append((Subject(kind, sid), msgspec.json.decode(raw)))
+    with open(out / "scores.jsonl", "wb") as fh:
+        for subj, sc in sorted(rows):
+            row: dict[str, Any] = {"subject": {"kind": subj.kind, "id": subj.id},
+                                   "scores": {k: round(v, 6) for k, v in sorted(sc.items())}}
+            labels = state.labels.active(subj.kind, subj.id, now)
+            if labels:
+                row["labels"] = sorted({lb.label for lb in labels})
+            fh.write(_enc.encode(row) + b"\n")
+    return {"actions": n_act, "scores": len(rows)}
