@@ -100,6 +100,10 @@ class Runtime:
         self.wall_s += time.perf_counter() - t0
 
     def checkpoint(self) -> None:
+        for det in self.detectors:
+            save = getattr(det, "save", None)
+            if save is not None:
+                save(self.engine.state)
         self.engine.flush()
         pos: dict[str, object] = {"line": self.position, "bad": self.bad, "action_seq": self.engine._seq}
         if self.writer is not None:
@@ -216,21 +220,43 @@ def build_runtime(
     extra_detectors: Iterable[Detector] = (),
     resume: bool = False,
     extra_sinks: Iterable[Sink] = (),
+    review: bool = True,
+    models: bool = True,
 ) -> Runtime:
-    """Build a ready engine. ``rules_dir=False`` runs without rules; ``None`` uses the settings or the pack."""
+    """Build a ready engine. ``rules_dir=False`` runs without rules; ``None`` uses the settings or the pack.
+    ``models=False`` leaves out the text and bot models (and the rule features that need them)."""
+    from bastion.detect.bots import activity_observer
+
     state = state or build_state(settings.state)
     registry = build_registry()
     links, clusters = LinkBook(), ClusterBook()
     register_outcome_features(registry, links, clusters)
     queue = ReviewQueue()
     detectors: list[Detector] = [ReportIntake()]
+    extras: dict[str, Any] = {}
+    if models:
+        from bastion.detect.bots import BotScoring
+        from bastion.detect.content import ContentScoring
+        from bastion.models.registry import ModelRegistry
+
+        model_registry = ModelRegistry.default(settings.models_dir)
+        content = ContentScoring.load(model_registry)
+        bots = BotScoring.load(model_registry)
+        for det in (content, bots):
+            det.register_features(registry)
+            detectors.append(det)
+        extras["explain_account"] = bots.explain
     detectors.extend(extra_detectors)
+    if resume:
+        for det in detectors:
+            restore = getattr(det, "restore", None)
+            if restore is not None:
+                restore(state)
     if rules_dir is not False:
         rdir = rules_dir if isinstance(rules_dir, Path) else (settings.rules_dir or DEFAULT_RULES_DIR)
-        if rdir.is_dir():
-            rules_detector = load_rules(rdir, registry)
-            if rules_detector is not None:
-                detectors.append(rules_detector)
+        if not rdir.is_dir():
+            raise FileNotFoundError(f"rules directory {rdir} does not exist")
+        detectors.append(load_rules(rdir, registry))
     sinks: list[Sink] = list(extra_sinks)
     writer = None
     if out_dir is not None:
@@ -241,20 +267,23 @@ def build_runtime(
     if settings.webhook_url:
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
-                    quotas=Quotas(settings.quotas))
+                    quotas=Quotas(settings.quotas), observe=activity_observer)
     pos = state.resume_position() if resume else None
     if isinstance(pos, dict):
         engine._seq = int(pos.get("action_seq", 0))  # type: ignore[call-overload]
-    return Runtime(settings, engine, registry, queue, links, clusters, writer, detectors)
+    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras)
+    if review:
+        from bastion.review.service import attach_review
+
+        attach_review(runtime, settings)
+    return runtime
 
 
-def load_rules(rules_dir: Path, registry: FeatureRegistry) -> Detector | None:
-    try:
-        from bastion.rules import load_detector  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("rules engine not available in this build; running without rules")
-        return None
-    detector: Detector = load_detector(rules_dir, registry)
+def load_rules(rules_dir: Path, registry: FeatureRegistry) -> Detector:
+    """The rule pack as a detector; raises ``RuleSetError`` (every error with file, line and column)."""
+    from bastion.rules import RulesDetector
+
+    detector: Detector = RulesDetector.from_dir(rules_dir, registry)
     return detector
 
 

@@ -264,6 +264,10 @@ class Worker:
             if last_ts:
                 pipe.hset(f"{prefix}last_ts", self.name, last_ts)
 
+        for det in self.rt.detectors:   # detectors that keep their own state persist it in the same commit
+            save = getattr(det, "save", None)
+            if save is not None:
+                save(state)
         state.checkpoint({"seq": batch[-1].seq}, also=also)
         self._published_low = low
         self.source.after_commit(batch)
@@ -339,8 +343,9 @@ class HealthServer:
         self.server.server_close()
 
 
-def collect_results(state: RedisState, out_dir: Any) -> dict[str, int]:
-    """Write ``actions.jsonl`` and ``scores.jsonl`` of a distributed run (what the workers committed)."""
+def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = None) -> dict[str, int]:
+    """Write ``actions.jsonl`` and ``scores.jsonl`` of a distributed run (what the workers committed); with
+    ``runtime`` (built over the same state) the end-of-stream batch detectors run first, as in a replay."""
     from pathlib import Path
 
     out = Path(out_dir)
@@ -358,16 +363,22 @@ def collect_results(state: RedisState, out_dir: Any) -> dict[str, int]:
                 n_act += 1
             last = got[-1][0].decode()
     now = max((int(v) for v in r.hvals(f"{p}last_ts")), default=0)
-    rows = []
+    board = ScoreBoard()
     for key, raw in r.hgetall(f"{p}scores").items():
         kind, _, sid = key.decode().partition("\x1f")
-        rows.append((Subject(kind, sid), msgspec.json.decode(raw)))
+        for name, value in msgspec.json.decode(raw).items():
+            board.set(Subject(kind, sid), name, value)
+    if runtime is not None:
+        # end-of-stream batch jobs (e.g. the bot model's final scoring) run once, over the shared state
+        runtime.engine.scores = board
+        runtime.engine.stats.last_ts = now
+        runtime.run_batch_detectors()
     with open(out / "scores.jsonl", "wb") as fh:
-        for subj, sc in sorted(rows):
+        for subj in sorted(board.data):
             row: dict[str, Any] = {"subject": {"kind": subj.kind, "id": subj.id},
-                                   "scores": {k: round(v, 6) for k, v in sorted(sc.items())}}
+                                   "scores": {k: round(v, 6) for k, v in sorted(board.data[subj].items())}}
             labels = state.labels.active(subj.kind, subj.id, now)
             if labels:
                 row["labels"] = sorted({lb.label for lb in labels})
             fh.write(_enc.encode(row) + b"\n")
-    return {"actions": n_act, "scores": len(rows)}
+    return {"actions": n_act, "scores": len(board.data)}

@@ -89,3 +89,64 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     else:
         res["cascade"] = "embedding tier not installed or not shipped (fast tier only)"
     return res
+
+
+def markdown(res: dict[str, Any], command: str) -> str:
+    """The 'content' section of docs/benchmarks.md."""
+    import platform
+
+    def g(key: str, fmt: str = "{:,.0f}") -> str:
+        v = res.get(key)
+        return fmt.format(v) if isinstance(v, int | float) else "-"
+
+    lines = [
+        "## Content models (fast text tier) vs alt-profanity-check",
+        "",
+        f"Produced by `{command}` on {platform.machine()} with {res['texts']:,} texts (TweetEval offensive test,",
+        "TweetEval hate test, SMS test); both models score the same texts in the same run. Single-post latency",
+        "is one call per text (`LinearTextModel.score_one` vs `predict_prob([text])`); the machine is shared, so",
+        "p99 includes scheduling noise for both.",
+        "",
+        "| metric | Bastion fast tier (`abuse`) | alt-profanity-check 1.9 |",
+        "|---|---|---|",
+        f"| batch texts/s | {g('fast_batch_texts_per_s')} | {g('apc_batch_texts_per_s')} |",
+        f"| single-post texts/s | {g('fast_single_texts_per_s')} | {g('apc_single_texts_per_s')} |",
+        f"| single-post p50 (ms) | {g('fast_p50_ms', '{:.3f}')} | {g('apc_p50_ms', '{:.3f}')} |",
+        f"| single-post p99 (ms) | {g('fast_p99_ms', '{:.3f}')} | {g('apc_p99_ms', '{:.3f}')} |",
+        f"| TweetEval offensive test macro-F1 | {g('fast_offensive_macro_f1', '{:.3f}')} | "
+        f"{g('apc_offensive_macro_f1', '{:.3f}')} (threshold 0.5) |",
+    ]
+    if "cascade_avg_cost_ms" in res:
+        lines += [
+            "",
+            f"Cascade (`abuse` + `abuse-embed`): {res['cascade_embedded_share']:.1%} of posts are embedded; one "
+            f"embedding costs {res['embed_single_ms_p50']:.1f} ms (p50, 1 thread), so the average cost is "
+            f"{res['cascade_avg_cost_ms']:.2f} ms per post, {res['cascade_avg_cost_vs_embed_all']:.0%} of "
+            "embedding every post.",
+        ]
+    else:
+        lines += ["", "Cascade: not measured (the `[embed]` extra is not installed)."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import argparse
+    import json
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
+    ap.add_argument("--events", type=int, default=None)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--write-docs", action="store_true", help="write the 'content' section of docs/benchmarks.md")
+    args = ap.parse_args()
+    res = run(events=args.events, quick=args.quick)
+    print(json.dumps(res, indent=2))
+    if args.write_docs:
+        from bastion.evaluation.docs import write_section
+
+        write_section(Path("docs/benchmarks.md"), "content",
+                      markdown(res, "python -m bastion.bench.content --write-docs"), title="# Benchmarks")
+
+
+if __name__ == "__main__":
+    main()

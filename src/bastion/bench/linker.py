@@ -121,3 +121,25 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     ok = ann["recall_ratio"] >= 0.95 and ann["speedup_p50"] >= 50
     return {"ann_vs_exact": ann, "full_retrieval": full,
             "target": ">= 0.95 of brute-force recall at >= 50x its speed", "target_met": ok}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The ``linker`` section of docs/benchmarks.md."""
+    import platform
+
+    a, f = res["ann_vs_exact"], res["full_retrieval"]
+    return "\n".join([
+        "## Repeat-offender lookup (linker)", "",
+        f"Command: `bastion linker bench --write-docs` (the same run as `bastion bench linker`), "
+        f"{platform.machine()}, every lookup single-threaded.", "",
+        "| what | p50 ms | p99 ms | recall |", "|---|---|---|---|",
+        f"| exact brute-force scan, {a['fingerprints']:,} vectors x {a['dim']} | {a['exact_p50_ms']} | "
+        f"{a['exact_p99_ms']} | planted parent in top 10: {a['planted_parent_recall_exact']} |",
+        f"| usearch HNSW, same vectors | {a['ann_p50_ms']} | {a['ann_p99_ms']} | planted parent: "
+        f"{a['planted_parent_recall_ann']}; recall@10 vs exact top 10: {a['recall_at_10_vs_exact']} |",
+        f"| full retrieval (identifiers + LSH + ANN), {f['fingerprints']:,} fingerprints | {f['p50_ms']} | "
+        f"{f['p99_ms']} | planted parent: {f['planted_parent_recall']} |", "",
+        f"Speed-up at p50: {a['speedup_p50']}x at a planted-parent recall ratio of {a['recall_ratio']} "
+        f"(target >= 50x at >= 0.95): {'met' if res['target_met'] else 'not met'}. HNSW build: {a['ann_build_s']} s.",
+        *([f"Note: {res['note']}"] if res.get("note") else []),
+    ])

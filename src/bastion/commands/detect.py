@@ -59,33 +59,18 @@ def register_linker(app: typer.Typer) -> None:
     @linker.command("bench")
     def bench_cmd(
         quick: bool = typer.Option(False),
+        events: int = typer.Option(0, help="suspended fingerprints in the ANN part (0 = 1,000,000)"),
         write_docs: bool = typer.Option(False, "--write-docs", help="write the linker section of docs/benchmarks.md"),
     ) -> None:
         """`bastion bench linker`, optionally recorded in docs/benchmarks.md."""
         import json
-        import platform
 
-        from bastion.bench.linker import run
+        from bastion.bench.linker import markdown, run
 
-        res = run(quick=quick)
+        res = run(events=events or None, quick=quick)
         typer.echo(json.dumps(res, indent=2))
         if write_docs:
             from bastion.evaluation.docs import write_section
             from bastion.settings import REPO_ROOT
 
-            a, f = res["ann_vs_exact"], res["full_retrieval"]
-            md = "\n".join([
-                "## Repeat-offender lookup (linker)", "",
-                f"Command: `bastion linker bench --write-docs` (same as `bastion bench linker`), on "
-                f"{platform.processor() or platform.machine()}, lookups single-threaded.", "",
-                "| what | p50 ms | p99 ms | recall |", "|---|---|---|---|",
-                f"| exact brute-force scan, {a['fingerprints']:,} vectors x {a['dim']} | {a['exact_p50_ms']} | "
-                f"{a['exact_p99_ms']} | planted parent in top 10: {a['planted_parent_recall_exact']} |",
-                f"| usearch HNSW, same vectors | {a['ann_p50_ms']} | {a['ann_p99_ms']} | planted parent: "
-                f"{a['planted_parent_recall_ann']}; recall@10 vs exact top 10: {a['recall_at_10_vs_exact']} |",
-                f"| full retrieval (identifiers + LSH + ANN), {f['fingerprints']:,} fingerprints | {f['p50_ms']} | "
-                f"{f['p99_ms']} | planted parent: {f['planted_parent_recall']} |", "",
-                f"Speed-up at p50: {a['speedup_p50']}x; recall ratio {a['recall_ratio']} (target >= 50x at >= 0.95): "
-                f"{'met' if res['target_met'] else 'not met'}. HNSW build: {a['ann_build_s']} s.",
-            ])
-            write_section(REPO_ROOT / "docs" / "benchmarks.md", "linker", md, title="# Benchmarks")
+            write_section(REPO_ROOT / "docs" / "benchmarks.md", "linker", markdown(res), title="# Benchmarks")

@@ -97,16 +97,32 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     console.print(f"[bold]1/4 simulating[/bold] {users:,} users for {days:g} days (seed {seed}) -> {sim_dir}")
     simulate(SimConfig(users=users, days=days, seed=seed), sim_dir, progress=True)
     console.print(f"[bold]2/4 replaying[/bold] through rules, models, linker and clusterers -> {res_dir}")
-    demo_settings = settings
-    if settings.db_path == Settings().db_path:
-        from dataclasses import replace
+    import shutil
+    from dataclasses import replace
 
-        demo_settings = replace(settings, db_path=out / "bastion.db")
+    from bastion.app import DEFAULT_RULES_DIR
+
+    # the demo works on its own copy of the rule pack (drafts saved from the UI land there) and its own database
+    rules_dir = out / "rules"
+    if rules_dir.exists():
+        shutil.rmtree(rules_dir)
+    shutil.copytree(settings.rules_dir or DEFAULT_RULES_DIR, rules_dir)
+    db_path = out / "bastion.db"
+    for stale in out.glob("bastion.db*"):
+        stale.unlink()
+    demo_settings = replace(settings, db_path=db_path, rules_dir=rules_dir)
     rt = build_runtime(demo_settings, out_dir=res_dir)
+    rt.extras["truth_path"] = str(sim_dir / "truth.json")
     summary = replay_file(demo_settings, sim_dir / "events.jsonl", res_dir, runtime=rt, close=False)
     print_summary(summary, res_dir)
     console.print("[bold]3/4 evaluating[/bold] against the simulator's ground truth")
     metrics = evaluate(sim_dir / "truth.json", res_dir)
+    try:
+        from bastion.review.evaluation import evaluate_review
+
+        metrics["review_live"] = evaluate_review(sim_dir / "truth.json", rt)
+    except Exception as exc:  # the scoreboard still prints the rest
+        console.print(f"[yellow]review evaluation failed: {exc}[/yellow]")
     (res_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=2, default=str))
     print_scoreboard(metrics)
     console.print(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
@@ -124,11 +140,8 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     serve_forever(demo_settings, runtime=rt)
 
 
-def _seed_admin(settings: Settings) -> tuple[str, str] | None:
-    """Create an admin with a random password for the demo, when the user store exists."""
-    try:
-        from bastion.review.users import seed_demo_admin  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    result: tuple[str, str] | None = seed_demo_admin(settings)
-    return result
+def _seed_admin(settings: Settings) -> tuple[str, str]:
+    """Create the demo's admin with a random password (printed once by the caller)."""
+    from bastion.commands.review import seed_admin
+
+    return "admin", seed_admin(settings)

@@ -23,11 +23,13 @@ def register(app: typer.Typer) -> None:
         exit_when_drained: bool = typer.Option(False, help="exit once the producer has ended and all is processed"),
         rules: Path | None = typer.Option(None, "--rules", help="rules directory (default: the built-in pack)"),
         config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+        latency_out: Path | None = typer.Option(None, hidden=True, help="write end-to-end latencies here (bench)"),
     ) -> None:
         """Run one stream worker: consume, process, commit effects and acknowledgements atomically."""
         from bastion.commands.scale_run import run_worker
 
-        run_worker(source, state, index, workers, batch, max_skew_ms, http_port, exit_when_drained, rules, config)
+        run_worker(source, state, index, workers, batch, max_skew_ms, http_port, exit_when_drained, rules, config,
+                   latency_out)
 
     @app.command("produce")
     def produce(
@@ -49,8 +51,11 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="directory for actions.jsonl and scores.jsonl"),
     ) -> None:
         """Write the results (actions, scores) that the workers of a distributed run committed."""
+        from bastion.app import build_runtime
+        from bastion.settings import Settings
         from bastion.state.redis import RedisState
         from bastion.worker import collect_results
 
-        st = RedisState.from_url(state)
-        typer.echo(collect_results(st, out))
+        st = RedisState.from_url(state, worker="collect")
+        rt = build_runtime(Settings.load(), out_dir=None, state=st, resume=True)
+        typer.echo(collect_results(st, out, rt))

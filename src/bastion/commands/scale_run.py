@@ -9,7 +9,8 @@ log = logging.getLogger("bastion.worker")
 
 
 def run_worker(source: str, state: str | None, index: int, workers: int, batch: int, max_skew_ms: int,
-               http_port: int, exit_when_drained: bool, rules: Path | None, config: Path | None) -> None:
+               http_port: int, exit_when_drained: bool, rules: Path | None, config: Path | None,
+               latency_out: Path | None = None) -> None:
     from bastion.app import build_runtime, build_state
     from bastion.observability import Metrics, setup_logging
     from bastion.settings import Settings
@@ -22,7 +23,7 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     if not state_url:
         raise SystemExit("--state redis://... is required with a Kafka source")
     st = build_state(state_url, worker=name)
-    rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st)
+    rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st, resume=True)
     if source.startswith("kafka://"):
         from bastion.sources.kafka import KafkaSource
 
@@ -35,6 +36,7 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     metrics = Metrics()
     w = Worker(rt, src, name=name, index=index, workers=workers, batch_size=batch, max_skew_ms=max_skew_ms,
                metrics=metrics, exit_when_drained=exit_when_drained)
+    w.keep_latencies = latency_out is not None
     w.install_signals()
     health = HealthServer(w, metrics, port=http_port).start() if http_port else None
     log.info("worker %s of %d consuming %s", name, workers, source, extra={"worker": name})
@@ -44,6 +46,10 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
         if health is not None:
             health.close()
         src.close()
+    if latency_out is not None:
+        import json
+
+        latency_out.write_text(json.dumps(w.latencies))
     log.info("worker stopped: %s", result, extra={"worker": name})
 
 

@@ -55,6 +55,7 @@ class Profile(msgspec.Struct, omit_defaults=True):
     lang: str | None = None
     email_domain: str | None = None
     verified: bool | None = None
+    created_at: int | str | None = None  # additive: when the account was created (backfills of older accounts)
 
 
 class PostBody(msgspec.Struct, omit_defaults=True):

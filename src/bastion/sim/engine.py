@@ -494,8 +494,8 @@ class Simulator:
         ts_prof = np.sort(t0 + self.rng.integers(0, HOUR_MS // 4, len(pre)))
         for i, (a, ts) in enumerate(zip(pre.tolist(), ts_prof.tolist(), strict=True)):
             lines.append(
-                f'{{"id":"b{i}","type":"account.update","ts":{ts},"actor":"{ids[a]}","profile":{self.profile_json(a)},'
-                f'"raw":{{"backfill":true,"created_at":{int(p.created_ms[a])}}}}}'
+                f'{{"id":"b{i}","type":"account.update","ts":{ts},"actor":"{ids[a]}","profile":'
+                f'{self.profile_json(a)[:-1]},"created_at":{int(p.created_ms[a])}}},"raw":{{"backfill":true}}}}'
             )
         fh.write("\n".join(lines) + ("\n" if lines else ""))
         n = len(lines)

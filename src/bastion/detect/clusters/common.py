@@ -7,7 +7,8 @@ detectors already flagged. The score is a logistic blend of those features, so i
 number in [0, 1]; ``min_score`` decides whether a candidate group is flagged at all.
 
 >>> uf = UnionFind()
->>> uf.union("a", "b"); uf.union("c", "d"); uf.union("b", "c")
+>>> for a, b in [("a", "b"), ("c", "d"), ("b", "c")]:
+...     _ = uf.union(a, b)
 >>> sorted(uf.groups()[uf.find("a")])
 ['a', 'b', 'c', 'd']
 """
@@ -84,6 +85,7 @@ class ClusterConfig:
     min_size: int = 5
     min_score: float = 0.5
     regrow: float = 1.25              # re-emit a streaming cluster when it grows by this factor
+    core_k: int = 3                   # a streaming cluster is the k-core of its component (chains fall away)
     label: bool = True                # bulk label members
     review: bool = True               # one review case per cluster
     weights: ScoreWeights = field(default_factory=ScoreWeights)
@@ -186,6 +188,29 @@ def cluster_score(feats: dict[str, float], w: ScoreWeights) -> float:
          + w.creation_burst * feats["creation_burst"] + w.sync * feats["sync"]
          + w.flagged_elsewhere * feats["flagged_elsewhere"])
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def k_core(nodes: Iterable[str], adj: dict[str, set[str]], k: int) -> set[str]:
+    """The largest subset of ``nodes`` in which every node keeps at least ``k`` neighbours (peeling).
+
+    >>> adj = {"a": {"b", "c"}, "b": {"a", "c"}, "c": {"a", "b", "d"}, "d": {"c"}}
+    >>> sorted(k_core(adj, adj, 2))
+    ['a', 'b', 'c']
+    """
+    alive = set(nodes)
+    deg = {n: len(adj.get(n, set()) & alive) for n in alive}
+    stack = [n for n, d in deg.items() if d < k]
+    while stack:
+        n = stack.pop()
+        if n not in alive:
+            continue
+        alive.discard(n)
+        for m in adj.get(n, ()):
+            if m in alive:
+                deg[m] -= 1
+                if deg[m] == k - 1:
+                    stack.append(m)
+    return alive
 
 
 def representatives(members: list[str], degree: dict[str, float] | None = None, k: int = REPRESENTATIVES) -> list[str]:

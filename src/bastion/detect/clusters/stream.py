@@ -28,6 +28,7 @@ from .common import (
     cluster_effects,
     cluster_features,
     cluster_score,
+    k_core,
     representatives,
 )
 from .minhash import normalise, signatures
@@ -41,6 +42,8 @@ class _Components(msgspec.Struct):
     degree: dict[str, int] = {}
     emitted: dict[str, list[Any]] = {}   # root -> [cid, size at last emission]
     seq: int = 0
+    adj: dict[str, list[str]] = {}
+    comp: dict[str, list[str]] = {}
 
 
 class StreamingClusterDetector:
@@ -57,6 +60,8 @@ class StreamingClusterDetector:
         self.uf = UnionFind()
         self.edges: dict[str, int] = {}
         self.degree: dict[str, int] = {}
+        self.adj: dict[str, set[str]] = {}
+        self.comp: dict[str, list[str]] = {}
         self.emitted: dict[str, list[Any]] = {}
         self.seq = 0
         self.first_flag_ms: dict[str, int] = {}
@@ -95,8 +100,14 @@ class StreamingClusterDetector:
                 for a, b in self.windows[wname].observe(item, actor, ts, weight):
                     self.degree[a] = self.degree.get(a, 0) + 1
                     self.degree[b] = self.degree.get(b, 0) + 1
+                    self.adj.setdefault(a, set()).add(b)
+                    self.adj.setdefault(b, set()).add(a)
                     ra, rb = self.uf.find(a), self.uf.find(b)
                     root = self.uf.union(a, b)
+                    if ra != rb:
+                        big, small = (ra, rb) if root == ra else (rb, ra)
+                        ms = self.comp.setdefault(big, [big])
+                        ms.extend(self.comp.pop(small, [small]))
                     e = self.edges.pop(ra, 0) + (self.edges.pop(rb, 0) if rb != ra else 0) + 1
                     self.edges[root] = e
                     self._merge_emitted(ra, rb, root)
@@ -125,9 +136,12 @@ class StreamingClusterDetector:
         if self._checked.get(root, 0) >= size:
             return
         self._checked[root] = size
-        members = self.members(root)
+        members = sorted(k_core(self.members(root), self.adj, min(cfg.core_k, cfg.min_size - 1)))
         n = len(members)
-        density = 2.0 * self.edges.get(root, 0) / max(1, n * (n - 1))
+        if n < cfg.min_size:
+            return
+        inner = sum(len(self.adj[m].intersection(members)) for m in members) // 2
+        density = 2.0 * inner / max(1, n * (n - 1))
         feats = cluster_features(ctx.state, members, ctx.now_ms, sync=min(1.0, 2.0 * density), created=self.created)
         score = cluster_score(feats, cfg.weights)
         if score < cfg.min_score:
@@ -139,14 +153,13 @@ class StreamingClusterDetector:
         else:
             cid = prev[0]
         self.emitted[root] = [cid, size]
-        evidence = {**self.evidence(root), **feats, "edges": self.edges.get(root, 0), "flagged_at": ctx.now_ms}
+        evidence = {**self.evidence(root), **feats, "edges": inner, "flagged_at": ctx.now_ms}
         reps = representatives(members, {m: float(self.degree.get(m, 0)) for m in members})
         for eff in cluster_effects(cid, self.kind, members, score, evidence, cfg, reps):
             ctx.emit(eff)
 
     def members(self, root: str) -> list[str]:
-        find = self.uf.find
-        return sorted(x for x in self.uf.parent if find(x) == root)
+        return self.comp.get(root, [root])
 
     def evidence(self, root: str) -> dict[str, Any]:
         return {}
@@ -161,7 +174,8 @@ class StreamingClusterDetector:
         for wname, w in self.windows.items():
             kv.put(self.namespace, f"window:{wname}", w.dump())
         comp = _Components(parent=dict(self.uf.parent), size=dict(self.uf.size), edges=dict(self.edges),
-                           degree=dict(self.degree), emitted=dict(self.emitted), seq=self.seq)
+                           degree=dict(self.degree), emitted=dict(self.emitted), seq=self.seq,
+                           adj={k: sorted(v) for k, v in self.adj.items()}, comp=dict(self.comp))
         kv.put(self.namespace, "components", msgspec.msgpack.encode(comp))
 
     def load(self, state: State) -> None:
@@ -176,6 +190,8 @@ class StreamingClusterDetector:
             comp = msgspec.msgpack.decode(data, type=_Components)
             self.uf.parent, self.uf.size = dict(comp.parent), dict(comp.size)
             self.edges, self.degree, self.emitted, self.seq = comp.edges, comp.degree, comp.emitted, comp.seq
+            self.adj = {k: set(v) for k, v in comp.adj.items()}
+            self.comp = comp.comp
 
     def finish(self, runtime: Any) -> None:
         self.save(runtime.state)

@@ -37,9 +37,10 @@ class TextSpec:
     description: str = ""
 
 
-# C was chosen on the validation splits (grid 0.5-30); see docs/evaluation.md.
+# C was chosen on validation data: abuse by 5-fold CV on train+val (C=1: 0.719, C=2: 0.722 macro-F1),
+# hate and spam on the val split (grids 0.5-3 and 3-30).
 SPECS: dict[str, TextSpec] = {
-    "abuse": TextSpec("abuse", ("offensive",), C=1.0, description="offensive/abusive replies (TweetEval offensive)"),
+    "abuse": TextSpec("abuse", ("offensive",), C=2.0, description="offensive/abusive replies (TweetEval offensive)"),
     "hate": TextSpec("hate", ("hate",), C=3.0, description="hate towards immigrants and women (TweetEval hate)"),
     "spam": TextSpec("spam", ("sms", "youtube"), C=10.0, objective="f1", max_fpr=0.005,
                      description="spam messages and comments (SMS Spam Collection + YouTube Spam Collection)"),

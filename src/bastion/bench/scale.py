@@ -1,0 +1,132 @@
+"""Scale-out on Redis Streams: throughput of 1 and 2 workers in the same run, end-to-end latency under steady
+load, and the embedded engine's rate on the same events beside them."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = ("stream workers on Redis Streams with shared Redis state: 1 vs 2 workers, end-to-end latency "
+               "p50/p99 at a steady rate, and the embedded engine on the same events")
+REDIS_URL = os.environ.get("BASTION_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _events(n: int, work: Path) -> list[bytes]:
+    from bastion.sim.engine import SimConfig, simulate
+
+    simulate(SimConfig(users=2000, days=1, seed=3), work / "sim")
+    return (work / "sim" / "events.jsonl").read_bytes().splitlines()[:n]
+
+
+def _embedded_rate(lines: list[bytes]) -> float:
+    from bastion.app import build_runtime
+    from bastion.events.codec import decode_event
+    from bastion.settings import Settings
+
+    rt = build_runtime(Settings.load(env={}), out_dir=None, review=False)
+    events = [decode_event(line) for line in lines]
+    t0 = time.perf_counter()
+    for ev in events:
+        rt.engine.process(ev)
+    return len(events) / (time.perf_counter() - t0)
+
+
+def _worker(src: str, index: int, workers: int, extra: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bastion.cli", "worker", "--source", src, "--index", str(index),
+                             "--workers", str(workers), "--http-port", "0", "--exit-when-drained", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _throughput(lines: list[bytes], workers: int, partitions: int = 4) -> float:
+    from bastion.sources.redis_streams import StreamProducer, connect
+    from bastion.state.redis import RedisState
+
+    src = f"{REDIS_URL}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
+    client, prefix = connect(src)
+    try:
+        prod = StreamProducer(client, prefix, partitions)
+        prod.produce(lines)
+        prod.end()
+        t0 = time.perf_counter()
+        procs = [_worker(src, i, workers, []) for i in range(workers)]
+        for p in procs:
+            p.wait(3600)
+        wall = time.perf_counter() - t0
+        # worker start-up (imports, model load) is not stream work: measure it once and take it out
+        return len(lines) / max(1e-6, wall - _startup_s())
+    finally:
+        RedisState(client, prefix).drop_all()
+
+
+_STARTUP: list[float] = []
+
+
+def _startup_s() -> float:
+    if not _STARTUP:
+        from bastion.sources.redis_streams import StreamProducer, connect
+        from bastion.state.redis import RedisState
+
+        src = f"{REDIS_URL}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
+        client, prefix = connect(src)
+        prod = StreamProducer(client, prefix, 4)
+        prod.end()
+        t0 = time.perf_counter()
+        _worker(src, 0, 1, []).wait(600)
+        _STARTUP.append(time.perf_counter() - t0)
+        RedisState(client, prefix).drop_all()
+    return _STARTUP[0]
+
+
+def _latency(lines: list[bytes], rate: float, work: Path) -> dict[str, float]:
+    from bastion.sources.redis_streams import StreamProducer, connect
+    from bastion.state.redis import RedisState
+
+    src = f"{REDIS_URL}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
+    client, prefix = connect(src)
+    out = work / "latency.json"
+    try:
+        prod = StreamProducer(client, prefix, 4)
+        proc = _worker(src, 0, 1, ["--latency-out", str(out)])
+        time.sleep(_startup_s())
+        prod.produce(lines, chunk=50, rate=rate)
+        prod.end()
+        proc.wait(3600)
+        lat = sorted(json.loads(out.read_text()))
+    finally:
+        RedisState(client, prefix).drop_all()
+    q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [lat[len(lat) // 2]] * 99
+    return {"p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "samples": len(lat)}
+
+
+def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
+    n = events or (4_000 if quick else 20_000)
+    work = Path(tempfile.mkdtemp(prefix="bastion-bench-scale-"))
+    lines = _events(n, work)
+    embedded = _embedded_rate(lines)
+    _startup_s()
+    one = _throughput(lines, 1)
+    two = _throughput(lines, 2)
+    rate = round(one * 0.5)
+    lat = _latency(lines[: max(1000, n // 4)], rate, work)
+    return {
+        "events": len(lines),
+        "embedded_events_per_s": round(embedded),
+        "workers_1_events_per_s": round(one),
+        "workers_2_events_per_s": round(two),
+        "speedup_2_vs_1": round(two / one, 2),
+        "target_speedup": 1.5,
+        "steady_rate_events_per_s": rate,
+        "latency_p50_ms": lat["p50_ms"],
+        "latency_p99_ms": lat["p99_ms"],
+        "latency_samples": lat["samples"],
+        "worker_startup_s": round(_startup_s(), 1),
+        "cpus": os.cpu_count(),
+    }

@@ -1,0 +1,116 @@
+"""Text scoring in the engine: the abuse, spam and hate models on post, reply and message text, and the
+per-author rolling aggregates that rules and review priority read.
+
+* ``score.abuse``, ``score.spam``, ``score.hate``: calibrated probabilities for the event's text, computed at
+  most once per event (cached in the context) and only when asked - except that every post and message is
+  scored for abuse and spam, so scores.jsonl carries post-level scores.
+* ``author.abusive_to_strangers``: an exponentially weighted mean (half-life ``HALF_LIFE`` messages) of the
+  abuse score of the author's replies, mentions and messages to accounts that do not follow them.
+* ``author.spam_rate``: the same over all the author's posts and messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from bastion.actions.effects import Subject
+from bastion.engine import EvalContext
+from bastion.events.model import MessageSend, PostCreate
+from bastion.features.registry import FeatureRegistry
+from bastion.state.protocols import State
+
+HALF_LIFE = 8
+ALPHA = 1 - 0.5 ** (1 / HALF_LIFE)
+KV_NAMESPACE = "content"
+
+
+class AuthorStats(msgspec.Struct, array_like=True):
+    abuse_strangers: float = 0.0
+    n_strangers: int = 0
+    spam: float = 0.0
+    n: int = 0
+
+
+class ContentScoring:
+    name = "content"
+
+    def __init__(self, models: Any) -> None:
+        self.models = models
+        self.authors: dict[str, AuthorStats] = {}
+        self._dirty: set[str] = set()
+
+    @classmethod
+    def load(cls, registry: Any = None) -> ContentScoring:
+        from bastion.models.text import TextModels
+
+        return cls(TextModels.load(registry, embeddings=False))
+
+    def register_features(self, registry: FeatureRegistry) -> None:
+        for name in self.models.names:
+            registry.feature(f"score.{name}", float,
+                             f"calibrated probability that the event's text is {name} (0 without text)",
+                             cost="model")(self._scorer(name))
+        registry.feature("author.abusive_to_strangers", float,
+                         "rolling mean abuse score of the actor's messages and replies to strangers")(
+            lambda c: st.abuse_strangers if (st := self.authors.get(c.actor.id)) else 0.0)
+        registry.feature("author.stranger_messages", int,
+                         "how many replies/mentions/messages the actor sent to strangers")(
+            lambda c: st.n_strangers if (st := self.authors.get(c.actor.id)) else 0)
+        registry.feature("author.spam_rate", float, "rolling mean spam score of the actor's posts and messages")(
+            lambda c: st.spam if (st := self.authors.get(c.actor.id)) else 0.0)
+
+    def _scorer(self, name: str):  # type: ignore[no-untyped-def]
+        score = self.models.score
+
+        def fn(c: EvalContext) -> float:
+            text = c.feature("event.text")
+            return float(score(name, text)) if text and c.event.type in ("post.create", "message.send") else 0.0
+
+        return fn
+
+    def evaluate(self, ctx: EvalContext) -> None:
+        ev = ctx.event
+        if isinstance(ev, PostCreate):
+            if not ev.post.text:
+                return
+            subject = Subject("post", ev.post.id)
+        elif isinstance(ev, MessageSend):
+            if not ev.text:
+                return
+            subject = None
+        else:
+            return
+        abuse = ctx.feature("score.abuse")
+        spam = ctx.feature("score.spam")
+        if subject is not None:
+            ctx.score(subject, "abuse", abuse)
+            ctx.score(subject, "spam", spam)
+        if ctx.dry_run:
+            return
+        aid = ctx.actor.id
+        st = self.authors.get(aid)
+        if st is None:
+            st = self.authors[aid] = AuthorStats()
+        st.n += 1
+        st.spam += (spam - st.spam) * (ALPHA if st.n > 1 else 1.0)
+        acc = Subject("account", aid)
+        ctx.score(acc, "spam", st.spam)
+        if ctx.feature("rel.stranger"):
+            st.n_strangers += 1
+            st.abuse_strangers += (abuse - st.abuse_strangers) * (ALPHA if st.n_strangers > 1 else 1.0)
+            ctx.score(acc, "abuse", st.abuse_strangers)
+        self._dirty.add(aid)
+
+    # -- persistence with the embedded state (called at checkpoints and at start) --------------------------
+    def save(self, state: State) -> None:
+        enc = msgspec.msgpack.encode
+        for aid in self._dirty:
+            state.kv.put(KV_NAMESPACE, aid, enc(self.authors[aid]))
+        self._dirty.clear()
+
+    def restore(self, state: State) -> None:
+        dec = msgspec.msgpack.Decoder(AuthorStats)
+        for aid, raw in state.kv.items(KV_NAMESPACE):
+            self.authors[aid] = dec.decode(raw)

@@ -1,0 +1,130 @@
+"""Failures: a worker killed with SIGKILL mid-stream and restarted, and the Redis server restarted mid-run.
+Both must end with every event processed once and the same actions as the embedded run."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from tests.scale.conftest import (
+    collect,
+    embedded_run,
+    normalised_actions,
+    produce,
+    seen_count,
+    start_worker,
+    url,
+    wait_all,
+)
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def looped(events: Path, total: int) -> list[bytes]:
+    """``total`` events: the simulated stream repeated with fresh ids and shifted times."""
+    lines = events.read_bytes().splitlines()
+    first, last = msgspec.json.decode(lines[0])["ts"], msgspec.json.decode(lines[-1])["ts"]
+    span = last - first + 1000
+    out: list[bytes] = []
+    k = 0
+    while len(out) < total:
+        for line in lines:
+            if len(out) >= total:
+                break
+            if k == 0:
+                out.append(line)
+                continue
+            obj = msgspec.json.decode(line)
+            obj["id"] = f"{obj['id']}~{k}"
+            obj["ts"] += k * span
+            out.append(msgspec.json.encode(obj))
+        k += 1
+    return out
+
+
+def wait_until(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_kill_9_and_restart_loses_nothing_and_duplicates_nothing(sim_events, redis_prefix, tmp_path):
+    events = tmp_path / "events.jsonl"
+    lines = looped(sim_events, 200_000)
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    want = normalised_actions(embedded_run(events, tmp_path / "embedded") / "actions.jsonl")
+    src = url(redis_prefix)
+    produce(events, src, partitions=4)
+    procs = [start_worker(src, i, 2, log=tmp_path / f"w{i}.log") for i in range(2)]
+    wait_until(lambda: seen_count(src) > 60_000, 900, "the first 60k events")
+    procs[0].send_signal(signal.SIGKILL)
+    procs[0].wait(30)
+    time.sleep(1.0)
+    procs[0] = start_worker(src, 0, 2, log=tmp_path / "w0.log")
+    wait_all(procs, timeout=1800)
+    assert seen_count(src) == len(lines)
+    got = normalised_actions(collect(src, tmp_path / "out") / "actions.jsonl")
+    assert len(got) == len(want)          # nothing emitted twice, nothing lost
+    assert got == want
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_redis(port: int, data: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                             "127.0.0.1", "--dir", str(data), "--appendonly", "yes", "--appendfsync", "always",
+                             "--save", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if client.ping():
+                return proc
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("redis-server did not start")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_redis_restart_during_a_run_workers_reconnect_and_lose_nothing(sim_events, tmp_path):
+    port = _free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = _start_redis(port, data)
+    try:
+        lines = sim_events.read_bytes().splitlines()[:30_000]
+        events = tmp_path / "events.jsonl"
+        events.write_bytes(b"\n".join(lines) + b"\n")
+        want = normalised_actions(embedded_run(events, tmp_path / "embedded") / "actions.jsonl")
+        src = url("bastion-loss:", f"redis://127.0.0.1:{port}/0")
+        produce(events, src, partitions=4)
+        procs = [start_worker(src, i, 2, log=tmp_path / f"w{i}.log") for i in range(2)]
+        wait_until(lambda: seen_count(src) > 5_000, 600, "the first 5k events")
+        server.send_signal(signal.SIGTERM)   # shutdown: the append-only file is flushed
+        server.wait(60)
+        time.sleep(2.0)
+        server = _start_redis(port, data)
+        wait_all(procs, timeout=1200)
+        assert seen_count(src) == len(lines)
+        got = normalised_actions(collect(src, tmp_path / "out") / "actions.jsonl")
+        assert got == want
+        assert any(b"reconnecting" in (tmp_path / f"w{i}.log").read_bytes() for i in range(2))
+    finally:
+        server.kill()
+        server.wait(30)
