@@ -259,7 +259,8 @@ class Worker:
             for line, error, raw in dead:
                 pipe.xadd(f"{prefix}dead", {"line": line or 0, "error": error, "raw": raw})
             for subj in scores.dirty:
-                pipe.hset(f"{prefix}scores", f"{subj.kind}\x1f{subj.id}", _enc.encode(scores.data[subj]))
+                pipe.hset(f"{prefix}scores", mapping={f"{subj.kind}\x1f{subj.id}\x1f{name}": repr(value)
+                                                      for name, value in scores.data[subj].items()})
             pipe.hset(self.wm_key, self.name, low)
             if last_ts:
                 pipe.hset(f"{prefix}last_ts", self.name, last_ts)
@@ -273,6 +274,8 @@ class Worker:
         self.source.after_commit(batch)
         actions.clear()
         dead.clear()
+        for subj in scores.dirty:   # committed to Redis: the in-process board is only a write buffer
+            scores.data.pop(subj, None)
         scores.dirty.clear()
         self.processed += len(batch)
         now = time.time()
@@ -365,9 +368,8 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
     now = max((int(v) for v in r.hvals(f"{p}last_ts")), default=0)
     board = ScoreBoard()
     for key, raw in r.hgetall(f"{p}scores").items():
-        kind, _, sid = key.decode().partition("\x1f")
-        for name, value in msgspec.json.decode(raw).items():
-            board.set(Subject(kind, sid), name, value)
+        kind, sid, name = key.decode().split("\x1f")
+        board.set(Subject(kind, sid), name, float(raw))
     if runtime is not None:
         # end-of-stream batch jobs (e.g. the bot model's final scoring) run once, over the shared state
         runtime.engine.scores = board

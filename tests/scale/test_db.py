@@ -6,7 +6,6 @@ import sqlite3
 import uuid
 
 import pytest
-
 from tests.state.test_contract import POSTGRES_URL
 
 pytestmark = pytest.mark.services

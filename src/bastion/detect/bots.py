@@ -38,20 +38,16 @@ def activity_observer(acc: Account, event: AnyEvent, state: State) -> None:
 
 
 class BotScoring:
-    """Scores accounts in micro-batches: an account is queued when its activity reaches 3, 6, 12, 16, 32, ...
-    events (then every 64), and the queue is scored in one model call every ``batch_events`` events or when
-    it holds ``batch_accounts`` accounts. Rules read the latest score (``score.bot``); an account never
-    scored yet is scored on the spot."""
+    """Per-actor, deterministic scoring: ``score.bot`` is the model's probability for the actor as it stands,
+    cached until the actor's features move (the detector's cache key: profile, count buckets, age bucket,
+    activity every 16 events), so an account is rescored a handful of times in its life. The score is
+    recorded for the account when its activity reaches 3, 6, 12, 16, 32, ... events (then every 64) and for
+    every account at the end of a replay. Explanations are computed only when asked (API, review)."""
 
     name = "bots"
 
-    def __init__(self, model: Any, batch_events: int = 2000, batch_accounts: int = 512) -> None:
+    def __init__(self, model: Any) -> None:
         self.model = model
-        self.latest: dict[str, float] = {}
-        self.pending: dict[str, Account] = {}
-        self.batch_events = batch_events
-        self.batch_accounts = batch_accounts
-        self._since_flush = 0
 
     @classmethod
     def load(cls, registry: Any = None) -> BotScoring:
@@ -61,42 +57,21 @@ class BotScoring:
 
     def register_features(self, registry: FeatureRegistry) -> None:
         registry.feature("score.bot", float, "calibrated probability that the actor is automated", cost="model")(
-            self._score_of_actor)
-
-    def _score_of_actor(self, c: EvalContext) -> float:
-        p = self.latest.get(c.actor.id)
-        if p is None:
-            p = float(self.model.live_batch([c.actor], c.now_ms)[0])
-            if not c.dry_run:
-                self.latest[c.actor.id] = p
-        return p
+            lambda c: self.model.probability(c.actor, c.now_ms))
 
     def evaluate(self, ctx: EvalContext) -> None:
         if ctx.dry_run:
             return
         n = ctx.actor.activity.n_events
         if n >= MIN_EVENTS_TO_RECORD and (n & (n - 1) == 0 or n % 64 == 0 or n in (3, 6, 12)):
-            self.pending[ctx.actor.id] = ctx.actor
-        self._since_flush += 1
-        if self.pending and (self._since_flush >= self.batch_events or len(self.pending) >= self.batch_accounts):
-            self._flush(ctx)
-
-    def _flush(self, ctx: EvalContext) -> None:
-        accounts = list(self.pending.values())
-        self.pending.clear()
-        self._since_flush = 0
-        for acc, p in zip(accounts, self.model.live_batch(accounts, ctx.now_ms), strict=True):
-            self.latest[acc.id] = float(p)
-            ctx.score(Subject("account", acc.id), "bot", float(p))
+            ctx.score(Subject("account", ctx.actor.id), "bot", float(ctx.feature("score.bot")))
 
     def finish(self, runtime: Any) -> None:
-        """Final scores of every active account at the end of a replay (scores.jsonl), in one batch."""
+        """Final scores of every active account at the end of a replay (scores.jsonl)."""
         now = runtime.engine.stats.last_ts or 0
-        accounts = [a for a in runtime.state.accounts if a.activity.n_events >= MIN_EVENTS_TO_RECORD]
-        self.pending.clear()
-        for acc, p in zip(accounts, self.model.live_batch(accounts, now), strict=True):
-            self.latest[acc.id] = float(p)
-            runtime.engine.scores.set(Subject("account", acc.id), "bot", float(p))
+        for acc in runtime.state.accounts:
+            if acc.activity.n_events >= MIN_EVENTS_TO_RECORD:
+                runtime.engine.scores.set(Subject("account", acc.id), "bot", self.model.probability(acc, now))
 
     def explain(self, acc: Account, now_ms: int) -> dict[str, Any]:
         p, contributions = self.model.score(acc, now_ms)

@@ -271,7 +271,7 @@ class RedisIdentifiers:
             return False
         p = self.s.prefix
         new = not self.s.r.hexists(f"{p}id:{kind}:{value}", account_id)
-        if len(self.known) > 200_000:
+        if len(self.known) > 50_000:
             self.known.clear()
         self.known[k] = None
         self.pending.append((kind, value, account_id, ts, new))

@@ -170,9 +170,14 @@ class Linker:
             cands = {pid: cands[pid] for pid in order[: self.max_candidates]}
         pop = self.popularity(state)
 
+        seen: dict[str, int] = {}
+
         def followers_of(x: str) -> int:
-            acc = state.accounts.get(x)
-            return acc.followers if acc is not None else 0
+            n = seen.get(x)
+            if n is None:
+                acc = state.accounts.get(x)
+                n = seen[x] = acc.followers if acc is not None else 0
+            return n
 
         pids = list(cands)
         rows = [features(fp, self.index.fps[pid], now_ms, pop, followers_of, cands[pid]) for pid in pids]

@@ -155,6 +155,16 @@ class BotModel:
     def predict_proba(self, X: Any) -> np.ndarray:
         return self._calibrate(self.margin(X))
 
+    def proba_one(self, x: np.ndarray) -> float:
+        """Calibrated probability of one row through the compiled forest (the event loop's path)."""
+        forest = getattr(self, "_forest", None)
+        if forest is None:
+            from bastion.models.trees import CompiledForest
+
+            forest = self._forest = CompiledForest.from_booster(self.booster_)
+        a, b = self.platt_
+        return float(_sigmoid(a * forest.raw_one(np.asarray(x, dtype=np.float64)) + b))
+
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X) >= self.threshold_).astype(np.int8)
 

@@ -2,7 +2,7 @@
 cascade. The engine calls :class:`TextModels`:
 
 >>> from bastion.models.text import TextModels
->>> tm = TextModels.load()                      # shipped artifacts (or the user's models dir first)
+>>> tm = TextModels.load(embeddings=False)     # shipped artifacts (the user models dir first); fast tier
 >>> 0.0 <= tm.score("abuse", "you are a total idiot") <= 1.0
 True
 >>> tm.score("abuse", "you are a total idiot") > tm.threshold("abuse") > tm.score("abuse", "have a nice day")

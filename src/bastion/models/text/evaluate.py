@@ -186,6 +186,15 @@ def markdown(res: dict[str, Any], command: str) -> str:
         "added to `abuse` because TweetEval offensive train+val are exactly OLID's training tweets and its test",
         "split is OLID's test set. SMS: 403 exact duplicate texts dropped before the stratified 80/20 split",
         "(`random_state=13`); val is carved from train the same way. The `spam` model is one model for SMS and",
-        "YouTube comments; its threshold allows at most 0.5% of validation ham to be blocked.",
+        "YouTube comments; its threshold allows at most 0.5% of validation ham to be blocked, which also sets",
+        "the YouTube folds' thresholds (recall on comments is what it costs).",
+        "",
+        "Why targets are missed: the fast tier is a linear model on hashed n-grams; on TweetEval offensive it is",
+        "level with alt-profanity-check (docs/benchmarks.md) and the published SVM baseline, and the frozen",
+        "MiniLM embedding head adds about one point; reaching 0.80 needs a fine-tuned transformer. HatEval's",
+        "test set is shifted from its train/val (the threshold chosen on val flags most test tweets: see the",
+        "precision/recall columns); PR-AUC shows the ranking is weak too, not only the threshold.",
+        "Disclosure: the CI floor test read the offensive test split once during development (first `abuse`",
+        "model, C=1: macro-F1 0.730); the final C=2 was then chosen by 5-fold CV on train+val, not on test.",
     ]
     return "\n".join(lines)
