@@ -52,7 +52,12 @@ def server(tmp_path_factory):
     from bastion.web.security import create_user, password_hasher
     from bastion.web.server import build_web_app
 
+    import shutil
+
+    from bastion.app import DEFAULT_RULES_DIR
+
     tmp = tmp_path_factory.mktemp("e2e")
+    shutil.copytree(DEFAULT_RULES_DIR, tmp / "rules")  # the pack, in a folder the UI may save drafts to
     settings = Settings.load(db_path=tmp / "bastion.db", rules_dir=tmp / "rules")
     app = build_web_app(settings)
     app.state.hasher = password_hasher(fast=True)

@@ -71,10 +71,10 @@ class ScoreWeights:
     """Logistic weights of the cluster score (declared data, reviewed with the evaluation)."""
 
     bias: float = -4.0
-    log_size: float = 0.6            # per log2(members)
+    log_size: float = 0.4            # per log2(members), capped at 32 members
     narrow_age: float = 1.0          # 1 - spread of log account ages (0..1)
     creation_burst: float = 2.5      # share of members created within one day of the median creation
-    sync: float = 2.0                # method-specific synchronisation in [0, 1]
+    sync: float = 4.0                # synchronisation in [0, 1]: edge density of the group
     flagged_elsewhere: float = 1.5   # share of members other detectors labelled
 
 
@@ -184,7 +184,7 @@ def cluster_features(state: State, members: list[str], now_ms: int, sync: float,
 
 
 def cluster_score(feats: dict[str, float], w: ScoreWeights) -> float:
-    z = (w.bias + w.log_size * math.log2(max(1.0, feats["size"])) + w.narrow_age * feats["narrow_age"]
+    z = (w.bias + w.log_size * math.log2(min(32.0, max(1.0, feats["size"]))) + w.narrow_age * feats["narrow_age"]
          + w.creation_burst * feats["creation_burst"] + w.sync * feats["sync"]
          + w.flagged_elsewhere * feats["flagged_elsewhere"])
     return 1.0 / (1.0 + math.exp(-z))

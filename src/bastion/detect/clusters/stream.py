@@ -142,7 +142,7 @@ class StreamingClusterDetector:
             return
         inner = sum(len(self.adj[m].intersection(members)) for m in members) // 2
         density = 2.0 * inner / max(1, n * (n - 1))
-        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=min(1.0, 2.0 * density), created=self.created)
+        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=density, created=self.created)
         score = cluster_score(feats, cfg.weights)
         if score < cfg.min_score:
             return
