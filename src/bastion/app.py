@@ -246,6 +246,11 @@ def build_runtime(
             det.register_features(registry)
             detectors.append(det)
         extras["explain_account"] = bots.explain
+        from bastion.detect.linker import build_linker
+
+        linker = build_linker()
+        detectors.append(linker)
+        extras["linker"] = linker
     detectors.extend(extra_detectors)
     if resume:
         for det in detectors:

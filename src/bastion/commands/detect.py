@@ -10,6 +10,7 @@ import typer
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     register_linker(app)
+    register_clusters(app)
 
 
 def register_linker(app: typer.Typer) -> None:
@@ -74,3 +75,65 @@ def register_linker(app: typer.Typer) -> None:
             from bastion.settings import REPO_ROOT
 
             write_section(REPO_ROOT / "docs" / "benchmarks.md", "linker", markdown(res), title="# Benchmarks")
+
+
+def register_clusters(app: typer.Typer) -> None:
+    """`bastion clusters run|eval`: coordinated clusters (issue 8)."""
+    clusters = typer.Typer(help="coordinated clusters: near-duplicates, lockstep, shared infrastructure",
+                           no_args_is_help=True)
+    app.add_typer(clusters, name="clusters")
+
+    @clusters.command("run")
+    def run_cmd(
+        events: Path = typer.Argument(..., help="events file (JSON Lines)"),
+        out: Path = typer.Option(..., "--out", "-o", help="results directory (clusters.jsonl, queue.jsonl, ...)"),
+        ray: bool = typer.Option(False, "--ray", help="run the batch graph jobs on Ray (settings.ray_address, "
+                                                      "else a local instance)"),
+        config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+    ) -> None:
+        """Replay EVENTS through the cluster detectors (streaming) and run the batch graph jobs on demand."""
+        import json
+
+        from bastion.app import build_runtime
+        from bastion.detect.clusters.evaluate import run_clusters
+        from bastion.settings import Settings
+
+        settings = Settings.load(config)
+        address = (settings.ray_address or "local") if ray else settings.ray_address
+        if not events.exists():
+            typer.echo(f"error: no such events file: {events}", err=True)
+            raise typer.Exit(2)
+        rt, summary = run_clusters(events, out, build_runtime, settings, address)
+        typer.echo(json.dumps({"clusters": summary["clusters"], "open_cases": summary["open_cases"],
+                               "events": summary["events"], "stream_s": summary["stream_s"],
+                               "batch_s": summary["batch_s"]}, indent=2))
+
+    @clusters.command("eval")
+    def eval_cmd(
+        users: int = typer.Option(5000), days: float = typer.Option(2.0), seed: int = typer.Option(1),
+        work: Path = typer.Option(Path("runs/clusters-eval"), help="folder for the sim and results (not committed)"),
+        null_model: bool = typer.Option(True, "--null/--no-null", help="also replay with shuffled timestamps"),
+        ray: bool = typer.Option(False, "--ray"),
+        write_docs: bool = typer.Option(False, "--write-docs", help="write the clusters section of docs/evaluation.md"),
+    ) -> None:
+        """Simulate, replay through the cluster detectors, and score members against the truth file."""
+        import json
+        import subprocess
+        import sys
+
+        from bastion.app import build_runtime
+        from bastion.detect.clusters.evaluate import evaluate, markdown
+        from bastion.settings import Settings
+
+        sim_dir = work / f"sim-{users}-{days}-{seed}"
+        if not (sim_dir / "truth.json").exists():
+            subprocess.run([sys.executable, "-m", "bastion.cli", "sim", "--users", str(users), "--days", str(days),
+                            "--seed", str(seed), "--out", str(sim_dir)], check=True)
+        res = evaluate(sim_dir, work / "out", build_runtime, Settings.load(), null_model, "local" if ray else None)
+        typer.echo(json.dumps(res, indent=2))
+        if write_docs:
+            from bastion.evaluation.docs import write_section
+            from bastion.settings import REPO_ROOT
+
+            cmd = f"bastion clusters eval --users {users} --days {days} --seed {seed} --write-docs"
+            write_section(REPO_ROOT / "docs" / "evaluation.md", "clusters", markdown(res, cmd), title="# Evaluation")

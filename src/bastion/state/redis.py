@@ -88,6 +88,7 @@ class _EntityStore:
         self.data: dict[str, Any] = {}            # memo for this batch (None = known absent)
         self.snap: dict[str, dict[str, bytes]] = {}  # encoded fields as read
         self.dirty: set[str] = set()
+        self.live: dict[str, Any] = {}                # id -> the one object handed out for it
 
     def key(self, id_: str) -> str:
         return f"{self.s.prefix}{self.kind}:{id_}"
@@ -108,6 +109,15 @@ class _EntityStore:
             self.snap[id_] = {}
             return None
         obj = _decode_fields(self.cls, raw)
+        live = self.live.get(id_)
+        if live is not None:   # keep object identity across batches, as the memory backend does (detectors
+            for name in _FIELDS[self.cls]:   # may hold an entity between events): refresh it in place
+                setattr(live, name, getattr(obj, name))
+            obj = live
+        else:
+            if len(self.live) >= 100_000:
+                self.live.clear()
+            self.live[id_] = obj
         self.data[id_] = obj
         self.snap[id_] = _encode_fields(obj)
         return obj
@@ -120,7 +130,7 @@ class _EntityStore:
     def put(self, obj: Any) -> None:
         if obj.id not in self.snap:
             self.get(obj.id)  # learn what is stored, so the write is a delta
-        self.data[obj.id] = obj
+        self.data[obj.id] = self.live[obj.id] = obj
         self.dirty.add(obj.id)
 
     def write(self, pipe: Any) -> None:
@@ -162,7 +172,7 @@ class RedisAccounts(_EntityStore):
         acc: Account | None = self.get(account_id)
         if acc is None:
             acc = Account(id=account_id, first_seen_ms=ts, last_seen_ms=ts)
-            self.data[account_id] = acc
+            self.data[account_id] = self.live[account_id] = acc
             self.dirty.add(account_id)
         return acc
 

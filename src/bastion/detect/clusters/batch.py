@@ -156,8 +156,9 @@ def infrastructure_graph(identifiers: dict[str, set[str]], config: ClusterConfig
 
 
 def communities(edges: Sequence[tuple[str, str, float, Any]], k: int, min_size: int,
-                seed: int = 0) -> list[list[str]]:
-    """k-core of the weighted graph, then Leiden (modularity) communities of at least ``min_size``."""
+                seed: int = 0, dense: float = 0.25) -> list[list[str]]:
+    """k-core of the weighted graph; each connected component denser than ``dense`` is one group, a sparser
+    one is split into Leiden (modularity) communities; groups of at least ``min_size``."""
     import igraph as ig
     import leidenalg
 
@@ -176,6 +177,9 @@ def communities(edges: Sequence[tuple[str, str, float, Any]], k: int, min_size: 
         if len(comp) < min_size:
             continue
         sub = g.induced_subgraph(comp)
+        if sub.density() >= dense:
+            out.append(sorted(sub.vs["name"]))
+            continue
         part = leidenalg.find_partition(sub, leidenalg.ModularityVertexPartition, weights="weight", seed=seed)
         for members in part:
             if len(members) >= min_size:

@@ -104,6 +104,7 @@ class ClusterConfig:
     popularity_scale: float = 25.0    # weight of a target = 1 / (1 + popularity / scale)
     lockstep_window_ms: int = 15 * 60_000
     content_window_ms: int = 6 * HOUR_MS
+    content_episode_ms: int = HOUR_MS  # repeating the same content an hour later counts again
     tag_window_ms: int | None = None  # None: estimated from the data (coordination network)
     max_pairs: int = 2_000_000        # bound on tracked pairs (oldest weak pairs are pruned)
     # batch jobs
@@ -114,7 +115,7 @@ class ClusterConfig:
     batch_min_shared: int = 3
     batch_min_targets: int = 2
     infra_max_degree: int = 50        # identifiers shared by more accounts than this are popular (carriers)
-    infra_min_weight: float = 1.5
+    infra_min_weight: float = 0.6      # summed 1/log2(1 + accounts) over shared identifiers (two kinds at least)
     infra_kcore: int = 2
     partitions: int = 4
     ray_address: str | None = None    # "local" starts a local Ray instance; None runs in-process

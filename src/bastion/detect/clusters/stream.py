@@ -131,11 +131,12 @@ class StreamingClusterDetector:
         if size < cfg.min_size:
             return
         prev = self.emitted.get(root)
-        if prev is not None and size < prev[1] * cfg.regrow:
+        if prev is not None and size < prev[1] + max(1, int(prev[1] * (cfg.regrow - 1))):
             return
-        if self._checked.get(root, 0) >= size:
+        edges = self.edges.get(root, 0)
+        if edges < self._checked.get(root, 0):
             return
-        self._checked[root] = size
+        self._checked[root] = int(edges * 1.1) + 1  # re-check as the group densifies, not on every edge
         members = sorted(k_core(self.members(root), self.adj, min(cfg.core_k, cfg.min_size - 1)))
         n = len(members)
         if n < cfg.min_size:
@@ -212,7 +213,7 @@ class NearDuplicateDetector(StreamingClusterDetector):
         super().__init__(config, created)
         cfg = self.config
         self.windows = {"content": CoActionWindows(cfg.content_window_ms, cfg.co_max_degree, cfg.co_min_items,
-                                                   cfg.max_pairs)}
+                                                   cfg.max_pairs, episode_ms=cfg.content_episode_ms)}
         self.lsh = MinHashLSH(threshold=cfg.nd_threshold, num_perm=cfg.nd_num_perm)
         self.window: deque[tuple[int, str, str, bytes]] = deque()  # (ts, key, group, signature)
         self.group: dict[str, str] = {}

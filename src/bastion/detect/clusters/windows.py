@@ -3,7 +3,7 @@
 An *item* is anything two accounts can do together: a near-duplicate text group, a link, a media hash, a
 hashtag, or an action target (the account followed, the post liked). Each item keeps the accounts that used
 it inside the sliding window; a new use pairs the actor with them. Evidence for a pair counts distinct
-(item, episode) co-occurrences, where an episode is one window-sized slice of time, so repeating the same
+(item, episode) co-occurrences, where an episode is one slice of time (the window, or shorter), so repeating the same
 thing together again and again counts, and one burst counts once. An item more than ``max_degree`` accounts
 use inside one window is popular (a viral link, a trending tag, a celebrity) and links nobody: the
 FRAUDAR-style guard against a crowd on one target.
@@ -40,7 +40,9 @@ class _Dump(msgspec.Struct, array_like=True):
 
 class CoActionWindows:
     def __init__(self, window_ms: int, max_degree: int = 150, min_items: int = 3, max_pairs: int = 2_000_000,
-                 max_seen: int = 16, min_weight: float = 0.0, min_item_weight: float = 0.0) -> None:
+                 max_seen: int = 16, min_weight: float = 0.0, min_item_weight: float = 0.0,
+                 episode_ms: int | None = None) -> None:
+        self.episode_ms = episode_ms or window_ms
         self.min_weight = min_weight
         self.min_item_weight = min_item_weight
         self.window_ms = window_ms
@@ -72,7 +74,7 @@ class CoActionWindows:
         if len(others) + 1 > self.max_degree or weight < self.min_item_weight:
             self.popular_skips += 1
             return []
-        key = f"{item}@{ts // self.window_ms}"
+        key = f"{item}@{ts // self.episode_ms}"
         new_edges = []
         pairs = self.pairs
         for other in others:

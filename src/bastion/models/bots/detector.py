@@ -49,7 +49,7 @@ def _explain(model: BotModel | SpecialistEnsemble, x: np.ndarray, top: int) -> E
 
 
 def _bucket(x: float) -> int:
-    return int(math.log2(x + 1.0) * 4.0)
+    return int(math.log2(x + 1.0) * 2.0)
 
 
 class BotDetector:
