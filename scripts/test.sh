@@ -3,8 +3,12 @@
 # Chromium are there, run the quality gates and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev
+bash scripts/setup.sh dev,embed,scale,ray
 bash scripts/services.sh
+# Chromium for the browser tests (Debian's package; Playwright drives it, it never downloads a browser)
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 export BASTION_MODELS_DIR="${BASTION_MODELS_DIR:-$(mktemp -d)}"
 .venv/bin/ruff check src tests
 .venv/bin/lint-imports

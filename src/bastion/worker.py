@@ -255,7 +255,8 @@ class Worker:
         def also(pipe: Any) -> None:
             self.source.ack(pipe, batch)
             for act in actions:
-                pipe.xadd(f"{prefix}actions", {"a": _enc.encode(act)})
+                stream = "shadow" if act.stage == "shadow" else "actions"
+                pipe.xadd(f"{prefix}{stream}", {"a": _enc.encode(act)})
             for line, error, raw in dead:
                 pipe.xadd(f"{prefix}dead", {"line": line or 0, "error": error, "raw": raw})
             for subj in scores.dirty:
@@ -355,16 +356,17 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
     out.mkdir(parents=True, exist_ok=True)
     r, p = state.r, state.prefix
     n_act = 0
-    with open(out / "actions.jsonl", "wb") as fh:
-        last = "0"
-        while True:
-            got = r.xrange(f"{p}actions", min=f"({last}" if last != "0" else "-", count=5000)
-            if not got:
-                break
-            for _mid, fields in got:
-                fh.write(fields[b"a"] + b"\n")
-                n_act += 1
-            last = got[-1][0].decode()
+    for stream, name in (("actions", "actions.jsonl"), ("shadow", "shadow_actions.jsonl")):
+        with open(out / name, "wb") as fh:
+            last = None
+            while True:
+                got = r.xrange(f"{p}{stream}", min=f"({last}" if last else "-", count=5000)
+                if not got:
+                    break
+                for _mid, fields in got:
+                    fh.write(fields[b"a"] + b"\n")
+                    n_act += stream == "actions"
+                last = got[-1][0].decode()
     now = max((int(v) for v in r.hvals(f"{p}last_ts")), default=0)
     board = ScoreBoard()
     for key, raw in r.hgetall(f"{p}scores").items():

@@ -7,6 +7,9 @@ per-author rolling aggregates that rules and review priority read.
 * ``author.abusive_to_strangers``: an exponentially weighted mean (half-life ``HALF_LIFE`` messages) of the
   abuse score of the author's replies, mentions and messages to accounts that do not follow them.
 * ``author.spam_rate``: the same over all the author's posts and messages.
+* ``score.abuse_context``: the ``abuse_context`` model (:mod:`bastion.models.context`) on replies, mentions and
+  messages to another account: the text scores with the relationship and the behaviour around it
+  (:mod:`bastion.detect.context`); 0 for other events. Recorded per post as the score ``abuse_context``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import msgspec
 
 from bastion.actions.effects import Subject
+from bastion.detect.context import InteractionTracker, context_row, is_interaction
 from bastion.engine import EvalContext
 from bastion.events.model import MessageSend, PostCreate
 from bastion.features.registry import FeatureRegistry
@@ -36,16 +40,19 @@ class AuthorStats(msgspec.Struct, array_like=True):
 class ContentScoring:
     name = "content"
 
-    def __init__(self, models: Any) -> None:
+    def __init__(self, models: Any, context: Any = None) -> None:
         self.models = models
+        self.context = context  # the abuse_context model, or None
+        self.tracker = InteractionTracker()
         self.authors: dict[str, AuthorStats] = {}
         self._dirty: set[str] = set()
 
     @classmethod
     def load(cls, registry: Any = None) -> ContentScoring:
+        from bastion.models.context import load_context_model
         from bastion.models.text import TextModels
 
-        return cls(TextModels.load(registry, embeddings=False))
+        return cls(TextModels.load(registry, embeddings=False), load_context_model(registry))
 
     def register_features(self, registry: FeatureRegistry) -> None:
         for name in self.models.names:
@@ -60,6 +67,26 @@ class ContentScoring:
             lambda c: st.n_strangers if (st := self.authors.get(c.actor.id)) else 0)
         registry.feature("author.spam_rate", float, "rolling mean spam score of the actor's posts and messages")(
             lambda c: st.spam if (st := self.authors.get(c.actor.id)) else 0.0)
+        if self.context is not None:
+            registry.feature("score.abuse_context", float,
+                             "calibrated probability that a reply, mention or message is an unwanted abusive "
+                             "interaction, from its text, relationship and behaviour (0 for other events)",
+                             cost="model")(self._context_score)
+
+    def context_row(self, c: EvalContext) -> list[float] | None:
+        """The context model's input row for an interaction (None otherwise), read before this event updates
+        the tracker and the author aggregates."""
+        return c.cached("_context_row", lambda: self._row(c))  # type: ignore[no-any-return]
+
+    def _row(self, c: EvalContext) -> list[float] | None:
+        if not is_interaction(c):
+            return None
+        st = self.authors.get(c.actor.id)
+        return context_row(c, self.tracker, st.abuse_strangers if st else 0.0, st.n_strangers if st else 0)
+
+    def _context_score(self, c: EvalContext) -> float:
+        row = self.context_row(c)
+        return self.context.score_row(row) if row is not None else 0.0
 
     def _scorer(self, name: str):  # type: ignore[no-untyped-def]
         score = self.models.score
@@ -84,9 +111,12 @@ class ContentScoring:
             return
         abuse = ctx.feature("score.abuse")
         spam = ctx.feature("score.spam")
+        row = self.context_row(ctx) if self.context is not None else None
         if subject is not None:
             ctx.score(subject, "abuse", abuse)
             ctx.score(subject, "spam", spam)
+            if row is not None:
+                ctx.score(subject, "abuse_context", ctx.feature("score.abuse_context"))
         if ctx.dry_run:
             return
         aid = ctx.actor.id
@@ -97,10 +127,13 @@ class ContentScoring:
         st.spam += (spam - st.spam) * (ALPHA if st.n > 1 else 1.0)
         acc = Subject("account", aid)
         ctx.score(acc, "spam", st.spam)
-        if ctx.feature("rel.stranger"):
+        stranger = ctx.feature("rel.stranger")
+        if stranger:
             st.n_strangers += 1
             st.abuse_strangers += (abuse - st.abuse_strangers) * (ALPHA if st.n_strangers > 1 else 1.0)
             ctx.score(acc, "abuse", st.abuse_strangers)
+        if is_interaction(ctx):
+            self.tracker.record(aid, ctx.feature("target.id"), ctx.now_ms, bool(stranger), abuse)
         self._dirty.add(aid)
 
     # -- persistence with the embedded state (called at checkpoints and at start) --------------------------

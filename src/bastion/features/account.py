@@ -92,11 +92,17 @@ def _log(x: float) -> float:
     return NAN if x != x else math.log1p(max(0.0, x))
 
 
-def profile_features(acc: Account, now_ms: int) -> dict[str, float]:
-    """Profile and count features of one account as of ``now_ms`` (epoch ms)."""
-    handle = acc.handle or ""
-    name = acc.display_name or ""
-    bio = acc.bio or ""
+_TEXT_CACHE: dict[tuple[str, str, str], tuple[float, ...]] = {}
+_TEXT_CACHE_MAX = 100_000
+
+
+def _text_features(handle: str, name: str, bio: str) -> tuple[float, ...]:
+    """The features of :func:`profile_features` that depend only on handle, display name and bio (they
+    change rarely, so the live engine computes them once per distinct profile text: exact, not approximate)."""
+    key = (handle, name, bio)
+    hit = _TEXT_CACHE.get(key)
+    if hit is not None:
+        return hit
     n_handle = len(handle)
     handle_digits = sum(ch.isdigit() for ch in handle)
     name_key = _ALNUM_RE.sub("", name.lower())
@@ -105,6 +111,40 @@ def profile_features(acc: Account, now_ms: int) -> dict[str, float]:
         sim = SequenceMatcher(None, name_key, handle_key, autojunk=False).ratio()
     else:
         sim = NAN
+    out = (
+        float(n_handle),
+        float(handle_digits),
+        handle_digits / n_handle if n_handle else NAN,
+        string_entropy(handle),
+        sum(ch.isupper() for ch in handle) / n_handle if n_handle else NAN,
+        float(handle.count("_")),
+        float("bot" in handle.lower()),
+        float(len(name)),
+        float(sum(ch.isdigit() for ch in name)),
+        float(len(name.split())),
+        sum(ord(ch) > 127 for ch in name) / len(name) if name else NAN,
+        sim,
+        float("bot" in name.lower()),
+        float(len(bio)),
+        float(bool(_URL_RE.search(bio))),
+        float(bio.count("#")),
+        float(bio.count("@")),
+        float(n_handle - len(handle.rstrip("0123456789"))),
+        sum(ord(ch) > 127 for ch in bio) / len(bio) if bio else NAN,
+        float(len(bio.split())),
+    )
+    if len(_TEXT_CACHE) >= _TEXT_CACHE_MAX:
+        _TEXT_CACHE.clear()
+    _TEXT_CACHE[key] = out
+    return out
+
+
+def profile_features(acc: Account, now_ms: int) -> dict[str, float]:
+    """Profile and count features of one account as of ``now_ms`` (epoch ms)."""
+    (handle_len, handle_digits, handle_digit_ratio, handle_entropy, handle_upper_ratio, handle_underscores,
+     handle_has_bot, name_len, name_digits, name_words, name_nonascii_ratio, sim, name_has_bot, bio_len,
+     bio_has_url, bio_hashtags, bio_mentions, handle_trailing_digits, bio_nonascii_ratio,
+     bio_words) = _text_features(acc.handle or "", acc.display_name or "", acc.bio or "")
     if acc.created_ms is None or acc.created_ms <= 0:
         age = NAN
         per_day = NAN
@@ -114,23 +154,23 @@ def profile_features(acc: Account, now_ms: int) -> dict[str, float]:
     followers, following = float(acc.followers), float(acc.following)
     posts, likes, listed = float(acc.posts), float(acc.likes_given), float(acc.listed)
     return {
-        "handle_len": float(n_handle),
-        "handle_digits": float(handle_digits),
-        "handle_digit_ratio": handle_digits / n_handle if n_handle else NAN,
-        "handle_entropy": string_entropy(handle),
-        "handle_upper_ratio": sum(ch.isupper() for ch in handle) / n_handle if n_handle else NAN,
-        "handle_underscores": float(handle.count("_")),
-        "handle_has_bot": float("bot" in handle.lower()),
-        "name_len": float(len(name)),
-        "name_digits": float(sum(ch.isdigit() for ch in name)),
-        "name_words": float(len(name.split())),
-        "name_nonascii_ratio": sum(ord(ch) > 127 for ch in name) / len(name) if name else NAN,
+        "handle_len": handle_len,
+        "handle_digits": handle_digits,
+        "handle_digit_ratio": handle_digit_ratio,
+        "handle_entropy": handle_entropy,
+        "handle_upper_ratio": handle_upper_ratio,
+        "handle_underscores": handle_underscores,
+        "handle_has_bot": handle_has_bot,
+        "name_len": name_len,
+        "name_digits": name_digits,
+        "name_words": name_words,
+        "name_nonascii_ratio": name_nonascii_ratio,
         "name_handle_sim": sim,
-        "name_has_bot": float("bot" in name.lower()),
-        "bio_len": float(len(bio)),
-        "bio_has_url": float(bool(_URL_RE.search(bio))),
-        "bio_hashtags": float(bio.count("#")),
-        "bio_mentions": float(bio.count("@")),
+        "name_has_bot": name_has_bot,
+        "bio_len": bio_len,
+        "bio_has_url": bio_has_url,
+        "bio_hashtags": bio_hashtags,
+        "bio_mentions": bio_mentions,
         "has_url": float(bool(acc.url)),
         "has_location": float(bool(acc.location and acc.location.strip())),
         "default_profile": _flag(acc.default_profile),
@@ -150,9 +190,9 @@ def profile_features(acc: Account, now_ms: int) -> dict[str, float]:
         "listed_per_follower": listed / (followers + 1.0),
         "likes_per_post": _log(likes / (posts + 1.0)),
         "posts_likes_log_diff": abs(math.log1p(posts) - math.log1p(likes)),
-        "handle_trailing_digits": float(n_handle - len(handle.rstrip("0123456789"))),
-        "bio_nonascii_ratio": sum(ord(ch) > 127 for ch in bio) / len(bio) if bio else NAN,
-        "bio_words": float(len(bio.split())),
+        "handle_trailing_digits": handle_trailing_digits,
+        "bio_nonascii_ratio": bio_nonascii_ratio,
+        "bio_words": bio_words,
     }
 
 

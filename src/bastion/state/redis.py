@@ -115,7 +115,7 @@ class _EntityStore:
                 setattr(live, name, getattr(obj, name))
             obj = live
         else:
-            if len(self.live) >= 100_000:
+            if len(self.live) >= 20_000:
                 self.live.clear()
             self.live[id_] = obj
         self.data[id_] = obj

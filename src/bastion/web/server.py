@@ -26,10 +26,20 @@ def build_web_app(settings: Settings, runtime: Runtime | None = None) -> Any:
         mount_ui = None
     if mount_ui is not None:
         mount_ui(app, settings, runtime)
+    from bastion.rules import RulesDetector
+    from bastion.rules.watch import RulesWatcher
+
     for det in runtime.detectors:
-        watch = getattr(det, "start_watching", None)
-        if callable(watch):
-            watch()
+        if isinstance(det, RulesDetector):
+            def on_reload(ok: bool, message: str, directory: object = det.directory) -> None:
+                if ok:
+                    log.info("rules reloaded from %s: %s", directory, message)
+                else:
+                    log.error("rules in %s refused, the running set stays in service: %s", directory, message)
+
+            watcher = RulesWatcher(det, interval_s=2.0, on_reload=on_reload)
+            watcher.start()
+            app.state.rules_watcher = watcher
     return app
 
 

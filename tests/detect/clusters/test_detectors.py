@@ -21,7 +21,7 @@ from .streams import (
 
 
 def replay(events, detectors=None, state=None):
-    rt = build_runtime(Settings.load(env={}), rules_dir=False, state=state,
+    rt = build_runtime(Settings.load(env={}), rules_dir=False, state=state, models=False, review=False,
                        extra_detectors=detectors if detectors is not None else build_cluster_detectors())
     for ev in events:
         rt.engine.process(ev)
@@ -86,7 +86,8 @@ def test_null_model_shuffled_timestamps_dissolve_time_based_clusters():
             r["ts"] = next(it)
     rt = replay(s.events())
     assert clusters_of(rt, "lockstep") == []
-    assert clusters_of(rt, "near_duplicate") == []
+    # identical spam stays identical whatever its timestamps: content evidence is not a timing artefact
+    assert all(m.startswith("s") for c in clusters_of(rt, "near_duplicate") for m in c)
 
 
 def test_streaming_windows_persist_through_state_kv():
@@ -99,7 +100,8 @@ def test_streaming_windows_persist_through_state_kv():
     rt = replay(events[:cut], first, state=state)      # finish() saves the windows to state.kv
     assert state.kv.get("clusters:clusters.lockstep", "window:actions")
     second = [NearDuplicateDetector(cfg), LockstepDetector(cfg)]
-    rt2 = build_runtime(Settings.load(env={}), rules_dir=False, state=state, extra_detectors=second)
+    rt2 = build_runtime(Settings.load(env={}), rules_dir=False, state=state, extra_detectors=second,
+                        models=False, review=False)
     for ev in events[cut:]:
         rt2.engine.process(ev)
     whole = replay(events, [NearDuplicateDetector(cfg), LockstepDetector(cfg)])

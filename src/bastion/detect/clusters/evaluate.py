@@ -27,7 +27,7 @@ def run_clusters(events: Path, out: Path, build_runtime: Callable[..., Any], set
     from . import build_cluster_detectors
 
     dets = build_cluster_detectors(ray_address=ray_address)
-    rt = build_runtime(settings, out_dir=out, rules_dir=False, extra_detectors=dets)
+    rt = build_runtime(settings, out_dir=out, rules_dir=False, extra_detectors=dets, models=False, review=False)
     t0 = time.perf_counter()
     rt.run(items(events))
     t1 = time.perf_counter()
@@ -40,7 +40,7 @@ def run_clusters(events: Path, out: Path, build_runtime: Callable[..., Any], set
 
 
 def score_run(out: Path, truth: dict[str, Any]) -> dict[str, Any]:
-    clusters = [json.loads(line) for line in open(out / "clusters.jsonl")]
+    clusters = [json.loads(line) for line in (out / "clusters.jsonl").read_text().splitlines() if line]
     member_of = {m: k for k, c in truth["campaigns"].items() for m in c["members"]}
     accounts = truth["accounts"]
     flagged: dict[str, list[dict[str, Any]]] = {}
@@ -89,7 +89,7 @@ def score_run(out: Path, truth: dict[str, Any]) -> dict[str, Any]:
 
 def shuffle_timestamps(src: Path, dst: Path, seed: int = 0) -> None:
     """The null model's stream: the same events with their timestamps permuted (snapshot lines kept)."""
-    lines = open(src, "rb").read().splitlines()
+    lines = Path(src).read_bytes().splitlines()
     recs = [json.loads(x) for x in lines if x.strip()]
     live = [r for r in recs if not (isinstance(r.get("raw"), dict) and r["raw"].get("backfill"))]
     ts = [r["ts"] for r in live]
@@ -98,7 +98,7 @@ def shuffle_timestamps(src: Path, dst: Path, seed: int = 0) -> None:
         r["ts"] = t
     snap = [r for r in recs if r not in live] if len(live) != len(recs) else []
     live.sort(key=lambda r: r["ts"])
-    with open(dst, "w") as fh:
+    with Path(dst).open("w") as fh:
         for r in snap + live:
             fh.write(json.dumps(r) + "\n")
 

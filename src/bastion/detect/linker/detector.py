@@ -181,7 +181,7 @@ class Linker:
 
         pids = list(cands)
         rows = [features(fp, self.index.fps[pid], now_ms, pop, followers_of, cands[pid]) for pid in pids]
-        probs = self.model.predict_proba(np.array(rows, float))
+        probs = self.model.predict_list(np.array(rows, float))
         out = sorted(zip(pids, probs.tolist(), rows, strict=True), key=lambda x: -x[1])
         if self.collect is not None:
             for pid, p, row in out:

@@ -131,7 +131,7 @@ def evaluate_wikipedia(data_dir: Path, linker: Linker | None = None) -> dict[str
             child = Fingerprint(id=r["child-username"], handle=r["child-username"], name=r["child-username"])
             now = ms(r["child-creation-time"])
             feats = [features(child, p, now, lambda _k, _v: 1, lambda _x: 0) for p in parents]
-            probs = linker.model.predict_proba(np.array(feats, float))
+            probs = linker.model.predict_list(np.array(feats, float))
             order = [parents[i].id for i in np.argsort(-probs, kind="stable")]
             rr.append(1.0 / (order.index(r["parent-username"]) + 1))
         out[key] = {"pairs": len(rows), "mrr": round(float(np.mean(rr)), 4),

@@ -1,10 +1,18 @@
 """Training the pair model on simulator truth: replay sims with a collecting linker, label every scored pair
-with ``truth.json`` (child ``evades`` parent), fit LightGBM, calibrate on sims not used for fitting."""
+with ``truth.json`` (child ``evades`` parent), fit LightGBM, stack a rank-aware reranker over each query's
+candidate list, calibrate on sims not used for fitting.
+
+Pairs come from two passes over each sim: the *stream* checks (each new account at creation and after each
+of its first actions) and a *full-history* pass that scores every account in the final state - the evaders
+with everything they did, and the hard negatives the stream never shows: household members and namesakes of
+suspended accounts, and the suspended accounts' spam-ring mates.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,41 +52,101 @@ def replay(events: Path, linker: Linker, state_spec: str = "memory", out_dir: Pa
     return rt
 
 
-def collect_pairs(sim_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Every pair the linker scored on a sim, labelled from truth; ``groups`` is the child id."""
+@dataclass
+class Pairs:
+    """Scored pairs of one sim: feature rows, labels, the query (one ranking call) of each row, and whether
+    the query came from the stream (0) or the full-history pass (1)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    query: np.ndarray
+    phase: np.ndarray
+    children: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+
+    @classmethod
+    def concat(cls, parts: list[Pairs]) -> Pairs:
+        """One set from many sims, query ids made unique across them."""
+        off, qs = 0, []
+        for p in parts:
+            qs.append(p.query + off)
+            off += int(p.query.max()) + 1 if len(p.query) else 0
+        return cls(np.vstack([p.X for p in parts]), np.concatenate([p.y for p in parts]), np.concatenate(qs),
+                   np.concatenate([p.phase for p in parts]), [c for p in parts for c in p.children],
+                   [c for p in parts for c in p.parents])
+
+
+class _CollectingLinker(Linker):
+    query = -1
+
+    def rank(self, state: Any, fp: Any, now_ms: int) -> list[tuple[str, float, list[float]]]:
+        self.query += 1
+        return super().rank(state, fp, now_ms)
+
+
+def collect_pairs(sim_dir: Path, full_history: bool = True) -> Pairs:
+    """Every pair the linker scored on a sim, labelled from truth."""
     truth = json.loads((sim_dir / "truth.json").read_text())
     evades = {u: r["evades"] for u, r in truth["accounts"].items() if r.get("evades")}
     rows: list[list[float]] = []
-    ys: list[int] = []
-    groups: list[str] = []
+    meta: list[tuple[int, int, str, str, int]] = []
+    phase = [0]
 
     def collect(child: str, parent: str, row: list[float], now: int, info: dict[str, Any]) -> None:
         rows.append(row)
-        ys.append(int(evades.get(child) == parent))
-        groups.append(child)
+        meta.append((linker.query, phase[0], child, parent, int(evades.get(child) == parent)))
 
-    linker = Linker(model=LinkModel(), collect=collect)
-    replay(sim_dir / "events.jsonl", linker)
-    return np.array(rows, float), np.array(ys, int), groups
+    linker = _CollectingLinker(model=LinkModel(), collect=collect)
+    rt = replay(sim_dir / "events.jsonl", linker)
+    if full_history:
+        phase[0] = 1
+        state, end = rt.state, rt.engine.stats.last_ts or 0
+        for acc in state.accounts:
+            if acc.status == "suspended" and acc.id not in evades:
+                continue
+            linker.score_account(state, acc.id, end)
+    return Pairs(np.array(rows, float).reshape(len(rows), -1), np.array([m[4] for m in meta], int),
+                 np.array([m[0] for m in meta], int), np.array([m[1] for m in meta], int),
+                 [m[2] for m in meta], [m[3] for m in meta])
 
 
-def train(sim_dirs: list[Path], cal_dirs: list[Path], save_to: Path | None = None) -> dict[str, Any]:
+def fit_model(fit: list[Pairs], cal: list[Pairs], rerank: bool = True,
+              params: dict[str, Any] | None = None) -> tuple[LinkModel, dict[str, Any]]:
+    """Stage 1 on all ``fit`` pairs; the reranker on out-of-fold stage-1 logits (leave one sim out); isotonic
+    calibration on the ``cal`` sims, which neither stage saw. ``params``: LightGBM overrides for both stages."""
+    from sklearn.metrics import roc_auc_score
+
+    tr, ca = Pairs.concat(fit), Pairs.concat(cal)
+    params = params or {}
+    model = LinkModel(params).fit(tr.X, tr.y, ca.X, ca.y)
+    if rerank:
+        oof = np.empty(len(tr.y))
+        start = 0
+        for i, part in enumerate(fit):
+            n = len(part.y)
+            if len(fit) > 1:
+                rest = Pairs.concat([p for j, p in enumerate(fit) if j != i])
+                oof[start:start + n] = LinkModel(params).fit(rest.X, rest.y).stage1_logit(part.X)
+            else:
+                oof[start:start + n] = model.stage1_logit(part.X)
+            start += n
+        model.fit_rerank(tr.X, oof, tr.query, tr.y, ca.X, ca.query, ca.y, params=params)
+    pc = model.raw_lists(ca.X, ca.query) if rerank else model.predict_proba(ca.X)
+    info = {"train_pairs": int(len(tr.y)), "train_positive": int(tr.y.sum()),
+            "train_full_history_pairs": int(tr.phase.sum()), "cal_pairs": int(len(ca.y)),
+            "cal_positive": int(ca.y.sum()),
+            "cal_pair_auc": float(roc_auc_score(ca.y, pc)) if 0 < ca.y.sum() < len(ca.y) else None,
+            "rerank": rerank}
+    return model, info
+
+
+def train(sim_dirs: list[Path], cal_dirs: list[Path], save_to: Path | None = None,
+          rerank: bool = True) -> dict[str, Any]:
     """Fit on ``sim_dirs``, calibrate on ``cal_dirs``; save into the registry at ``save_to`` if given."""
     from bastion.models.registry import ModelRegistry, data_hashes
 
-    parts = [collect_pairs(d) for d in sim_dirs]
-    X = np.vstack([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    cal = [collect_pairs(d) for d in cal_dirs]
-    Xc = np.vstack([p[0] for p in cal])
-    yc = np.concatenate([p[1] for p in cal])
-    model = LinkModel().fit(X, y, Xc, yc)
-    from sklearn.metrics import roc_auc_score
-
-    pc = model.predict_proba(Xc)
-    info = {"train_pairs": int(len(y)), "train_positive": int(y.sum()), "cal_pairs": int(len(yc)),
-            "cal_positive": int(yc.sum()), "cal_pair_auc": float(roc_auc_score(yc, pc)) if 0 < yc.sum() < len(yc)
-            else None, "sims": [d.name for d in sim_dirs], "cal_sims": [d.name for d in cal_dirs]}
+    model, info = fit_model([collect_pairs(d) for d in sim_dirs], [collect_pairs(d) for d in cal_dirs], rerank)
+    info.update(sims=[d.name for d in sim_dirs], cal_sims=[d.name for d in cal_dirs])
     model.meta_ = {"training": info, "data": data_hashes([d / "truth.json" for d in sim_dirs + cal_dirs])}
     if save_to is not None:
         path = ModelRegistry([save_to]).save("linker", model.to_artifact())

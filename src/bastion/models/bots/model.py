@@ -163,7 +163,9 @@ class BotModel:
 
             forest = self._forest = CompiledForest.from_booster(self.booster_)
         a, b = self.platt_
-        return float(_sigmoid(a * forest.raw_one(np.asarray(x, dtype=np.float64)) + b))
+        z = a * forest.raw_one(np.asarray(x, dtype=np.float64)) + b
+        # _sigmoid of one value without the array round trip of np.clip (same numpy exp, same result)
+        return float(1.0 / (1.0 + np.exp(-min(max(z, -50.0), 50.0))))
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X) >= self.threshold_).astype(np.int8)

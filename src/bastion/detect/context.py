@@ -1,0 +1,140 @@
+"""Context of an unwanted interaction: what the engine knows about a reply, mention or direct message besides its
+text, as one numeric row for the ``abuse_context`` model (:mod:`bastion.models.context`).
+
+The relationship features come from the graph (built-in ``rel.*`` features); the behaviour features come from
+:class:`InteractionTracker`, bounded in-memory structures the content detector updates after it has read them
+(so a row never sees its own event):
+
+* per pair: how often the author wrote to the target before, and the target to the author (LRU, ``max_pairs``);
+* per author: the interactions of the last hour, for the count of distinct recent targets;
+* per target: the interactions it received in the last hour, for the pile-on signal (distinct strangers within
+  ``PILE_ON_MS``) and their mean text abuse score.
+
+The windows are kept in memory only: after a restart they refill within the hour, and pair counts start again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any
+
+from bastion.events.model import MessageSend, PostCreate
+
+if TYPE_CHECKING:
+    from bastion.engine import EvalContext
+
+HOUR_MS = 3_600_000
+PILE_ON_MS = 15 * 60_000
+WINDOW_LEN = 64  # interactions kept per author and per target (the oldest drop first)
+
+# The model's input, in order. Changing it means retraining ``abuse_context`` (the registry refuses a mismatch).
+CONTEXT_SCHEMA: tuple[str, ...] = (
+    "text_abuse", "text_hate", "text_spam",
+    "is_reply", "is_message",
+    "target_follows_actor", "actor_follows_target", "mutual", "blocked_by_target",
+    "pair_before", "pair_reverse_before",
+    "log_actor_age_days", "log_target_age_days", "log_actor_followers", "log_target_followers",
+    "actor_targets_1h", "actor_interactions_1h",
+    "pile_on_strangers_15m", "pile_on_strangers_1h", "pile_on_abuse_1h",
+    "actor_reports", "author_abusive_to_strangers", "author_stranger_messages",
+)
+
+
+def is_interaction(ctx: EvalContext) -> bool:
+    """A reply, mention, quote or direct message aimed at another account."""
+    ev = ctx.event
+    if not isinstance(ev, (PostCreate, MessageSend)):
+        return False
+    tid = ctx.feature("target.id")
+    return bool(tid) and tid != ctx.actor.id
+
+
+class InteractionTracker:
+    """Bounded per-pair, per-author and per-target interaction memory (see the module doc)."""
+
+    def __init__(self, max_pairs: int = 500_000, max_keys: int = 200_000) -> None:
+        self.max_pairs = max_pairs
+        self.max_keys = max_keys
+        self.pairs: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # author -> deque of (ts, target); target -> deque of (ts, author, stranger, abuse)
+        self.by_author: OrderedDict[str, deque[tuple[int, str]]] = OrderedDict()
+        self.by_target: OrderedDict[str, deque[tuple[int, str, bool, float]]] = OrderedDict()
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def pair_count(self, src: str, dst: str) -> int:
+        return self.pairs.get((src, dst), 0)
+
+    def actor_recent(self, actor: str, now_ms: int) -> tuple[int, int]:
+        """(distinct targets, interactions) of ``actor`` in the last hour."""
+        dq = self.by_author.get(actor)
+        if not dq:
+            return 0, 0
+        lo = now_ms - HOUR_MS
+        recent = [t for ts, t in dq if ts >= lo]
+        return len(set(recent)), len(recent)
+
+    def pile_on(self, target: str, now_ms: int) -> tuple[int, int, float]:
+        """(distinct strangers in ``PILE_ON_MS``, distinct strangers in the hour, their mean text abuse score)
+        over the interactions ``target`` received."""
+        dq = self.by_target.get(target)
+        if not dq:
+            return 0, 0, 0.0
+        lo15, lo60 = now_ms - PILE_ON_MS, now_ms - HOUR_MS
+        s15: set[str] = set()
+        s60: set[str] = set()
+        total = 0.0
+        n = 0
+        for ts, a, stranger, abuse in dq:
+            if ts < lo60 or not stranger:
+                continue
+            s60.add(a)
+            total += abuse
+            n += 1
+            if ts >= lo15:
+                s15.add(a)
+        return len(s15), len(s60), (total / n if n else 0.0)
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def record(self, actor: str, target: str, now_ms: int, stranger: bool, abuse: float) -> None:
+        key = (actor, target)
+        pairs = self.pairs
+        pairs[key] = pairs.pop(key, 0) + 1
+        if len(pairs) > self.max_pairs:
+            pairs.popitem(last=False)
+        _push(self.by_author, actor, (now_ms, target), self.max_keys)
+        _push(self.by_target, target, (now_ms, actor, stranger, abuse), self.max_keys)
+
+
+def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int) -> None:
+    dq = index.pop(key, None)
+    if dq is None:
+        dq = deque(maxlen=WINDOW_LEN)
+    dq.append(item)
+    index[key] = dq
+    if len(index) > cap:
+        index.popitem(last=False)
+
+
+def _log1p(x: float) -> float:
+    return math.log1p(max(0.0, x))
+
+
+def context_row(ctx: EvalContext, tracker: InteractionTracker, author_abuse: float, author_n: int) -> list[float]:
+    """The ``CONTEXT_SCHEMA`` row of an interaction (call :func:`is_interaction` first)."""
+    f = ctx.feature
+    actor, target, now = ctx.actor.id, f("target.id"), ctx.now_ms
+    n_targets, n_inter = tracker.actor_recent(actor, now)
+    p15, p60, pabuse = tracker.pile_on(target, now)
+    tfa, aft = bool(f("rel.target_follows_actor")), bool(f("rel.actor_follows_target"))
+    return [
+        float(f("score.abuse")), float(f("score.hate")), float(f("score.spam")),
+        float(f("event.is_reply")), float(f("event.is_message")),
+        float(tfa), float(aft), float(tfa and aft), float(bool(f("rel.blocked_by_target"))),
+        float(min(tracker.pair_count(actor, target), 50)), float(min(tracker.pair_count(target, actor), 50)),
+        _log1p(f("actor.age_days")), _log1p(f("target.age_days")),
+        _log1p(f("actor.followers")), _log1p(f("target.followers")),
+        float(n_targets), float(n_inter),
+        float(p15), float(p60), float(pabuse),
+        float(f("actor.reports_received")), float(author_abuse), float(min(author_n, 1000)),
+    ]
