@@ -46,15 +46,14 @@ def server(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     uvicorn = pytest.importorskip("uvicorn")
+    import shutil
+
     from fastapi.testclient import TestClient
 
+    from bastion.app import DEFAULT_RULES_DIR
     from bastion.settings import Settings
     from bastion.web.security import create_user, password_hasher
     from bastion.web.server import build_web_app
-
-    import shutil
-
-    from bastion.app import DEFAULT_RULES_DIR
 
     tmp = tmp_path_factory.mktemp("e2e")
     shutil.copytree(DEFAULT_RULES_DIR, tmp / "rules")  # the pack, in a folder the UI may save drafts to

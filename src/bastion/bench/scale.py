@@ -14,8 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-DESCRIPTION = ("stream workers on Redis Streams with shared Redis state: 1 vs 2 workers, end-to-end latency "
-               "p50/p99 at a steady rate, and the embedded engine on the same events")
+DESCRIPTION = ("stream workers on Redis Streams with shared Redis state: 1 vs 2 workers (event-time coordination "
+               "off, and on with 1 s skew), end-to-end latency p50/p99 at a steady rate, and the embedded engine "
+               "on the same events")
 REDIS_URL = os.environ.get("BASTION_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
 
@@ -45,7 +46,7 @@ def _worker(src: str, index: int, workers: int, extra: list[str]) -> subprocess.
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _throughput(lines: list[bytes], workers: int, partitions: int = 4) -> float:
+def _throughput(lines: list[bytes], workers: int, partitions: int = 4, skew_ms: int = 1000) -> float:
     from bastion.sources.redis_streams import StreamProducer, connect
     from bastion.state.redis import RedisState
 
@@ -56,7 +57,7 @@ def _throughput(lines: list[bytes], workers: int, partitions: int = 4) -> float:
         prod.produce(lines)
         prod.end()
         t0 = time.perf_counter()
-        procs = [_worker(src, i, workers, []) for i in range(workers)]
+        procs = [_worker(src, i, workers, ["--max-skew-ms", str(skew_ms)]) for i in range(workers)]
         for p in procs:
             p.wait(3600)
         wall = time.perf_counter() - t0
@@ -107,13 +108,14 @@ def _latency(lines: list[bytes], rate: float, work: Path) -> dict[str, float]:
 
 
 def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
-    n = events or (4_000 if quick else 20_000)
+    n = events or (6_000 if quick else 20_000)
     work = Path(tempfile.mkdtemp(prefix="bastion-bench-scale-"))
     lines = _events(n, work)
     embedded = _embedded_rate(lines)
     _startup_s()
     one = _throughput(lines, 1)
-    two = _throughput(lines, 2)
+    two = _throughput(lines, 2, skew_ms=-1)
+    two_coordinated = _throughput(lines, 2)
     rate = round(one * 0.5)
     lat = _latency(lines[: max(1000, n // 4)], rate, work)
     return {
@@ -122,6 +124,7 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
         "workers_1_events_per_s": round(one),
         "workers_2_events_per_s": round(two),
         "speedup_2_vs_1": round(two / one, 2),
+        "workers_2_coordinated_1s_skew_events_per_s": round(two_coordinated),
         "target_speedup": 1.5,
         "steady_rate_events_per_s": rate,
         "latency_p50_ms": lat["p50_ms"],

@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    name: str = typer.Argument(..., help=f"model to train: {', '.join(TEXT_NAMES)}, or 'text' for all three"),
+    name: str = typer.Argument(..., help=f"model to train: {', '.join(TEXT_NAMES)}, 'text' for all three, or "
+                               "abuse_context (the unwanted-interaction model, on simulator scenarios)"),
     ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts "
                               "(src/bastion/artifacts/NAME/VERSION), replacing the shipped version"),
     embed: bool = typer.Option(True, help="also train the embedding head (NAME-embed) when torch is installed"),
@@ -44,6 +45,9 @@ def train(
     from bastion.models.text.embed import embeddings_available
     from bastion.models.text.train import EMBED_SUFFIX, SPECS, train_cascade, train_fast
 
+    if name == "abuse_context":
+        _train_context(ship)
+        return
     names = list(TEXT_NAMES) if name in ("text", "all") else [name]
     for n in names:
         if n not in SPECS:
@@ -76,6 +80,33 @@ def train(
             typer.echo(f"{n}{EMBED_SUFFIX}: skipped (install the [embed] extra for the embedding tier)")
 
 
+def _cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("BASTION_CACHE_DIR", "~/.cache/bastion")).expanduser() / "context"
+
+
+def _train_context(ship: bool) -> None:
+    """``bastion train abuse_context``: scenarios (cached in $BASTION_CACHE_DIR/context) -> LightGBM."""
+    import shutil
+
+    from bastion.models import context
+    from bastion.models.registry import PACKAGED_ROOT
+
+    reg = _registry()
+    cache = _cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    model = context.train(cache, log=typer.echo)
+    if ship:
+        base = PACKAGED_ROOT / context.NAME
+        for old in base.iterdir() if base.is_dir() else []:
+            if (old / "meta.json").is_file():
+                shutil.rmtree(old)
+    path = reg.save(context.NAME, model.to_artifact(), root=PACKAGED_ROOT if ship else None)
+    val = model.meta["metrics"]["val"]
+    typer.echo(f"{context.NAME}: saved {path} (threshold {model.threshold_:.3f}, val PR-AUC {val['pr_auc']:.3f})")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Every model version in the registry (user models dir first, then shipped artifacts)."""
@@ -90,7 +121,9 @@ def models_list() -> None:
 
 @models_app.command("eval")
 def models_eval(
-    name: str = typer.Argument("all", help="abuse, hate, spam, youtube (leave-one-video-out) or all"),
+    name: str = typer.Argument("all", help="abuse, hate, spam, youtube (leave-one-video-out), all, or context "
+                               "(abuse_context vs text on a fresh simulator scenario; --write-docs: section "
+                               "'context')"),
     write_docs: bool = typer.Option(False, "--write-docs", help="write the 'text' section of docs/evaluation.md"),
     docs_path: Path = typer.Option(Path("docs/evaluation.md"), help="the evaluation document"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON here"),
@@ -101,6 +134,23 @@ def models_eval(
     from bastion.models.text import TextModels
     from bastion.models.text import evaluate as ev
 
+    if name == "context":
+        from bastion.models import context
+
+        cache = _cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        cres = context.evaluate(cache, _registry(), log=typer.echo)
+        typer.echo(json.dumps({k: {w: round(v[w]["pr_auc"], 4) for w in ("text", "context")}
+                               for k, v in cres["subsets"].items()}, indent=2))
+        if json_out:
+            context.write_json(cres, json_out)
+        if write_docs:
+            from bastion.evaluation.docs import write_section
+
+            write_section(docs_path, "context", context.markdown(cres, "bastion models eval context --write-docs"),
+                          title="# Evaluation")
+            typer.echo(f"wrote section 'context' of {docs_path}")
+        return
     tm = TextModels.load(_registry())
     if name == "all":
         res = ev.evaluate_all(tm)

@@ -22,16 +22,16 @@ Actor = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
-def parse_ts(value: int | str) -> int:
+def parse_ts(value: int | str, field: str = "ts") -> int:
     """Epoch milliseconds from an int (already ms) or an RFC 3339 string that carries an offset."""
     if isinstance(value, int):
         return value
     try:
         dt = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ValueError(f"ts {value!r} is not an RFC 3339 timestamp") from exc
+        raise ValueError(f"{field} {value!r} is not an RFC 3339 timestamp") from exc
     if dt.tzinfo is None:
-        raise ValueError(f"ts {value!r} has no UTC offset")
+        raise ValueError(f"{field} {value!r} has no UTC offset")
     return int(dt.timestamp() * 1000)
 
 
@@ -56,6 +56,10 @@ class Profile(msgspec.Struct, omit_defaults=True):
     email_domain: str | None = None
     verified: bool | None = None
     created_at: int | str | None = None  # additive: when the account was created (backfills of older accounts)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.created_at, str):
+            self.created_at = parse_ts(self.created_at, "created_at")
 
 
 class PostBody(msgspec.Struct, omit_defaults=True):

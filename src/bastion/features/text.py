@@ -22,6 +22,7 @@ artifacts record it and are refused when it differs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -143,10 +144,12 @@ def squeeze_repeats(text: str, keep: int = 2) -> str:
     return _REPEATS.sub(lambda m: m.group(1) * keep, text)
 
 
+@functools.lru_cache(maxsize=16384)
 def normalize(text: str) -> str:
     """The canonical form models and rules see: invisible characters removed, look-alikes folded to ASCII,
     lower case, HTML entities and line-break tags decoded, spaced-out words joined, leetspeak undone, repeats
-    squeezed (three or more of a letter count as one: "looooser" -> "loser"), whitespace collapsed."""
+    squeezed (three or more of a letter count as one: "looooser" -> "loser"), whitespace collapsed.
+    Memoised (a pure function; the rules, the recorder and each text model ask for the same text)."""
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:

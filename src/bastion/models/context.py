@@ -186,11 +186,42 @@ class Prescored:
         self.base = base
         self.names = list(base.names)
         uniq = sorted(set(texts))
-        self.table = {n: dict(zip(uniq, base.score_many(n, uniq).tolist(), strict=True)) for n in self.names}
+        self.table = {n: dict(zip(uniq, s.tolist(), strict=True)) for n, s in _batch_scores(base, uniq).items()}
 
     def score(self, name: str, text: str) -> float:
         v = self.table[name].get(text)
         return float(v) if v is not None else float(self.base.score(name, text))
+
+
+def _batch_scores(base: Any, texts: list[str]) -> dict[str, np.ndarray]:
+    """Every model's scores of ``texts``; fast-tier models with the same featurizer share its n-gram counts."""
+    from bastion.models.text.linear import LinearTextModel
+
+    counts: dict[tuple[int, float], Any] = {}
+
+    def proba(m: LinearTextModel, rows: np.ndarray | None) -> np.ndarray:
+        key = (m.featurizer.bits, m.featurizer.word_weight)
+        if key not in counts:
+            counts[key] = m._counts(texts)
+        c = counts[key] if rows is None else counts[key][rows]
+        raw = np.asarray(m._tfidf(c) @ m.coef_.astype(np.float32), dtype=np.float64) + m.intercept_
+        return m.calibration_.apply(raw)
+
+    out: dict[str, np.ndarray] = {}
+    if isinstance(base, CrossFitTextModels):
+        keys = np.array([_fold_key(t) for t in texts], dtype=np.int64)
+        for n in base.names:
+            out[n] = np.zeros(len(texts))
+            for half in (0, 1):
+                idx = np.flatnonzero(keys == half)
+                if len(idx):
+                    out[n][idx] = proba(base.folds[n][half], idx)
+        return out
+    fast = getattr(base, "fast", {})
+    for n in base.names:
+        m = fast.get(n)
+        out[n] = proba(m, None) if isinstance(m, LinearTextModel) else np.asarray(base.score_many(n, texts))
+    return out
 
 
 def _event_texts(path: Path) -> list[str]:

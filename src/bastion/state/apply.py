@@ -23,7 +23,6 @@ from bastion.events.model import (
     Profile,
     ReportCreate,
 )
-from bastion.events.model import parse_ts
 from bastion.state.model import Account, Post, Report
 from bastion.state.protocols import State
 
@@ -55,11 +54,8 @@ def _merge_profile(acc: Account, profile: Profile) -> None:
             setattr(acc, name, value)
     if profile.verified is not None:
         acc.verified = profile.verified
-    if profile.created_at is not None:
-        try:
-            acc.created_ms = parse_ts(profile.created_at)
-        except ValueError:
-            pass
+    if isinstance(profile.created_at, int):  # strings were normalised to epoch ms while decoding
+        acc.created_ms = profile.created_at
 
 
 def _remember(values: list[str], value: str) -> bool:

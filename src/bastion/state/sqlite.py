@@ -122,9 +122,8 @@ class SqliteState(MemoryState):
         for ns, key, value in db.execute("SELECT ns, key, value FROM kv"):
             self.kv.data.setdefault(ns, {})[key] = value
         counters = self.kv.get("_state", "counters")
-        loader = getattr(self.counters, "load_bytes", None)
-        if counters is not None and loader is not None:
-            loader(counters)
+        if counters is not None:
+            self.counters = type(self.counters).from_bytes(counters)
         row = db.execute("SELECT body FROM position WHERE id=1").fetchone()
         self._position = json.loads(row[0]) if row else None
         self.graph.changes.clear()
@@ -133,9 +132,7 @@ class SqliteState(MemoryState):
         self.kv.dirty.clear()
 
     def checkpoint(self, position: dict[str, Any]) -> None:
-        dumper = getattr(self.counters, "dump_bytes", None)
-        if dumper is not None:
-            self.kv.put("_state", "counters", dumper())
+        self.kv.put("_state", "counters", self.counters.to_bytes())
         db = self.db
         with db:
             accs = self.accounts

@@ -84,7 +84,7 @@ def test_fit_model_stacks_a_reranker_and_round_trips_without_pickle(tmp_path: Pa
     test = _synthetic(4)
     q = test.query == 1
     p = model.predict_list(test.X[q])
-    assert p.argmax() == 0 and 0.0 <= p.min() and p.max() <= 1.0
+    assert p.argmax() == 0 and p.min() >= 0.0 and p.max() <= 1.0
     path = ModelRegistry([tmp_path]).save("linker", model.to_artifact())
     assert sorted(f.name for f in path.iterdir()) == ["arrays.npz", "meta.json", "model.txt", "rerank.txt"]
     back = LinkModel.from_artifact(ModelRegistry([tmp_path]).load("linker"))
@@ -116,3 +116,44 @@ def test_shipped_model_has_the_reranker():
     info = model.meta_["training"]
     assert info["train_full_history_pairs"] > 0
     assert not {"301", "302"} & {s.lstrip("s") for s in info["sims"] + info["cal_sims"]}
+
+
+def test_collect_pairs_adds_full_history_hard_negatives(tmp_path: Path):
+    """The full-history pass scores the parent's household member (same IP and device, own life) as a
+    negative, and the evader with everything it did as a positive, beside the stream checks."""
+    import json
+
+    from bastion.detect.linker.train import collect_pairs
+
+    T0, HOUR = 1_790_000_000_000, 3_600_000
+    home = {"ip": "203.0.113.7", "device": "d-9f2"}
+    ev: list[dict] = []
+
+    def add(t: int, etype: str, actor: str, ctx: dict | None = None, **kw) -> None:
+        ev.append({"id": f"e{len(ev)}", "type": etype, "ts": T0 + t, "actor": actor, **({"ctx": ctx} if ctx else {}),
+                   **kw})
+
+    for i in range(12):
+        add(i, "account.update", f"f{i}", profile={"handle": f"famous{i}", "display_name": f"F {i}"})
+    add(100, "account.update", "u2", home, profile={"handle": "maria_k", "display_name": "Maria K", "bio": "baker"})
+    add(150, "account.update", "u3", home, profile={"handle": "gardener", "display_name": "Tom K", "bio": "roses"})
+    for i in range(6):
+        add(200 + i, "graph.follow", "u2", home, target=f"f{i}")
+        add(300 + i, "post.create", "u2", home, post={"id": f"p2_{i}", "text": "@t1 just get lost",
+                                                        "reply_to_author": "t1", "mentions": ["t1"]})
+        add(400 + i, "post.create", "u3", home, post={"id": f"p3_{i}", "text": "my roses are blooming today"})
+    add(HOUR, "account.status", "u2", home, status="suspended", by="platform", reason="harassment")
+    add(3 * HOUR, "account.create", "u9", home, profile={"handle": "mar1a_k2", "display_name": "Maria K"})
+    for i in range(4):
+        add(3 * HOUR + 10 + i, "graph.follow", "u9", home, target=f"f{i}")
+    (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(e) for e in ev) + "\n")
+    truth = {"accounts": {"u9": {"cohort": "ban_evader", "bad": True, "evades": "u2"},
+                          "u3": {"cohort": "benign", "bad": False, "lookalike": ["household"]}}}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    pairs = collect_pairs(tmp_path)
+    rows = set(zip(pairs.children, pairs.parents, pairs.phase.tolist(), pairs.y.tolist(), strict=True))
+    assert ("u9", "u2", 0, 1) in rows                 # stream checks of the new account
+    assert ("u9", "u2", 1, 1) in rows                 # the evader with its full history
+    assert ("u3", "u2", 1, 0) in rows                 # the household member: a hard negative
+    assert pairs.X.shape == (len(pairs.y), len(FEATURES))
+    assert len(set(pairs.query[pairs.phase == 0].tolist())) == 5   # account.create + 4 follows

@@ -35,13 +35,14 @@ def make_sim(out: Path, users: int, days: float, seed: int, no_ctx: bool, split:
 
 
 def replay(events: Path, linker: Linker, state_spec: str = "memory", out_dir: Path | None = None) -> Any:
-    """Run ``events`` through the engine with ``linker`` (no rule pack, so the linker is measured alone)."""
+    """Run ``events`` through the engine with ``linker`` alone: no rule pack and none of the runtime's own
+    models (content and bot scoring, and its default linker, which would score every pair a second time)."""
     from bastion.app import build_runtime
     from bastion.settings import Settings
     from bastion.sources.files import items
 
     settings = Settings(state=state_spec)
-    rt = build_runtime(settings, out_dir=out_dir, rules_dir=False, extra_detectors=[linker])
+    rt = build_runtime(settings, out_dir=out_dir, rules_dir=False, models=False, extra_detectors=[linker])
     t0 = time.perf_counter()
     rt.run(items(events, "canonical"))
     rt.run_batch_detectors()

@@ -28,12 +28,17 @@ GILANI_EVAL_SCHEMA: tuple[str, ...] = (*GILANI_CANONICAL_SCHEMA, *GILANI_EXTRA_S
 
 _PROFILE_SET = frozenset(PROFILE_SCHEMA)
 _ACTIVITY_SET = frozenset(ACTIVITY_SCHEMA)
+_NEEDS: dict[tuple[str, ...], tuple[bool, bool]] = {}  # schema -> (needs profile, needs activity)
 
 
 def features_for(acc: Account, now_ms: int, schema: Sequence[str]) -> list[float]:
     """One account's vector for ``schema`` (only the extractors the schema needs are run)."""
-    need_p = any(f in _PROFILE_SET for f in schema)
-    need_a = any(f in _ACTIVITY_SET for f in schema)
+    need = _NEEDS.get(schema)  # type: ignore[call-overload]
+    if need is None:
+        need = (any(f in _PROFILE_SET for f in schema), any(f in _ACTIVITY_SET for f in schema))
+        if isinstance(schema, tuple):
+            _NEEDS[schema] = need
+    need_p, need_a = need
     if need_p and need_a:
         feats = account_features(acc, now_ms)
     elif need_a:

@@ -37,6 +37,8 @@ _SALT = np.uint64(0x2545F4914F6CDD1D)
 _WORD_SALT = {k: np.uint64(((100 + k) * 0x2545F4914F6CDD1D) % 2**64) for k in range(1, 9)}
 _PLANS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 _WORD = re.compile(r"[\w#@$'*]+|[^\w\s]")
+_COUNTS: dict[tuple[HashingFeaturizer, str], tuple[np.ndarray, np.ndarray | None]] = {}
+_COUNTS_MAX = 256
 
 
 def _powers(base: np.uint64, n: int) -> np.ndarray:
@@ -139,6 +141,24 @@ class HashingFeaturizer:
     def features_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature indices (repeats are counts) and their values for one raw text."""
         return self.features_normalized(normalize(text))
+
+    def counts_one(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Distinct feature indices of one raw text and their summed values (float32), or ``(empty, None)``
+        for no features. Memoised for the last texts: the engine's text models share one featurizer and
+        score the same text one after the other. The arrays are shared: do not modify them."""
+        key = (self, text)
+        hit = _COUNTS.get(key)
+        if hit is None:
+            idx, val = self.features_one(text)
+            if len(idx) == 0:
+                hit = (idx, None)
+            else:
+                uniq, inv = np.unique(idx, return_inverse=True)
+                hit = (uniq, np.bincount(inv, weights=val).astype(np.float32))
+            if len(_COUNTS) >= _COUNTS_MAX:
+                _COUNTS.clear()
+            _COUNTS[key] = hit
+        return hit
 
     def transform(self, texts: Sequence[str]):  # -> scipy.sparse.csr_matrix
         """A CSR matrix (n_texts x n_features) for training and batch scoring."""

@@ -103,11 +103,10 @@ class LinearTextModel:
         return np.asarray(X @ self.coef_.astype(np.float32), dtype=np.float64) + self.intercept_
 
     def decision_one(self, text: str) -> float:
-        idx, val = self.featurizer.features_one(text)
-        if len(idx) == 0:
+        uniq, counts = self.featurizer.counts_one(text)
+        if counts is None:
             return self.intercept_
-        uniq, inv = np.unique(idx, return_inverse=True)
-        v = np.bincount(inv, weights=val).astype(np.float32) * self.idf_[uniq].astype(np.float32)
+        v = counts * self.idf_[uniq].astype(np.float32)
         norm = float(np.sqrt(np.dot(v, v)))
         if norm == 0.0:
             return self.intercept_
