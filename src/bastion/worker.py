@@ -8,9 +8,11 @@ still pending and are re-read); a crash after it duplicates nothing (the ids are
 earlier but are idempotent per event id.
 
 **Event-time coordination.** Events of one actor stay in order because they share a partition. Across
-partitions, each worker publishes its *low watermark* - the event time of its next unprocessed event (or the
-producer's ``produced_ts`` when it has none) - and processes an event only while its time is at most the lowest
-watermark of the other workers plus ``max_skew_ms``. Shared state (counters keyed by IP or text, labels on
+partitions, each worker publishes its *low watermark* - the (event time, sequence) of its next unprocessed
+event (or just past what the producer had produced when it has none). With ``max_skew_ms == 0`` (the default)
+a worker processes an event only while it comes before every other worker's watermark, which is the embedded
+engine's order exactly (ties in time broken by the producer's sequence); with ``max_skew_ms > 0`` it may run
+up to that much event time ahead of the lowest watermark. Shared state (counters keyed by IP or text, labels on
 other accounts) is therefore never read more than ``max_skew_ms`` of event time behind the embedded order;
 a worker that dies holds the others back until it is restarted, which is what keeps results equal to the
 embedded run. ``max_skew_ms < 0`` turns the coordination off.
@@ -31,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from bastion.actions.effects import AppliedAction, Subject
+from bastion.actions.effects import AppliedAction, Effect, Subject
 from bastion.app import Runtime
 from bastion.engine import ScoreBoard
 from bastion.events.codec import BadEvent, decode_event
@@ -93,7 +95,7 @@ class WorkerMetrics:
 
 class Worker:
     def __init__(self, runtime: Runtime, source: Any, *, name: str = "w0", index: int = 0, workers: int = 1,
-                 batch_size: int = 200, max_buffer: int = 2000, max_skew_ms: int = 1000, metrics: Any = None,
+                 batch_size: int = 200, max_buffer: int = 2000, max_skew_ms: int = 0, metrics: Any = None,
                  exit_when_drained: bool = False) -> None:
         state = runtime.state
         if not isinstance(state, RedisState):
@@ -116,32 +118,44 @@ class Worker:
         self.latencies: list[float] = []
         self.keep_latencies = False
         self.m = WorkerMetrics(metrics, name) if metrics is not None else None
-        self._others_low = -INF
-        self._published_low: int | None = None
+        self._others_low: tuple[int, int] = (-INF, -INF)
+        self._published_low: tuple[int, int] | None = None
         self.wm_key = f"{state.prefix}wm"
 
     # -- coordination ---------------------------------------------------------------------------------------
-    def others_low(self) -> int:
+    def others_low(self) -> tuple[int, int]:
         if self.max_skew_ms < 0 or self.workers <= 1:
-            return INF
+            return (INF, INF)
         raw = self.state.r.hgetall(self.wm_key)
         lows = []
         for i in range(self.workers):
             if i == self.index:
                 continue
             v = raw.get(f"w{i}".encode())
-            lows.append(int(v) if v is not None else -INF)   # a worker not started yet holds us back
+            lows.append(_wm_decode(v) if v is not None else (-INF, -INF))   # not started yet: holds us back
         self._others_low = min(lows)
         return self._others_low
 
-    def my_low(self, produced: tuple[int, bool]) -> int:
+    def my_low(self, produced: tuple[int, bool]) -> tuple[int, int]:
+        """(event time, sequence) of this worker's next unprocessed event: of its head, or - with nothing
+        buffered - just past what the producer had produced before the last fetch."""
         head = self._head()
         if head is not None:
-            return head.ts
+            return (head.ts, head.seq)
         produced_ts, ended = produced
         if ended and self.source.lag() == 0:
-            return INF
-        return produced_ts
+            return (INF, INF)
+        return (produced_ts, int(getattr(self.source, "produced_seq", 0)) + 1)
+
+    def _allowed(self, head: Message) -> bool:
+        """May ``head`` run, given the other workers' low watermarks? Exactly in (time, sequence) order with
+        ``max_skew_ms == 0`` (the embedded engine's order), up to ``max_skew_ms`` ahead otherwise."""
+        if self.max_skew_ms < 0:
+            return True
+        low = self._others_low
+        if self.max_skew_ms == 0:
+            return (head.ts, head.seq) < low
+        return head.ts <= low[0] + self.max_skew_ms
 
     # -- the loop -------------------------------------------------------------------------------------------
     def _head(self) -> Message | None:
@@ -182,7 +196,7 @@ class Worker:
         return {"worker": self.name, "processed": self.processed}
 
     def _drop_uncommitted(self) -> None:
-        self.state.refresh()
+        self.state.drop_cache()
         self.buffers.clear()
         self.sink.actions.clear()
         self.sink.dead.clear()
@@ -203,14 +217,13 @@ class Worker:
             del self.buffers[p]   # revoked by a rebalance: its new owner re-reads them
         self.ready = True
         batch: list[Message] = []
-        limit = self._others_low + self.max_skew_ms if self.max_skew_ms >= 0 else INF
         while len(batch) < self.batch_size:
             head = self._head()
             if head is None:
                 break
-            if head.ts > limit:
-                limit = self.others_low() + self.max_skew_ms
-                if head.ts > limit:
+            if not self._allowed(head):
+                self.others_low()
+                if not self._allowed(head):
                     break
             q = self.buffers[head.partition]
             q.popleft()
@@ -222,17 +235,17 @@ class Worker:
             self.process(batch, low)
             return False
         if low != self._published_low:
-            self.state.r.hset(self.wm_key, self.name, low)
+            self.state.r.hset(self.wm_key, self.name, _wm_encode(low))
             self._published_low = low
         if self.m is not None:
             self.m.lag.set(self.source.lag())
-        if low >= INF and self.exit_when_drained:
+        if low[0] >= INF and self.exit_when_drained:
             return True
         if self._buffered():
             time.sleep(0.005)   # waiting for a slower worker
         return False
 
-    def process(self, batch: list[Message], low: int) -> None:
+    def process(self, batch: list[Message], low: tuple[int, int]) -> None:
         t0 = time.perf_counter()
         engine = self.rt.engine
         events = []
@@ -242,8 +255,7 @@ class Worker:
             except BadEvent as exc:
                 self.sink.dead.append((m.seq, exc.reason, m.raw.decode("utf-8", "replace")))
         state = self.state
-        state.seen.prefetch([e.id for e in events])
-        state.accounts.prefetch([e.actor for e in events])
+        state.begin_batch([e.id for e in events], [e.actor for e in events])
         for ev in events:
             engine.process(ev)
         actions = self.sink.actions
@@ -259,10 +271,11 @@ class Worker:
                 pipe.xadd(f"{prefix}{stream}", {"a": _enc.encode(act)})
             for line, error, raw in dead:
                 pipe.xadd(f"{prefix}dead", {"line": line or 0, "error": error, "raw": raw})
-            for subj in scores.dirty:
-                pipe.hset(f"{prefix}scores", mapping={f"{subj.kind}\x1f{subj.id}\x1f{name}": repr(value)
-                                                      for name, value in scores.data[subj].items()})
-            pipe.hset(self.wm_key, self.name, low)
+            board = {f"{subj.kind}\x1f{subj.id}\x1f{name}": repr(value)
+                     for subj in scores.dirty for name, value in scores.data[subj].items()}
+            if board:
+                pipe.hset(f"{prefix}scores", mapping=board)
+            pipe.hset(self.wm_key, self.name, _wm_encode(low))
             if last_ts:
                 pipe.hset(f"{prefix}last_ts", self.name, last_ts)
 
@@ -279,6 +292,7 @@ class Worker:
             scores.data.pop(subj, None)
         scores.dirty.clear()
         self.processed += len(batch)
+        self._bound_queue()
         now = time.time()
         if self.keep_latencies:
             self.latencies.extend(now - m.produced_s for m in batch if m.produced_s)
@@ -288,6 +302,30 @@ class Worker:
             for m in batch[:: max(1, len(batch) // 8)]:
                 if m.produced_s:
                     self.m.e2e_s.observe(now - m.produced_s)
+
+
+    max_cases = 20_000
+
+    def _bound_queue(self) -> None:
+        """A worker's review cases are not served from it (cases live in PostgreSQL in a deployment): keep the
+        most recently updated half when there are more than ``max_cases``, so memory stays flat."""
+        q = getattr(self.rt, "queue", None)
+        if q is None or len(q.cases) <= self.max_cases:
+            return
+        keep = sorted(q.cases.items(), key=lambda kv: kv[1].updated_ms)[-(self.max_cases // 2):]
+        q.cases = dict(keep)
+        q.by_id = {c.id: c for _s, c in keep}
+        q.dirty.clear()
+        q.violations.clear()
+
+
+def _wm_encode(low: tuple[int, int]) -> str:
+    return f"{low[0]},{low[1]}"
+
+
+def _wm_decode(raw: bytes) -> tuple[int, int]:
+    ts, _, seq = raw.partition(b",")
+    return int(ts), int(seq or 0)
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -356,6 +394,7 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
     out.mkdir(parents=True, exist_ok=True)
     r, p = state.r, state.prefix
     n_act = 0
+    outcomes: list[bytes] = []
     for stream, name in (("actions", "actions.jsonl"), ("shadow", "shadow_actions.jsonl")):
         with open(out / name, "wb") as fh:
             last = None
@@ -366,6 +405,8 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
                 for _mid, fields in got:
                     fh.write(fields[b"a"] + b"\n")
                     n_act += stream == "actions"
+                    if stream == "actions" and (b'"account.link"' in fields[b"a"] or b'"cluster.flag"' in fields[b"a"]):
+                        outcomes.append(fields[b"a"])
                 last = got[-1][0].decode()
     now = max((int(v) for v in r.hvals(f"{p}last_ts")), default=0)
     board = ScoreBoard()
@@ -373,16 +414,30 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
         kind, sid, name = key.decode().split("\x1f")
         board.set(Subject(kind, sid), name, float(raw))
     if runtime is not None:
+        # the books behind scores.jsonl's linked_to and clusters, rebuilt from the committed actions
+        dec = msgspec.json.Decoder(AppliedAction)
+        for raw in outcomes:
+            act = dec.decode(raw)
+            eff = Effect(action=act.action, subject=act.subject, source=act.source, label=act.label,
+                         score=act.score, reason=act.reason, evidence=act.evidence)
+            for book in (runtime.links, runtime.clusters):
+                if act.action in book.actions:
+                    book.apply(eff, act, None, state)  # type: ignore[arg-type]
         # end-of-stream batch jobs (e.g. the bot model's final scoring) run once, over the shared state
         runtime.engine.scores = board
         runtime.engine.stats.last_ts = now
         runtime.run_batch_detectors()
-    with open(out / "scores.jsonl", "wb") as fh:
+        rows = runtime.score_rows()
+    else:
+        rows = []
         for subj in sorted(board.data):
             row: dict[str, Any] = {"subject": {"kind": subj.kind, "id": subj.id},
                                    "scores": {k: round(v, 6) for k, v in sorted(board.data[subj].items())}}
             labels = state.labels.active(subj.kind, subj.id, now)
             if labels:
                 row["labels"] = sorted({lb.label for lb in labels})
+            rows.append(row)
+    with open(out / "scores.jsonl", "wb") as fh:
+        for row in rows:
             fh.write(_enc.encode(row) + b"\n")
-    return {"actions": n_act, "scores": len(board.data)}
+    return {"actions": n_act, "scores": len(rows)}

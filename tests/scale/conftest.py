@@ -21,11 +21,11 @@ pytest.importorskip("redis")
 
 @pytest.fixture(scope="session")
 def sim_events(tmp_path_factory) -> Path:
-    """`bastion sim --users 2000 --days 1 --seed 3`."""
+    """`bastion sim --users 1000 --days 1 --seed 3` (about 32k events)."""
     from bastion.sim.engine import SimConfig, simulate
 
     out = tmp_path_factory.mktemp("sim")
-    simulate(SimConfig(users=2000, days=1, seed=3), out)
+    simulate(SimConfig(users=1000, days=1, seed=3), out)
     return out / "events.jsonl"
 
 

@@ -58,18 +58,22 @@ def wait_until(cond, timeout: float, what: str) -> None:
 
 
 def test_kill_9_and_restart_loses_nothing_and_duplicates_nothing(sim_events, redis_prefix, tmp_path):
+    """One worker over four partitions, killed with SIGKILL mid-way through a 200k-event stream (with a batch
+    delivered but not committed) and restarted: it re-reads its pending entries, skips the committed ones."""
     events = tmp_path / "events.jsonl"
     lines = looped(sim_events, 200_000)
     events.write_bytes(b"\n".join(lines) + b"\n")
     want = normalised_actions(embedded_run(events, tmp_path / "embedded") / "actions.jsonl")
     src = url(redis_prefix)
     produce(events, src, partitions=4)
-    procs = [start_worker(src, i, 2, log=tmp_path / f"w{i}.log") for i in range(2)]
-    wait_until(lambda: seen_count(src) > 60_000, 900, "the first 60k events")
+    procs = [start_worker(src, 0, 1, log=tmp_path / "w0.log")]
+    wait_until(lambda: seen_count(src) > 60_000, 1200, "the first 60k events")
     procs[0].send_signal(signal.SIGKILL)
     procs[0].wait(30)
+    killed_at = seen_count(src)
+    assert killed_at < len(lines), "the worker finished before it was killed"
     time.sleep(1.0)
-    procs[0] = start_worker(src, 0, 2, log=tmp_path / "w0.log")
+    procs[0] = start_worker(src, 0, 1, log=tmp_path / "w0.log")
     wait_all(procs, timeout=1800)
     assert seen_count(src) == len(lines)
     got = normalised_actions(collect(src, tmp_path / "out") / "actions.jsonl")
@@ -108,14 +112,14 @@ def test_redis_restart_during_a_run_workers_reconnect_and_lose_nothing(sim_event
     data.mkdir()
     server = _start_redis(port, data)
     try:
-        lines = sim_events.read_bytes().splitlines()[:30_000]
+        lines = sim_events.read_bytes().splitlines()[:10_000]
         events = tmp_path / "events.jsonl"
         events.write_bytes(b"\n".join(lines) + b"\n")
         want = normalised_actions(embedded_run(events, tmp_path / "embedded") / "actions.jsonl")
         src = url("bastion-loss:", f"redis://127.0.0.1:{port}/0")
         produce(events, src, partitions=4)
         procs = [start_worker(src, i, 2, log=tmp_path / f"w{i}.log") for i in range(2)]
-        wait_until(lambda: seen_count(src) > 5_000, 600, "the first 5k events")
+        wait_until(lambda: seen_count(src) > 3_000, 600, "the first 3k events")
         server.send_signal(signal.SIGTERM)   # shutdown: the append-only file is flushed
         server.wait(60)
         time.sleep(2.0)

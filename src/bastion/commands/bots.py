@@ -64,12 +64,37 @@ def bots_eval(
     write_docs: bool = typer.Option(False, "--write-docs", help="write the 'bots' section of docs/evaluation.md"),
     quick: bool = typer.Option(False, help="fewer trees: a smoke run, not the published numbers"),
     json_out: Path | None = typer.Option(None, "--json", help="also write all results as JSON here"),
+    sim: bool = typer.Option(False, "--sim", help="simulator evaluation through the engine instead of real data"),
+    seeds: str = typer.Option("201,202", help="--sim: evaluation seeds (comma-separated)"),
+    users: int = typer.Option(3000, help="--sim: accounts per simulation"),
+    days: float = typer.Option(1.0, help="--sim: simulated days"),
+    bad_scale: float = typer.Option(2.0, help="--sim: adversary cohort size multiplier"),
+    work: Path | None = typer.Option(None, help="--sim: folder for simulations and results (default: a temp dir)"),
 ) -> None:
     """Real-data evaluation: 5-fold CV on cresci-rtbust-2019, gilani-2017, kaggle; cross-dataset matrix;
-    single model vs specialist ensemble on held-out datasets."""
+    single model vs specialist ensemble on held-out datasets. With --sim: per bot cohort and difficulty,
+    recall at precision 0.95 and PR-AUC on fresh simulations (with and without context) replayed through
+    the engine, before and after the behaviour model."""
     import json
 
     from bastion.evaluation.docs import write_section
+    from bastion.models.bots.simeval import merge_bots_section
+
+    doc = Path("docs/evaluation.md")
+    if sim:
+        from bastion.models.bots.simeval import run_sim_evaluation, sim_markdown
+
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        sres = run_sim_evaluation(seed_list, users=users, days=days, bad_scale=bad_scale, work=work, log=typer.echo)
+        cmd = (f"bastion bots eval --sim --seeds {seeds} --users {users} --days {days:g} --bad-scale {bad_scale:g}"
+               " --write-docs")
+        md = sim_markdown(sres, cmd)
+        typer.echo(md)
+        if json_out:
+            json_out.write_text(json.dumps(sres, indent=2))
+        if write_docs:
+            write_section(doc, "bots", merge_bots_section(doc, sim_md=md), title="# Evaluation")
+        return
     from bastion.models.bots.evaluate import markdown, run_evaluation
 
     res = run_evaluation(quick=quick, log=typer.echo)
@@ -79,15 +104,24 @@ def bots_eval(
     if json_out:
         json_out.write_text(json.dumps(res, indent=2))
     if write_docs:
-        write_section(Path("docs/evaluation.md"), "bots", md, title="# Evaluation")
+        write_section(doc, "bots", merge_bots_section(doc, real_md=md), title="# Evaluation")
 
 
 @bots_app.command("train")
 def bots_train(
     ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts"),
     models_dir: Path = typer.Option(Path("models"), help="where user-trained models go (without --ship)"),
+    behaviour: bool = typer.Option(False, "--behaviour",
+                                   help="train bot_behaviour on simulator truth (seeds 101-104) instead"),
+    work: Path | None = typer.Option(None, help="--behaviour: folder for the training simulations"),
 ) -> None:
-    """Train bot_profile (cresci + kaggle) and bot_activity (gilani canonical features) on all rows."""
+    """Train bot_profile (cresci + kaggle) and bot_activity (gilani canonical features) on all rows; with
+    --behaviour, bot_behaviour (profile + activity + graph features) on training simulations."""
+    if behaviour:
+        from bastion.models.bots.behaviour import train_from_sims
+
+        train_from_sims(ship=ship, models_dir=models_dir, work=work, log=typer.echo)
+        return
     from bastion.models.bots.train import train_models
 
     train_models(ship=ship, models_dir=models_dir, log=typer.echo)

@@ -24,7 +24,8 @@ def register_linker(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, help="registry root to save into (default: the shipped artifacts)"),
         users: int = typer.Option(5000), days: float = typer.Option(2.0), evaders: int = typer.Option(60),
     ) -> None:
-        """Train the pair model on simulator truth (train text split; fit on seeds 11-13, calibrate on 14-15)."""
+        """Train the pair model and its rank-aware reranker on simulator truth (train text split; stream checks
+        and full-history pairs; fit on seeds 11-13, calibrate on 14-15 - never the evaluation seeds 301/302)."""
         import json
 
         from bastion.detect.linker.train import make_sim, train

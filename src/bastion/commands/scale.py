@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
         index: int = typer.Option(0, help="this worker's number, 0..workers-1 (owns partitions p % workers == index)"),
         workers: int = typer.Option(1, help="how many workers share the stream"),
         batch: int = typer.Option(200, help="events per committed batch"),
-        max_skew_ms: int = typer.Option(1000, help="event-time skew allowed between workers (-1: no coordination)"),
+        max_skew_ms: int = typer.Option(0, help="event time a worker may run ahead of the others (0: exact "
+                                         "embedded order; -1: no coordination)"),
         http_port: int = typer.Option(9100, help="health, readiness and /metrics port (0: off)"),
         exit_when_drained: bool = typer.Option(False, help="exit once the producer has ended and all is processed"),
         rules: Path | None = typer.Option(None, "--rules", help="rules directory (default: the built-in pack)"),

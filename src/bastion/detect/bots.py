@@ -48,6 +48,7 @@ class BotScoring:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self.state: Any = None  # the engine's state, for the behaviour model's graph features (explain)
 
     @classmethod
     def load(cls, registry: Any = None) -> BotScoring:
@@ -57,22 +58,32 @@ class BotScoring:
 
     def register_features(self, registry: FeatureRegistry) -> None:
         registry.feature("score.bot", float, "calibrated probability that the actor is automated", cost="model")(
-            lambda c: self.model.probability(c.actor, c.now_ms))
+            lambda c: self.model.probability(c.actor, c.now_ms, c.state))
 
     def evaluate(self, ctx: EvalContext) -> None:
         if ctx.dry_run:
             return
+        self.state = ctx.state
         n = ctx.actor.activity.n_events
         if n >= MIN_EVENTS_TO_RECORD and (n & (n - 1) == 0 or n % 64 == 0 or n in (3, 6, 12)):
             ctx.score(Subject("account", ctx.actor.id), "bot", float(ctx.feature("score.bot")))
 
     def finish(self, runtime: Any) -> None:
-        """Final scores of every active account at the end of a replay (scores.jsonl)."""
+        """Final scores of every active account at the end of a replay (scores.jsonl): each account's
+        probability as it stands at the end, computed afresh - not a value cached at an earlier time under the
+        same bucketed key, which would depend on which process saw the account's events (scale-out workers,
+        a restart) and so differ between an embedded and a distributed run."""
         now = runtime.engine.stats.last_ts or 0
+        state = self.state = runtime.state
+        cache = getattr(self.model, "_pcache", None)
+        if cache is not None:
+            cache.clear()
         for acc in runtime.state.accounts:
             if acc.activity.n_events >= MIN_EVENTS_TO_RECORD:
-                runtime.engine.scores.set(Subject("account", acc.id), "bot", self.model.probability(acc, now))
+                runtime.engine.scores.set(Subject("account", acc.id), "bot", self.model.probability(acc, now, state))
 
     def explain(self, acc: Account, now_ms: int) -> dict[str, Any]:
-        p, contributions = self.model.score(acc, now_ms)
-        return {"bot": {"score": float(p), "top_features": [[name, float(v)] for name, v in contributions]}}
+        """Top feature contributions per model, ``{"bot": [[feature, log-odds contribution], ...]}`` (the
+        probability itself is the account's ``bot`` score)."""
+        _p, contributions = self.model.score(acc, now_ms, self.state)
+        return {"bot": [[name, float(v)] for name, v in contributions]}

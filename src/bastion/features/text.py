@@ -59,6 +59,7 @@ _CONFUSABLES = {
     "ł": "l", "đ": "d", "ħ": "h", "æ": "ae", "œ": "oe", "þ": "th",
 }
 
+_INVISIBLE_TABLE = {ord(c): None for c in _INVISIBLE}
 _TRANSLATE = {ord(c): None for c in _INVISIBLE} | {ord(k): v for k, v in _CONFUSABLES.items()}
 
 # Leetspeak inside words. "!" and "|" only count between letters, so punctuation survives.
@@ -84,7 +85,7 @@ def strip_invisible(text: str) -> str:
     >>> strip_invisible("i\u200bd\u200ci\u2060ot\ufeff")
     'idiot'
     """
-    return text.translate({ord(c): None for c in _INVISIBLE})
+    return text.translate(_INVISIBLE_TABLE)
 
 
 def fold_confusables(text: str) -> str:

@@ -52,6 +52,8 @@ MODEL_FEATURES: dict[str, tuple[str, str]] = {
     "score.abuse": ("float", "probability the event text is abusive/offensive (text model)"),
     "score.spam": ("float", "probability the event text is spam (text model)"),
     "score.hate": ("float", "probability the event text is hate speech (text model)"),
+    "score.abuse_context": ("float", "probability a reply/mention/message is an unwanted abusive interaction "
+                                     "(text + relationship + behaviour; 0 for other events)"),
     "score.bot": ("float", "probability the actor is a bot (account model)"),
     "link.score": ("float", "score of the best repeat-offender link of the actor"),
     "link.parent": ("str", "the suspended account the actor is best linked to ('' when none)"),

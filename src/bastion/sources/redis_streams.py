@@ -169,6 +169,7 @@ class StreamSource:
         for s in self.streams.values():
             ensure_group(self.r, s)
         self.dry: set[int] = set()
+        self.produced_seq = 0
         self.reset()   # re-read our pending entries first (after a crash or a reconnect)
 
     def reset(self) -> None:
@@ -176,10 +177,13 @@ class StreamSource:
         self.cursor = {s: "0" for s in self.streams.values()}
 
     def produced_ts(self) -> tuple[int, bool]:
+        """The event time produced up to and whether the stream ended (:attr:`produced_seq`: its sequence)."""
         pipe = self.r.pipeline(transaction=False)
         pipe.get(f"{self.prefix}produced_ts")
         pipe.get(f"{self.prefix}ended")
-        ts, ended = pipe.execute()
+        pipe.get(f"{self.prefix}produced_seq")
+        ts, ended, seq = pipe.execute()
+        self.produced_seq = int(seq or 0)
         return int(ts or 0), bool(ended)
 
     def fetch(self, count: int, block_ms: int) -> list[Message]:

@@ -2,8 +2,14 @@
 
 Model (see docs/deploy.md, "what is shared"):
 
-* **Reads** go to Redis and are memoised for the current *batch*; the memo is dropped at every checkpoint, so
-  a worker sees the other workers' committed writes at its next batch.
+* **Reads** are served from a local *mirror* kept across batches (entities, edges, identifiers, labels, reports,
+  key-values and counters' sorted sets): loaded from Redis the first time, updated by the worker's own writes,
+  and kept coherent by a *change log* - every commit appends the keys it wrote to the stream ``chg`` in the same
+  transaction, and :meth:`RedisState.begin_batch` drops the keys other workers changed before each batch. A
+  worker therefore sees every write committed before its batch began, as with per-batch reads, at one round
+  trip per batch instead of one per read. Counter keys absent from ``ctr`` are known to be empty (no read).
+  After a failure the whole mirror is dropped (:meth:`RedisState.drop_cache`); it is bounded (``cache_limit``
+  entries) and cleared when full.
 * **Writes** are buffered and applied at :meth:`RedisState.checkpoint` in *one* ``MULTI``/``EXEC``
   transaction together with the event ids of the batch, the source acknowledgements and the emitted actions
   (the worker passes those in ``also``) - an event's effects and its seen-id are applied atomically, which is
@@ -14,7 +20,7 @@ Model (see docs/deploy.md, "what is shared"):
   written only when they changed (last writer wins, and in practice only the owning partition writes them).
 * Counters are sorted sets scored by event time: one member per event id for ``count`` (so re-adding a
   redelivered event is a no-op) and one member per distinct member with its latest time (``ZADD GT``) for
-  ``distinct``. Adds are pipelined and sent with the next read; being idempotent they need no transaction.
+  ``distinct``. The batch's adds are one ``ZADD`` per key in the commit transaction (idempotent as well).
   Unlike the in-memory store, counts stay exact at any rate (no coarse buckets).
 
 Keys all start with ``prefix`` so several deployments (or test runs) share one Redis. For Redis Cluster the
@@ -24,6 +30,8 @@ prefix can carry a hash tag; the per-entity keys spread over slots on their own.
 from __future__ import annotations
 
 import json
+import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -34,8 +42,11 @@ from bastion.state.model import Account, Label, Post, Report
 
 _enc = msgspec.msgpack.Encoder()
 _label_dec = msgspec.msgpack.Decoder(Label)
+_keys_enc = msgspec.msgpack.Encoder()
+_keys_dec = msgspec.msgpack.Decoder(list[str])
 _report_dec = msgspec.msgpack.Decoder(Report)
 DEFAULT_WINDOW_MS = DAY_MS
+INF = 1 << 62
 
 # fields that events of *other* actors increment (written as deltas)
 _COUNTER_FIELDS = {
@@ -77,6 +88,11 @@ def _decode_fields(cls: type, raw: dict[bytes, bytes]) -> Any:
     return cls(**kwargs)
 
 
+def _sid(raw: bytes) -> tuple[int, int]:
+    ms, _, seq = raw.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
 class _EntityStore:
     """Accounts or posts: memoised reads, field-level write-back at checkpoint."""
 
@@ -85,10 +101,22 @@ class _EntityStore:
     def __init__(self, state: RedisState, kind: str) -> None:
         self.s = state
         self.kind = kind
-        self.data: dict[str, Any] = {}            # memo for this batch (None = known absent)
-        self.snap: dict[str, dict[str, bytes]] = {}  # encoded fields as read
+        self.data: dict[str, Any] = {}            # mirror (None = known absent), kept across batches
+        self.snap: dict[str, dict[str, bytes]] = {}  # encoded fields as stored (read or committed by us)
         self.dirty: set[str] = set()
         self.live: dict[str, Any] = {}                # id -> the one object handed out for it
+
+    def forget(self, id_: str) -> None:
+        self.data.pop(id_, None)
+        self.snap.pop(id_, None)
+
+    def size(self) -> int:
+        return len(self.data)
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.snap.clear()
+        self.live.clear()
 
     def key(self, id_: str) -> str:
         return f"{self.s.prefix}{self.kind}:{id_}"
@@ -115,8 +143,6 @@ class _EntityStore:
                 setattr(live, name, getattr(obj, name))
             obj = live
         else:
-            if len(self.live) >= 20_000:
-                self.live.clear()
             self.live[id_] = obj
         self.data[id_] = obj
         self.snap[id_] = _encode_fields(obj)
@@ -134,7 +160,11 @@ class _EntityStore:
         self.dirty.add(obj.id)
 
     def write(self, pipe: Any) -> None:
+        """Per changed entity one ``hupdate`` script call: counter fields as deltas, the others when changed;
+        then one ``ZADD`` of the entity index."""
         counters = _COUNTER_FIELDS[self.cls]
+        update = self.s.script("hupdate")
+        index: dict[str, int] = {}
         for id_ in self.dirty:
             obj = self.data.get(id_)
             if obj is None:
@@ -142,26 +172,33 @@ class _EntityStore:
             key = self.key(id_)
             old = self.snap.get(id_, {})
             new = _encode_fields(obj)
-            sets: dict[str, bytes] = {}
+            incr: list[Any] = []
+            sets: list[Any] = []
             for name, value in new.items():
                 before = old.get(name)
                 if name in counters:
                     delta = int(value) - (int(before) if before is not None else 0)
                     if delta or before is None:
-                        pipe.hincrby(key, name, delta)
+                        incr += (name, delta)
                 elif value != before:
-                    sets[name] = value
-            if sets:
-                pipe.hset(key, mapping=sets)  # type: ignore[arg-type]
-            self._written(pipe, obj)
+                    sets += (name, value)
+            if incr:
+                update(keys=[key], args=[len(incr) // 2, *incr, *sets], client=pipe)
+            elif sets:
+                pipe.hset(key, items=sets)
+            self.snap[id_] = new
+            self.s.note(f"{self.kind}:{id_}")
+            index[obj.id] = self._index_ts(obj)
+        if index:
+            pipe.zadd(f"{self.s.prefix}{self.index_name}", index)   # type: ignore[arg-type]
         self.dirty.clear()
 
-    def _written(self, pipe: Any, obj: Any) -> None:
-        return None
+    index_name = ""
+
+    def _index_ts(self, obj: Any) -> int:
+        raise NotImplementedError
 
     def reset(self) -> None:
-        self.data.clear()
-        self.snap.clear()
         self.dirty.clear()
 
 
@@ -176,8 +213,10 @@ class RedisAccounts(_EntityStore):
             self.dirty.add(account_id)
         return acc
 
-    def _written(self, pipe: Any, obj: Any) -> None:
-        pipe.zadd(f"{self.s.prefix}accounts", {obj.id: obj.last_seen_ms})
+    index_name = "accounts"
+
+    def _index_ts(self, obj: Any) -> int:
+        return int(obj.last_seen_ms)
 
     def __len__(self) -> int:
         return int(self.s.r.zcard(f"{self.s.prefix}accounts"))
@@ -192,19 +231,21 @@ class RedisAccounts(_EntityStore):
 class RedisPosts(_EntityStore):
     cls = Post
 
-    def _written(self, pipe: Any, obj: Any) -> None:
-        pipe.zadd(f"{self.s.prefix}posts", {obj.id: obj.ts})
+    index_name = "posts"
+
+    def _index_ts(self, obj: Any) -> int:
+        return int(obj.ts)
 
     def __len__(self) -> int:
         return int(self.s.r.zcard(f"{self.s.prefix}posts"))
 
 
 class RedisGraph:
-    """Edges as sets ``g:KIND:out:SRC`` and ``g:KIND:in:DST``."""
+    """Edges as sets ``g:KIND:out:SRC`` and ``g:KIND:in:DST`` (mirrored: loaded once, kept up to date)."""
 
     def __init__(self, state: RedisState) -> None:
         self.s = state
-        self.sets: dict[tuple[str, str, str], set[str]] = {}  # (kind, out|in, id) -> members (memo)
+        self.sets: dict[tuple[str, str, str], set[str]] = {}  # (kind, out|in, id) -> members (mirror)
         self.changes: list[tuple[str, str, str, bool]] = []
 
     def _set(self, kind: str, way: str, id_: str) -> set[str]:
@@ -220,6 +261,16 @@ class RedisGraph:
                     else:
                         got.discard(other)
         return got
+
+    def forget(self, rest: str) -> None:
+        kind, way, id_ = rest.split(":", 2)
+        self.sets.pop((kind, way, id_), None)
+
+    def size(self) -> int:
+        return len(self.sets)
+
+    def clear(self) -> None:
+        self.sets.clear()
 
     def has(self, kind: str, src: str, dst: str) -> bool:
         return dst in self._set(kind, "out", src)
@@ -251,59 +302,100 @@ class RedisGraph:
         return self._set(kind, "in", dst)
 
     def write(self, pipe: Any) -> None:
-        p = self.s.prefix
+        """The net change of each (set, member), grouped into one ``SADD``/``SREM`` per set."""
+        net: dict[tuple[str, str], bool] = {}
         for kind, src, dst, added in self.changes:
-            op = pipe.sadd if added else pipe.srem
-            op(f"{p}g:{kind}:out:{src}", dst)
-            op(f"{p}g:{kind}:in:{dst}", src)
+            net[(f"g:{kind}:out:{src}", dst)] = added
+            net[(f"g:{kind}:in:{dst}", src)] = added
+        ops: dict[tuple[str, bool], list[str]] = {}
+        for (key, member), added in net.items():
+            ops.setdefault((key, added), []).append(member)
+        p = self.s.prefix
+        for (key, added), members in ops.items():
+            (pipe.sadd if added else pipe.srem)(f"{p}{key}", *members)
+            self.s.note(key)
         self.changes.clear()
 
     def reset(self) -> None:
-        self.sets.clear()
         self.changes.clear()
 
 
 class RedisIdentifiers:
     """``id:KIND:VALUE`` hash account -> last ts (at most ``cap`` accounts) and ``idn:KIND:VALUE`` the exact
-    count. An (identifier, account) pair is only ever added by the account's own partition, so the
-    membership this worker learned stays true (kept across batches, bounded)."""
+    count, mirrored per identifier with the memory backend's rules applied to the local copy."""
 
     def __init__(self, state: RedisState, cap: int) -> None:
         self.s = state
         self.cap = cap
-        self.known: dict[tuple[str, str, str], None] = {}
+        self.mirror: dict[tuple[str, str], tuple[dict[str, int], list[int]]] = {}
         self.pending: list[tuple[str, str, str, int, bool]] = []
 
+    def _load(self, kind: str, value: str) -> tuple[dict[str, int], list[int]]:
+        k = (kind, value)
+        got = self.mirror.get(k)
+        if got is None:
+            p = self.s.prefix
+            pipe = self.s.r.pipeline(transaction=False)
+            pipe.hgetall(f"{p}id:{kind}:{value}")
+            pipe.get(f"{p}idn:{kind}:{value}")
+            raw, n = pipe.execute()
+            members = {a.decode(): int(t) for a, t in raw.items()}
+            count = [int(n or 0)]
+            for pk, pv, acc, ts, new in self.pending:   # uncommitted adds of this batch
+                if pk == kind and pv == value:
+                    if new:
+                        count[0] += 1
+                    if acc in members or len(members) < self.cap:
+                        members[acc] = ts
+            got = self.mirror[k] = (members, count)
+        return got
+
+    def forget(self, rest: str) -> None:
+        kind, value = rest.split(":", 1)
+        self.mirror.pop((kind, value), None)
+
+    def size(self) -> int:
+        return len(self.mirror)
+
+    def clear(self) -> None:
+        self.mirror.clear()
+
     def add(self, kind: str, value: str, account_id: str, ts: int) -> bool:
-        k = (kind, value, account_id)
-        if k in self.known:
-            self.pending.append((kind, value, account_id, ts, False))
-            return False
-        p = self.s.prefix
-        new = not self.s.r.hexists(f"{p}id:{kind}:{value}", account_id)
-        if len(self.known) > 50_000:
-            self.known.clear()
-        self.known[k] = None
+        members, count = self._load(kind, value)
+        new = account_id not in members
+        if new:
+            count[0] += 1
+        if not new or len(members) < self.cap:
+            members[account_id] = ts
         self.pending.append((kind, value, account_id, ts, new))
         return new
 
     def accounts(self, kind: str, value: str) -> list[str]:
-        stored = [m.decode() for m in self.s.r.hkeys(f"{self.s.prefix}id:{kind}:{value}")]
-        extra = [a for k, v, a, _t, new in self.pending if new and k == kind and v == value and a not in stored]
-        return stored + extra
+        return list(self._load(kind, value)[0])
 
     def count(self, kind: str, value: str) -> int:
-        n = int(self.s.r.get(f"{self.s.prefix}idn:{kind}:{value}") or 0)
-        return n + sum(1 for k, v, _a, _t, new in self.pending if new and k == kind and v == value)
+        return self._load(kind, value)[1][0]
 
     def write(self, pipe: Any) -> None:
+        """Per identifier: one script call with its accounts in order, one ``INCRBY``; one ``ZADD`` for all."""
         p = self.s.prefix
+        groups: dict[tuple[str, str], tuple[list[Any], list[int]]] = {}
         for kind, value, account, ts, new in self.pending:
-            key = f"{p}id:{kind}:{value}"
-            if new:
-                pipe.incr(f"{p}idn:{kind}:{value}")
-            self.s.script("capped_hset")(keys=[key], args=[account, ts, self.cap], client=pipe)
-            pipe.zadd(f"{p}ids", {f"{kind}:{value}": ts}, gt=True)
+            g = groups.get((kind, value))
+            if g is None:
+                g = groups[(kind, value)] = ([], [0, 0])
+            g[0].extend((account, ts))
+            g[1][0] += new
+            g[1][1] = max(g[1][1], ts)
+        latest: dict[str, int] = {}
+        for (kind, value), (args, (n_new, ts)) in groups.items():
+            if n_new:
+                pipe.incrby(f"{p}idn:{kind}:{value}", n_new)
+            self.s.script("capped_hset")(keys=[f"{p}id:{kind}:{value}"], args=[self.cap, *args], client=pipe)
+            latest[f"{kind}:{value}"] = ts
+            self.s.note(f"id:{kind}:{value}")
+        if latest:
+            pipe.zadd(f"{p}ids", latest, gt=True)   # type: ignore[arg-type]
         self.pending.clear()
 
     def reset(self) -> None:
@@ -313,20 +405,38 @@ class RedisIdentifiers:
 class RedisReports:
     def __init__(self, state: RedisState) -> None:
         self.s = state
+        self.mirror: dict[tuple[str, str], list[Report]] = {}
         self.pending: list[Report] = []
 
     def add(self, report: Report) -> None:
         self.pending.append(report)
+        got = self.mirror.get((report.subject_kind, report.subject_id))
+        if got is not None:
+            got.append(report)
 
     def for_subject(self, kind: str, subject_id: str) -> list[Report]:
-        raw = self.s.r.lrange(f"{self.s.prefix}rep:{kind}:{subject_id}", 0, -1)
-        out = [_report_dec.decode(b) for b in raw]
-        out.extend(r for r in self.pending if r.subject_kind == kind and r.subject_id == subject_id)
-        return out
+        got = self.mirror.get((kind, subject_id))
+        if got is None:
+            raw = self.s.r.lrange(f"{self.s.prefix}rep:{kind}:{subject_id}", 0, -1)
+            got = [_report_dec.decode(b) for b in raw]
+            got.extend(r for r in self.pending if r.subject_kind == kind and r.subject_id == subject_id)
+            self.mirror[(kind, subject_id)] = got
+        return list(got)
+
+    def forget(self, rest: str) -> None:
+        kind, id_ = rest.split(":", 1)
+        self.mirror.pop((kind, id_), None)
+
+    def size(self) -> int:
+        return len(self.mirror)
+
+    def clear(self) -> None:
+        self.mirror.clear()
 
     def write(self, pipe: Any) -> None:
         for r in self.pending:
             pipe.rpush(f"{self.s.prefix}rep:{r.subject_kind}:{r.subject_id}", _enc.encode(r))
+            self.s.note(f"rep:{r.subject_kind}:{r.subject_id}")
         self.pending.clear()
 
     def reset(self) -> None:
@@ -345,7 +455,23 @@ class RedisLabels:
         if got is None:
             raw = self.s.r.hgetall(f"{self.s.prefix}lab:{kind}:{id_}")
             got = self.data[key] = {k.decode(): _label_dec.decode(v) for k, v in raw.items()}
+            for ck, name, lb in self.changes:   # uncommitted changes of this batch
+                if ck == key:
+                    if lb is None:
+                        got.pop(name, None)
+                    else:
+                        got[name] = lb
         return got
+
+    def forget(self, rest: str) -> None:
+        kind, id_ = rest.split(":", 1)
+        self.data.pop((kind, id_), None)
+
+    def size(self) -> int:
+        return len(self.data)
+
+    def clear(self) -> None:
+        self.data.clear()
 
     def add(self, label: Label) -> bool:
         labels = self._load(label.subject_kind, label.subject_id)
@@ -377,10 +503,10 @@ class RedisLabels:
                 pipe.hdel(f"{p}lab:{kind}:{id_}", name)
             else:
                 pipe.hset(f"{p}lab:{kind}:{id_}", name, _enc.encode(lb))
+            self.s.note(f"lab:{kind}:{id_}")
         self.changes.clear()
 
     def reset(self) -> None:
-        self.data.clear()
         self.changes.clear()
 
 
@@ -396,8 +522,11 @@ class RedisSeen:
         todo = [i for i in ids if i not in self.known]
         if todo:
             scores = self.s.r.zmscore(f"{self.s.prefix}seen", todo)
-            for i, sc in zip(todo, scores, strict=True):
-                self.known[i] = sc is not None
+            self.learn(todo, scores)
+
+    def learn(self, ids: list[str], scores: list[Any]) -> None:
+        for i, sc in zip(ids, scores, strict=True):
+            self.known[i] = sc is not None
 
     def check_and_add(self, event_id: str, ts: int) -> bool:
         seen = self.known.get(event_id)
@@ -420,13 +549,63 @@ class RedisSeen:
         self.new.clear()
 
 
+class _Series:
+    """The local copy of one counter's sorted set: members with their times, times kept sorted."""
+
+    __slots__ = ("mem", "members", "ts", "val")
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.mem: list[str] = []
+        self.val: list[float] = []
+        self.members: dict[str, int] = {}
+
+    def put(self, member: str, ts: int, gt: bool) -> int:
+        """ZADD (``gt``: ZADD GT); returns the change in size."""
+        old = self.members.get(member)
+        if old is not None:
+            if old == ts or (gt and ts < old):
+                return 0
+            i = bisect_left(self.ts, old)
+            while self.mem[i] != member:
+                i += 1
+            del self.ts[i], self.mem[i], self.val[i]
+        self.members[member] = ts
+        i = bisect_right(self.ts, ts)
+        self.ts.insert(i, ts)
+        self.mem.insert(i, member)
+        _, sep, v = member.partition("\x1f")
+        self.val.insert(i, float(v) if sep else 1.0)
+        return 0 if old is not None else 1
+
+    def trim(self, upto: int) -> int:
+        """ZREMRANGEBYSCORE -inf upto."""
+        n = bisect_right(self.ts, upto)
+        if n:
+            for m in self.mem[:n]:
+                del self.members[m]
+            del self.ts[:n], self.mem[:n], self.val[:n]
+        return n
+
+    def span(self, window_ms: int, now_ms: int) -> tuple[int, int]:
+        return bisect_right(self.ts, now_ms - window_ms), bisect_right(self.ts, now_ms)
+
+
 class RedisCounters:
-    """Exact sliding-window counters on sorted sets (see the module doc). ``add`` is idempotent per event."""
+    """Exact sliding-window counters on sorted sets (see the module doc). ``add`` is idempotent per event.
+
+    Reads are served from a local mirror of each sorted set (loaded with one ``ZRANGE`` the first time, then
+    kept current by this worker's own adds and invalidated by the other workers' change log), so a read costs
+    no round trip; the adds go to Redis in the batch's commit."""
 
     def __init__(self, state: RedisState) -> None:
         self.s = state
         self.max_window: dict[str, int] = {}
-        self.pending: list[tuple[str, ...]] = []
+        self.pending: list[tuple[str, str, int]] = []   # (zkey, member, ts) with trims as ("", zkey, upto)
+        self.mirror: dict[str, _Series] = {}
+        self.members = 0
+        self._trimmed: set[str] = set()
+        self.exists: set[str] | None = None   # every counter key in Redis (``ctr``): others are known empty
 
     def configure(self, name: str, window_ms: int) -> None:
         if window_ms > self.max_window.get(name, 0):
@@ -435,64 +614,115 @@ class RedisCounters:
     def _horizon(self, name: str) -> int:
         return self.max_window.get(name) or DEFAULT_WINDOW_MS
 
+    def _series(self, zkey: str) -> _Series:
+        got = self.mirror.get(zkey)
+        if got is None:
+            got = _Series()
+            if self.exists is None:
+                n = len(self.s.prefix)
+                self.exists = {k[n:].decode() for k in self.s.r.zrange(f"{self.s.prefix}ctr", 0, -1)}
+            if zkey in self.exists:
+                for m, sc in self.s.r.zrange(f"{self.s.prefix}{zkey}", 0, -1, withscores=True):
+                    got.put(m.decode(), int(sc), False)
+            for pk, member, ts in self.pending:   # uncommitted adds of this batch (after an invalidation)
+                if pk == zkey:
+                    got.put(member, ts, zkey[0] == "d")
+                elif not pk and member == zkey:
+                    got.trim(ts)
+            self.members += len(got.ts)
+            self.mirror[zkey] = got
+        return got
+
+    def _add(self, zkey: str, name: str, member: str, ts: int, gt: bool) -> None:
+        series = self._series(zkey)
+        self.members += series.put(member, ts, gt)
+        self.pending.append((zkey, member, ts))
+        if zkey not in self._trimmed:
+            self._trimmed.add(zkey)
+            upto = ts - self._horizon(name)
+            self.members -= series.trim(upto)
+            self.pending.append(("", zkey, upto))
+
     def add(self, name: str, key: str, ts: int, event_id: str, member: str | None = None) -> None:
-        self.pending.append(("c", name, key, str(ts), event_id))
+        self._add(f"c:{name}:{key}", name, event_id, ts, False)
         if member is not None:
-            self.pending.append(("d", name, key, str(ts), member))
+            self._add(f"d:{name}:{key}", name, member, ts, True)
 
     def add_value(self, name: str, key: str, ts: int, event_id: str, value: float) -> None:
-        self.pending.append(("c", name, key, str(ts), f"{event_id}\x1f{float(value)!r}"))
+        self._add(f"c:{name}:{key}", name, f"{event_id}\x1f{float(value)!r}", ts, False)
 
     def flush(self, pipe: Any) -> None:
+        """The batch's adds as one ``ZADD`` per key, then each key's trim (applied to the mirror too)."""
         p = self.s.prefix
-        trimmed: set[str] = set()
-        for kind, name, key, ts, member in self.pending:
-            zkey = f"{p}{kind}:{name}:{key}"
-            if kind == "d":
-                pipe.zadd(zkey, {member: int(ts)}, gt=True)
-            else:
-                pipe.zadd(zkey, {member: int(ts)})
-            if zkey not in trimmed:
-                trimmed.add(zkey)
-                pipe.zremrangebyscore(zkey, "-inf", int(ts) - self._horizon(name))
-                pipe.zadd(f"{p}ctr", {zkey: int(ts)}, gt=True)
+        note = self.s.note
+        adds: dict[str, dict[str, int]] = {}
+        trims: dict[str, int] = {}
+        for zkey, member, ts in self.pending:
+            if not zkey:
+                trims[member] = ts
+                continue
+            got = adds.get(zkey)
+            if got is None:
+                got = adds[zkey] = {}
+            if zkey[0] != "d" or ts > got.get(member, -INF):
+                got[member] = ts
+        for zkey, mapping in adds.items():
+            pipe.zadd(f"{p}{zkey}", mapping, gt=zkey[0] == "d")   # type: ignore[arg-type]
+        latest: dict[str, int] = {}
+        for zkey, upto in trims.items():
+            pipe.zremrangebyscore(f"{p}{zkey}", "-inf", upto)
+            series = self.mirror.get(zkey)
+            if series is not None:
+                self.members -= series.trim(upto)
+            latest[f"{p}{zkey}"] = upto + self._horizon(zkey.split(":", 2)[1])
+            note(zkey)
+            if self.exists is not None:
+                self.exists.add(zkey)
+        if latest:
+            pipe.zadd(f"{p}ctr", latest, gt=True)   # type: ignore[arg-type]
         self.pending.clear()
+        self._trimmed.clear()
 
-    def _read(self, cmd: Callable[[Any], Any]) -> Any:
-        pipe = self.s.r.pipeline(transaction=False)
-        n = len(pipe)
-        self.flush(pipe)
-        n = len(pipe) - n
-        cmd(pipe)
-        return pipe.execute()[n]
+    def forget(self, zkey: str) -> None:
+        got = self.mirror.pop(zkey, None)
+        if got is not None:
+            self.members -= len(got.ts)
+        if self.exists is not None:
+            self.exists.add(zkey)
+
+    def size(self) -> int:
+        return self.members + len(self.mirror) + len(self.exists or ())
+
+    def clear(self) -> None:
+        self.mirror.clear()
+        self.members = 0
+        self.exists = None
+
+    def reset(self) -> None:
+        self.pending.clear()
+        self._trimmed.clear()
 
     def count(self, name: str, key: str, window_ms: int, now_ms: int) -> int:
         self.configure(name, window_ms)
-        zkey = f"{self.s.prefix}c:{name}:{key}"
-        return int(self._read(lambda p: p.zcount(zkey, f"({now_ms - window_ms}", now_ms)))
+        lo, hi = self._series(f"c:{name}:{key}").span(window_ms, now_ms)
+        return hi - lo
 
     def distinct(self, name: str, key: str, window_ms: int, now_ms: int) -> int:
         self.configure(name, window_ms)
-        zkey = f"{self.s.prefix}d:{name}:{key}"
-        return int(self._read(lambda p: p.zcount(zkey, f"({now_ms - window_ms}", now_ms)))
+        lo, hi = self._series(f"d:{name}:{key}").span(window_ms, now_ms)
+        return hi - lo
 
     def sum(self, name: str, key: str, window_ms: int, now_ms: int) -> float:
         self.configure(name, window_ms)
-        zkey = f"{self.s.prefix}c:{name}:{key}"
-        members = self._read(lambda p: p.zrangebyscore(zkey, f"({now_ms - window_ms}", now_ms))
-        total = 0.0
-        for m in members:
-            _, sep, val = m.partition(b"\x1f")
-            total += float(val) if sep else 1.0
-        return total
+        series = self._series(f"c:{name}:{key}")
+        lo, hi = series.span(window_ms, now_ms)
+        return float(sum(series.val[lo:hi]))
 
     def has_member(self, name: str, key: str, member: str, window_ms: int, now_ms: int) -> bool | None:
-        zkey = f"{self.s.prefix}d:{name}:{key}"
-        t = self._read(lambda p: p.zscore(zkey, member))
+        t = self._series(f"d:{name}:{key}").members.get(member)
         return t is not None and now_ms - window_ms < t <= now_ms
 
     def evict(self, now_ms: int) -> int:
-        self.s.flush_counters()
         p = self.s.prefix
         dropped = 0
         stale = self.s.r.zrangebyscore(f"{p}ctr", "-inf", now_ms - max([DEFAULT_WINDOW_MS, *self.max_window.values()]))
@@ -526,21 +756,47 @@ class RedisKV:
         out.update({k: v for (ns, k), v in self.dirty.items() if ns == namespace})
         return list(out.items())
 
+    def forget(self, rest: str) -> None:
+        ns, _, key = rest.partition("\x1f")
+        self.memo.pop((ns, key), None)
+
+    def size(self) -> int:
+        return len(self.memo)
+
+    def clear(self) -> None:
+        self.memo.clear()
+
     def write(self, pipe: Any) -> None:
+        by_ns: dict[str, dict[str, bytes]] = {}
         for (ns, k), v in self.dirty.items():
-            pipe.hset(f"{self.s.prefix}kv:{ns}", k, v)
+            by_ns.setdefault(ns, {})[k] = v
+            self.s.note(f"kv:{ns}\x1f{k}")
+        for ns, mapping in by_ns.items():
+            pipe.hset(f"{self.s.prefix}kv:{ns}", mapping=mapping)   # type: ignore[arg-type]
         self.dirty.clear()
 
     def reset(self) -> None:
-        self.memo.clear()
         self.dirty.clear()
 
 
 _SCRIPTS = {
-    # add or refresh one account of an identifier, keeping at most ARGV[3] accounts
+    # one entity hash: ARGV[1] = n counter fields, then n (field, delta) pairs, then (field, value) pairs
+    "hupdate": """
+local n = tonumber(ARGV[1])
+for i = 2, 2 * n, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if #ARGV > 2 * n + 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2 * n + 2))
+end
+return 0""",
+    # add or refresh accounts of an identifier (ARGV[2..]: account, ts, ...), keeping at most ARGV[1] accounts
     "capped_hset": """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HLEN', KEYS[1]) < tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local cap = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 or redis.call('HLEN', KEYS[1]) < cap then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
 return 0""",
 }
@@ -550,7 +806,7 @@ class RedisState:
     """All stores in one Redis under ``prefix``; :meth:`checkpoint` is the one atomic write of a batch."""
 
     def __init__(self, client: Any, prefix: str = "bastion:", retention: Retention | None = None,
-                 worker: str = "main") -> None:
+                 worker: str = "main", cache_limit: int = 400_000) -> None:
         self.r = client
         self.prefix = prefix
         self.worker = worker
@@ -565,6 +821,13 @@ class RedisState:
         self.seen = RedisSeen(self)
         self.counters = RedisCounters(self)
         self.kv = RedisKV(self)
+        self.cache_limit = cache_limit
+        self.changes_key = f"{prefix}chg"
+        self.change_log_ms = 60_000
+        self._chg_cursor: str | None = None
+        self._written: set[str] = set()
+        self._evicted = False
+        self._scripts_ok = False
 
     @classmethod
     def from_url(cls, url: str, prefix: str | None = None, retention: Retention | None = None,
@@ -588,38 +851,129 @@ class RedisState:
             s = self._scripts[name] = self.r.register_script(_SCRIPTS[name])
         return s
 
-    def flush_counters(self) -> None:
-        if self.counters.pending:
-            pipe = self.r.pipeline(transaction=False)
-            self.counters.flush(pipe)
-            pipe.execute()
+    def note(self, key: str) -> None:
+        """A key (without the prefix) this batch writes: published in the change log at the commit."""
+        self._written.add(key)
 
     def _stores(self) -> tuple[Any, ...]:
         return (self.accounts, self.posts, self.graph, self.identifiers, self.reports, self.labels, self.kv)
 
+    def _mirrors(self) -> tuple[Any, ...]:
+        return (*self._stores(), self.counters)
+
+    def _invalidate(self, key: str) -> None:
+        kind, _, rest = key.partition(":")
+        if kind == "acc":
+            self.accounts.forget(rest)
+        elif kind == "post":
+            self.posts.forget(rest)
+        elif kind in ("c", "d"):
+            self.counters.forget(key)
+        elif kind == "g":
+            self.graph.forget(rest)
+        elif kind == "id":
+            self.identifiers.forget(rest)
+        elif kind == "lab":
+            self.labels.forget(rest)
+        elif kind == "rep":
+            self.reports.forget(rest)
+        elif kind == "kv":
+            self.kv.forget(rest)
+        elif key == "*":
+            self.drop_cache(keep_cursor=True)
+
+    def drop_cache(self, keep_cursor: bool = False) -> None:
+        """Forget the local mirror (after a failure: it may hold an uncommitted batch; or when told to)."""
+        for store in self._mirrors():
+            store.clear()
+        if not keep_cursor:
+            self._chg_cursor = None
+            self._scripts_ok = False
+        self.refresh()
+
+    def begin_batch(self, event_ids: list[str], actors: list[str]) -> None:
+        """Bring the mirror up to date before a batch, in one round trip: apply the other workers' change
+        log since the last batch (drop what they changed), learn which of the batch's event ids are seen,
+        and load the accounts of its actors that are not mirrored."""
+        p = self.prefix
+        pipe = self.r.pipeline(transaction=False)
+        cursor = self._chg_cursor
+        if cursor is None:
+            pipe.xrevrange(self.changes_key, count=1)
+        else:
+            pipe.xrange(self.changes_key, min=f"({cursor}")
+            pipe.xrange(self.changes_key, count=1)
+        ids = [i for i in event_ids if i not in self.seen.known]
+        if ids:
+            pipe.zmscore(f"{p}seen", ids)
+        got = pipe.execute()
+        if cursor is None:
+            for store in self._mirrors():
+                store.clear()
+            self._chg_cursor = got[0][0][0].decode() if got[0] else "0-0"
+            rest = got[1:]
+        else:
+            entries, first = got[0], got[1]
+            if first and _sid(first[0][0]) > _sid(cursor.encode()):   # trimmed past our cursor: start over
+                for store in self._mirrors():
+                    store.clear()
+            else:
+                me = self.worker.encode()
+                for _eid, fields in entries:
+                    if fields.get(b"w") != me:
+                        for key in _keys_dec.decode(fields[b"k"]):
+                            self._invalidate(key)
+            if entries:
+                self._chg_cursor = entries[-1][0].decode()
+            rest = got[2:]
+        if ids:
+            self.seen.learn(ids, rest[0])
+        self.accounts.prefetch(actors)
+        self._trim_mirror()
+
+    def _trim_mirror(self) -> None:
+        if sum(store.size() for store in self._mirrors()) > self.cache_limit:
+            for store in self._mirrors():
+                store.clear()
+
+    def flush_counters(self) -> None:
+        return None   # counter adds are written in the checkpoint transaction
+
     def checkpoint(self, position: dict[str, Any], also: Callable[[Any], None] | None = None) -> None:
         """Write every change since the last checkpoint, the event ids and ``position`` in one transaction
-        (``also`` adds the caller's commands - source acks, emitted actions - to the same transaction)."""
-        self.flush_counters()
-        # scripts must be known to the server before EXEC (NOSCRIPT inside MULTI cannot be retried)
-        for s in self._scripts.values():
-            if not self.r.script_exists(s.sha)[0]:
-                self.r.script_load(s.script)
+        (``also`` adds the caller's commands - source acks, emitted actions - to the same transaction), and
+        the keys it changed to the change log the other workers invalidate their mirrors from."""
+        if self._scripts and not self._scripts_ok:
+            # scripts must be known to the server before EXEC (NOSCRIPT inside MULTI cannot be retried)
+            for s in self._scripts.values():
+                if not self.r.script_exists(s.sha)[0]:
+                    self.r.script_load(s.script)
+            self._scripts_ok = True
         pipe = self.r.pipeline(transaction=True)
+        self.counters.flush(pipe)
         for store in self._stores():
             store.write(pipe)
         self.seen.write(pipe)
         pipe.hset(f"{self.prefix}position", self.worker, json.dumps(position))
+        if self._evicted:
+            self._written.add("*")
+        if self._written:
+            pipe.xadd(self.changes_key, {"w": self.worker, "k": _keys_enc.encode(sorted(self._written))},
+                      minid=str(int(time.time() * 1000) - self.change_log_ms), approximate=True)
         if also is not None:
             also(pipe)
         pipe.execute()
+        self._written.clear()
         self.refresh()
+        if self._evicted:
+            self._evicted = False
+            self.drop_cache(keep_cursor=True)
 
     def refresh(self) -> None:
-        """Forget this batch's memo (after a commit, or to drop an uncommitted batch after a failure)."""
-        for store in (*self._stores(), self.seen):
+        """Forget this batch's pending writes (committed, or dropped after a failure)."""
+        for store in (*self._stores(), self.seen, self.counters):
             store.reset()
-        self.counters.pending.clear()
+        self._written.clear()
 
     def resume_position(self) -> dict[str, Any] | None:
         raw = self.r.hget(f"{self.prefix}position", self.worker)
@@ -665,10 +1019,7 @@ class RedisState:
             pipe.execute()
         dropped["identifiers"] = len(stale)
         dropped["counter_buckets"] = self.counters.evict(now_ms)
-        for store in (self.accounts, self.posts):
-            for i in [i for i in store.data if i not in store.dirty]:
-                store.data.pop(i, None)
-                store.snap.pop(i, None)
+        self._evicted = True   # every mirror (ours at our commit, the others' from the change log) starts over
         return dropped
 
     def drop_all(self) -> int:

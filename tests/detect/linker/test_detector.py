@@ -71,7 +71,7 @@ def stranger_on_carrier(s: Stream, actor: str = "u50", t: int = 3 * HOUR) -> Non
 
 def _run(events, linker=None, state=None):
     linker = linker or build_linker()
-    rt = build_runtime(Settings(), rules_dir=False, extra_detectors=[linker], state=state)
+    rt = build_runtime(Settings(), rules_dir=False, extra_detectors=[linker], state=state, models=False)
     applied = []
     for e in events:
         applied.extend(rt.engine.process(e) or [])

@@ -91,12 +91,13 @@ def shuffle_timestamps(src: Path, dst: Path, seed: int = 0) -> None:
     """The null model's stream: the same events with their timestamps permuted (snapshot lines kept)."""
     lines = Path(src).read_bytes().splitlines()
     recs = [json.loads(x) for x in lines if x.strip()]
-    live = [r for r in recs if not (isinstance(r.get("raw"), dict) and r["raw"].get("backfill"))]
+    is_snap = [isinstance(r.get("raw"), dict) and bool(r["raw"].get("backfill")) for r in recs]
+    live = [r for r, snap in zip(recs, is_snap, strict=True) if not snap]
     ts = [r["ts"] for r in live]
     random.Random(seed).shuffle(ts)
     for r, t in zip(live, ts, strict=True):
         r["ts"] = t
-    snap = [r for r in recs if r not in live] if len(live) != len(recs) else []
+    snap = [r for r, flag in zip(recs, is_snap, strict=True) if flag]
     live.sort(key=lambda r: r["ts"])
     with Path(dst).open("w") as fh:
         for r in snap + live:

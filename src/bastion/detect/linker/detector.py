@@ -61,7 +61,7 @@ class Linker:
     name = "linker"
 
     def __init__(self, model: LinkModel | None = None, watch_actions: int = 20, link_threshold: float = 0.5,
-                 max_candidates: int = 40, k_vector: int = 10, min_raise: float = 0.05,
+                 max_candidates: int = 40, k_vector: int = 20, min_raise: float = 0.05,
                  collect: Collector | None = None) -> None:
         self.model = model if model is not None else load_model()
         self.watch_actions = watch_actions

@@ -147,6 +147,8 @@ def run(root: Path, users: int = 5000, days: float = 2.0, evaders: int = 60) -> 
         d = make_sim(root / f"eval-{seed}{'-noctx' if no_ctx else ''}", users, days, seed, no_ctx, "test", evaders)
         results["no_ctx" if no_ctx else "ctx"] = evaluate_sim(d)
     results["wikipedia"] = evaluate_wikipedia(find_data_dir())
+    meta = Linker().model.meta_
+    results["model"] = f"linker v{meta.get('version', '?')}, {meta.get('kind', 'prior scorer')}"
     results["protocol"] = {"users": users, "days": days, "evaders": evaders, "seeds": dict(EVAL_SEEDS),
                            "text_split": "test"}
     return results
@@ -176,7 +178,11 @@ def markdown(res: dict[str, Any], command: str) -> str:
     ]
     lines = ["## Repeat offenders (linker)", "", f"Command: `{command}`", "",
              "Sims: 5,000 users, 2 days, 60 ban evaders, test text split, seeds 301 (ctx) and 302 (`--no-ctx`);"
-             " the pair model was trained on seeds 11-13 and calibrated on 14-15 (train split).", "",
+             f" the pair model ({res.get('model', 'see meta.json')}) was trained on seeds 11-13 and calibrated on"
+             " 14-15 (train split, `bastion linker train`): stream checks of new accounts plus a full-history pass"
+             " over every account (evaders, and household members, namesakes and spam-ring mates of suspended"
+             " accounts as hard negatives); a rank-aware second stage rescores each query's candidate list with"
+             " features relative to the best other candidate (margin over the runner-up).", "",
              "| metric | target | with ctx | without ctx |", "|---|---|---|---|"]
     for label, target, key in rows:
         if key is None:

@@ -21,6 +21,8 @@ NS_FP = "linker.fp"
 NUM_PERM = 64
 LSH_THRESHOLD = 0.3
 MAX_POSTING = 200          # an identifier shared by more suspended accounts than this is no evidence
+# a linked-to site shared by more suspended accounts than this is a popular site, not a campaign's own domain
+MAX_DOMAIN_POSTING = 25
 EXACT_VECTOR_LIMIT = 20_000  # below this many fingerprints an exact scan is faster than an ANN index
 
 _enc = msgspec.msgpack.Encoder()
@@ -57,6 +59,9 @@ def identifier_keys(fp: Fingerprint) -> list[tuple[str, str]]:
     name = normalise_name(fp.name)
     if name:
         keys.append(("name", name))
+    # the sites it links to: a spam ring's own domains find a stealthy returning bot whose name, bio and
+    # identifiers are all new (popular sites drop out through MAX_DOMAIN_POSTING)
+    keys.extend(("domain", d) for d in fp.domains if d)
     return keys
 
 
@@ -175,7 +180,7 @@ class OffenderIndex:
             return out
         for kind, value in identifier_keys(fp):
             ids = self.postings.get((kind, value))
-            if ids and len(ids) <= MAX_POSTING:
+            if ids and len(ids) <= (MAX_DOMAIN_POSTING if kind == "domain" else MAX_POSTING):
                 for pid in ids:
                     out.setdefault(pid, set()).add(kind)
         for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):

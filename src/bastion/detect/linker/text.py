@@ -103,13 +103,23 @@ def _bucket(gram: str) -> int:
     return zlib.crc32(gram.encode()) % STYLE_DIM
 
 
+_BUCKETS: dict[str, int] = {}  # trigram -> _bucket(trigram), memoised (texts share most trigrams)
+
+
 def style_counts(text: str) -> tuple[list[int], list[int], int]:
     """(hashed character-trigram counts, function-word counts, words) of one text, links removed."""
     t = _URL.sub(" ", text.lower())
     grams = [0] * STYLE_DIM
     padded = f" {' '.join(t.split())} "
+    memo = _BUCKETS
     for i in range(len(padded) - 2):
-        grams[_bucket(padded[i:i + 3])] += 1
+        g = padded[i:i + 3]
+        b = memo.get(g)
+        if b is None:
+            if len(memo) >= 200_000:
+                memo.clear()
+            b = memo[g] = _bucket(g)
+        grams[b] += 1
     fw = [0] * len(FUNCTION_WORDS)
     words = _WORD.findall(t)
     for w in words:

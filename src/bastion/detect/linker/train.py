@@ -41,7 +41,12 @@ def replay(events: Path, linker: Linker, state_spec: str = "memory", out_dir: Pa
     from bastion.settings import Settings
     from bastion.sources.files import items
 
-    settings = Settings(state=state_spec)
+    # review cases go to a private store: never the working directory's .bastion/bastion.db, which concurrent
+    # training and evaluation runs would otherwise share
+    import tempfile
+
+    review_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="bastion-linker-"))
+    settings = Settings(state=state_spec, db_path=review_dir / "review.db")
     rt = build_runtime(settings, out_dir=out_dir, rules_dir=False, models=False, extra_detectors=[linker])
     t0 = time.perf_counter()
     rt.run(items(events, "canonical"))

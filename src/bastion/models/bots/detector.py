@@ -10,9 +10,11 @@ Combination: the profile model always scores; once the account has ``min_events`
 activity model scores too and the two are averaged in log-odds (equal weight). That combination is a
 documented default, not yet measured: the simulator evaluation will fix it.
 
-Neighbour scores (Deep Entity Classification style) are aggregated by
-:func:`bastion.features.account.neighbour_features`; no second-stage model is shipped until graph-labelled
-data (the simulator) exists to train it.
+Behaviour model: when the caller passes the engine's ``state`` and a ``bot_behaviour`` model is shipped
+(profile + activity + follow-graph and identifier features, trained on simulator truth, see
+:mod:`bastion.models.bots.behaviour`), accounts with ``min_behaviour_events`` events are scored by it too,
+combined in log-odds with the real-data models' result: ``z = w * z_behaviour + (1 - w) * z_profile`` with
+``w = behaviour_weight``, chosen on validation simulations (not the evaluation ones).
 """
 
 from __future__ import annotations
@@ -56,9 +58,17 @@ class BotDetector:
     """Per-account bot scores for the live engine (see the module docstring for caching and combination)."""
 
     def __init__(self, profile: BotModel | SpecialistEnsemble, activity: BotModel | None = None, *,
-                 rescore_every: int = 16, min_events: int = 20, top: int = 5, cache_size: int = 200_000) -> None:
+                 rescore_every: int = 16, min_events: int = 20, top: int = 5, cache_size: int = 200_000,
+                 behaviour: BotModel | None = None, behaviour_weight: float | None = None,
+                 min_behaviour_events: int | None = None) -> None:
         self.profile = profile
         self.activity = activity
+        self.behaviour = behaviour
+        meta = getattr(behaviour, "meta_", {}) or {}
+        self.behaviour_weight = float(behaviour_weight if behaviour_weight is not None
+                                      else meta.get("combine_weight", 1.0))
+        self.min_behaviour_events = int(min_behaviour_events if min_behaviour_events is not None
+                                        else meta.get("min_events", 3))
         self.rescore_every = max(1, rescore_every)
         self.min_events = min_events
         self.top = top
@@ -84,7 +94,17 @@ class BotDetector:
             registry.check_schema(act_art, MODEL_SCHEMAS["bot_activity"])
             loaded = load_bot_model(act_art)
             activity = loaded if isinstance(loaded, BotModel) else None
-        return cls(profile, activity, **options)
+        behaviour = None
+        if options.pop("behaviour", True):
+            try:
+                beh_art = registry.load("bot_behaviour")
+            except ModelError:
+                beh_art = None
+            if beh_art is not None:
+                registry.check_schema(beh_art, MODEL_SCHEMAS["bot_behaviour"])
+                behaviour = BotModel.from_artifact(beh_art)
+                behaviour.meta_ = dict(beh_art.meta)  # type: ignore[attr-defined]
+        return cls(profile, activity, behaviour=behaviour, **options)
 
     @property
     def threshold(self) -> float:
@@ -92,24 +112,35 @@ class BotDetector:
 
     def _key(self, acc: Account, now_ms: int) -> tuple[Any, ...]:
         age = (now_ms - acc.created_ms) / DAY_MS if acc.created_ms else -1.0
+        log2 = math.log2  # _bucket inlined (the key is computed on every call)
         return (acc.handle, acc.display_name, acc.bio, acc.url, acc.location, acc.verified, acc.default_profile,
-                acc.default_profile_image, acc.created_ms, _bucket(acc.followers), _bucket(acc.following),
-                _bucket(acc.posts), _bucket(acc.likes_given), _bucket(acc.listed), _bucket(max(age, 0.0)),
-                acc.activity.n_events // self.rescore_every)
+                acc.default_profile_image, acc.created_ms, int(log2(acc.followers + 1.0) * 2.0),
+                int(log2(acc.following + 1.0) * 2.0), int(log2(acc.posts + 1.0) * 2.0),
+                int(log2(acc.likes_given + 1.0) * 2.0), int(log2(acc.listed + 1.0) * 2.0),
+                int(log2(max(age, 0.0) + 1.0) * 2.0), acc.activity.n_events // self.rescore_every)
 
-    def score(self, acc: Account, now_ms: int) -> tuple[float, Explanation]:
+    def _use_behaviour(self, acc: Account, state: Any) -> bool:
+        return (self.behaviour is not None and state is not None
+                and acc.activity.n_events >= self.min_behaviour_events)
+
+    def _with_behaviour(self, p: float, pb: float) -> float:
+        w = self.behaviour_weight
+        z = w * _logit(pb) + (1.0 - w) * _logit(p)
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def score(self, acc: Account, now_ms: int, state: Any = None) -> tuple[float, Explanation]:
         """Calibrated bot probability and the top feature contributions (log-odds, + = bot-like)."""
         key = self._key(acc, now_ms)
         hit = self._cache.get(acc.id)
         if hit is not None and hit[0] == key:
             return hit[1]
-        result = self.score_uncached(acc, now_ms)
+        result = self.score_uncached(acc, now_ms, state)
         if len(self._cache) >= self.cache_size:
             self._cache.pop(next(iter(self._cache)))
         self._cache[acc.id] = (key, result)
         return result
 
-    def probability(self, acc: Account, now_ms: int) -> float:
+    def probability(self, acc: Account, now_ms: int, state: Any = None) -> float:
         """The live probability of :meth:`score` without the explanation, one row through the compiled
         forests (no LightGBM call), cached with the same key as :meth:`score`."""
         key = self._key(acc, now_ms)
@@ -125,12 +156,17 @@ class BotDetector:
             pa = self.activity.proba_one(np.array(features_for(acc, now_ms, self.activity.feature_schema)))
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
+        if self._use_behaviour(acc, state):
+            from bastion.models.bots.behaviour import behaviour_vector
+
+            pb = self.behaviour.proba_one(np.array(behaviour_vector(acc, state, now_ms)))  # type: ignore[union-attr]
+            p = self._with_behaviour(p, pb)
         if len(self._pcache) >= self.cache_size:
             self._pcache.pop(next(iter(self._pcache)))
         self._pcache[acc.id] = (key, p)
         return p
 
-    def score_uncached(self, acc: Account, now_ms: int) -> tuple[float, Explanation]:
+    def score_uncached(self, acc: Account, now_ms: int, state: Any = None) -> tuple[float, Explanation]:
         self.rescored += 1
         xp = np.array([features_for(acc, now_ms, self.profile.feature_schema)])
         p = float(self.profile.predict_proba(xp)[0])
@@ -141,6 +177,15 @@ class BotDetector:
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
             expl = sorted(expl + [(f"activity:{n}", v) for n, v in self.activity.explain(xa, top=self.top)[0]],
+                          key=lambda kv: -abs(kv[1]))[: self.top]
+        if self._use_behaviour(acc, state):
+            from bastion.models.bots.behaviour import behaviour_vector
+
+            beh = self.behaviour
+            assert beh is not None
+            xb = np.array([behaviour_vector(acc, state, now_ms)])
+            p = self._with_behaviour(p, float(beh.predict_proba(xb)[0]))
+            expl = sorted(expl + [(f"behaviour:{n}", v) for n, v in beh.explain(xb, top=self.top)[0]],
                           key=lambda kv: -abs(kv[1]))[: self.top]
         return p, expl
 

@@ -254,6 +254,6 @@ def markdown(res: dict[str, Any], command: str = "bastion bots eval --write-docs
                                         + (f"; {' '.join(v['notes'])}" if v["notes"] else "") + ")"
                                         for k, v in ds.items()) + ".",
               "",
-              "Simulator cohorts (recall at precision >= 0.95): not yet run; the hook is "
-              "`bastion.models.bots.evaluate.evaluate_simulator(results, truth)`."]
+              "Simulator cohorts (recall at precision >= 0.95, through the engine): see the simulator "
+              "subsection below (`bastion bots eval --sim --write-docs`)."]
     return "\n".join(lines)

@@ -17,34 +17,40 @@ from bastion.features.account import (
     vector,
 )
 from bastion.models.bots.adapters import GILANI_EXTRA_SCHEMA, BotDataset
+from bastion.models.bots.behaviour import BEHAVIOUR_SCHEMA
 from bastion.state.model import Account
 
 #: shipped models and the feature schema each one is trained on
 MODEL_SCHEMAS: dict[str, tuple[str, ...]] = {
     "bot_profile": PROFILE_SCHEMA,
     "bot_activity": GILANI_CANONICAL_SCHEMA,
+    "bot_behaviour": BEHAVIOUR_SCHEMA,
 }
 GILANI_EVAL_SCHEMA: tuple[str, ...] = (*GILANI_CANONICAL_SCHEMA, *GILANI_EXTRA_SCHEMA)
 
 _PROFILE_SET = frozenset(PROFILE_SCHEMA)
 _ACTIVITY_SET = frozenset(ACTIVITY_SCHEMA)
-_NEEDS: dict[tuple[str, ...], tuple[bool, bool]] = {}  # schema -> (needs profile, needs activity)
+_PROFILE_IN_ORDER = tuple(profile_features(Account(id="_"), 0)) == PROFILE_SCHEMA  # dict order = schema order
+_NEEDS: dict[tuple[str, ...], tuple[bool, bool, bool]] = {}  # schema -> (needs profile, activity, is PROFILE_SCHEMA)
 
 
 def features_for(acc: Account, now_ms: int, schema: Sequence[str]) -> list[float]:
     """One account's vector for ``schema`` (only the extractors the schema needs are run)."""
-    need = _NEEDS.get(schema)  # type: ignore[call-overload]
+    need = _NEEDS.get(schema) if isinstance(schema, tuple) else None
     if need is None:
-        need = (any(f in _PROFILE_SET for f in schema), any(f in _ACTIVITY_SET for f in schema))
+        need = (any(f in _PROFILE_SET for f in schema), any(f in _ACTIVITY_SET for f in schema),
+                _PROFILE_IN_ORDER and tuple(schema) == PROFILE_SCHEMA)
         if isinstance(schema, tuple):
             _NEEDS[schema] = need
-    need_p, need_a = need
+    need_p, need_a, in_order = need
     if need_p and need_a:
         feats = account_features(acc, now_ms)
     elif need_a:
         feats = activity_features(acc, now_ms)
     else:
         feats = profile_features(acc, now_ms)
+        if in_order:
+            return list(feats.values())
     return vector(feats, schema)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Self
 import lightgbm as lgb
 import numpy as np
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from bastion.models.registry import Artifact, ModelError
 
@@ -114,15 +114,21 @@ class BotModel:
                          params={"verbose": -1})
         return lgb.train(params, ds, num_boost_round=rounds)
 
-    def oof_margin(self, X: np.ndarray, y: np.ndarray, cand: dict[str, Any]) -> np.ndarray:
-        """Out-of-fold raw margins over the training rows (inner stratified folds, fixed seed)."""
+    def oof_margin(self, X: np.ndarray, y: np.ndarray, cand: dict[str, Any],
+                   groups: Sequence[Any] | None = None) -> np.ndarray:
+        """Out-of-fold raw margins over the training rows (inner stratified folds, fixed seed; with
+        ``groups``, the rows of one group - e.g. snapshots of one account - stay in one fold)."""
         oof = np.zeros(len(y))
-        folds = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
-        for tr, va in folds.split(X, y):
+        if groups is None:
+            split = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed).split(X, y)
+        else:
+            split = StratifiedGroupKFold(self.inner_folds, shuffle=True, random_state=self.seed).split(
+                X, y, np.asarray(groups))
+        for tr, va in split:
             oof[va] = self._train(X[tr], y[tr], cand).predict(X[va], raw_score=True, num_threads=1)
         return oof
 
-    def fit(self, X: Any, y: Any) -> Self:
+    def fit(self, X: Any, y: Any, groups: Sequence[Any] | None = None) -> Self:
         """Pick the candidate configuration by inner out-of-fold average precision (nested: only the
         training rows are seen), calibrate on its out-of-fold margins, then train it on all rows."""
         X = np.asarray(X, dtype=np.float64)
@@ -131,7 +137,7 @@ class BotModel:
             raise ModelError(f"X has {X.shape[1]} columns, schema has {len(self.feature_schema)}")
         best: tuple[float, int, np.ndarray] | None = None
         for i, cand in enumerate(self.candidates):
-            oof = self.oof_margin(X, y, cand)
+            oof = self.oof_margin(X, y, cand, groups)
             ap = float(average_precision_score(y, oof)) if len(self.candidates) > 1 else 0.0
             if best is None or ap > best[0]:
                 best = (ap, i, oof)

@@ -106,11 +106,15 @@ class LinearTextModel:
         uniq, counts = self.featurizer.counts_one(text)
         if counts is None:
             return self.intercept_
-        v = counts * self.idf_[uniq].astype(np.float32)
+        f32 = getattr(self, "_f32", None)
+        if f32 is None or f32[0] is not self.idf_ or f32[1] is not self.coef_:
+            # float32 copies of the float16 weights (exact), so one row gathers without converting
+            f32 = self._f32 = (self.idf_, self.coef_, self.idf_.astype(np.float32), self.coef_.astype(np.float32))
+        v = counts * f32[2][uniq]
         norm = float(np.sqrt(np.dot(v, v)))
         if norm == 0.0:
             return self.intercept_
-        return float(np.dot(v, self.coef_[uniq].astype(np.float32))) / norm + self.intercept_
+        return float(np.dot(v, f32[3][uniq])) / norm + self.intercept_
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities of the unwanted class, shape (n,)."""

@@ -1,0 +1,104 @@
+"""Graph and shared-identifier features of one account for the behaviour bot model (issue 6).
+
+They read the engine's state (follow graph, identifier index, neighbours' accounts) as it stands, so the
+same function serves training (the final state of a replayed simulation) and the live engine. Neighbour
+aggregates follow Deep Entity Classification: statistics of the accounts at the other end of the account's
+follow edges, over at most ``MAX_NEIGHBOURS`` of them (the smallest ids, so the sample is deterministic).
+Missing information is ``nan``.
+
+>>> from bastion.state.memory import MemoryState
+>>> from bastion.state.model import Account
+>>> st = MemoryState()
+>>> for a in ("a", "b", "c"):
+...     st.accounts.put(Account(id=a))
+>>> _ = st.graph.add("follow", "a", "b", 1); _ = st.graph.add("follow", "b", "a", 1); _ = st.graph.add("follow", "a", "c", 1)
+>>> f = graph_features(st.accounts.get("a"), st, 0)
+>>> f["g_recip_out"], f["g_recip_in"]
+(0.5, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bastion.state.apply import ip_network
+from bastion.state.model import Account
+
+NAN = float("nan")
+DAY_MS = 86_400_000
+MAX_NEIGHBOURS = 64
+
+GRAPH_SCHEMA: tuple[str, ...] = (
+    "g_log_out", "g_log_in", "g_recip_out", "g_recip_in", "g_log_mutual",
+    "g_nb_out_log_followers", "g_nb_out_log_following", "g_nb_out_age",
+    "g_nb_in_log_followers", "g_nb_in_log_following", "g_nb_in_age", "g_nb_in_log_events",
+    "g_nb_in_frac_new",
+    "id_ip_max", "id_device_max", "id_ip_net_max", "id_n_ips", "id_n_devices",
+)
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x == x]
+    return sum(xs) / len(xs) if xs else NAN
+
+
+def _sample(ids: set[str]) -> list[str]:
+    if len(ids) <= MAX_NEIGHBOURS:
+        return list(ids)
+    return sorted(ids)[:MAX_NEIGHBOURS]
+
+
+def _id_max(state: Any, kind: str, values: list[str]) -> float:
+    if not values:
+        return NAN
+    return math.log1p(max(state.identifiers.count(kind, v) for v in values))
+
+
+def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
+    """Follow-graph reciprocity, neighbour aggregates and identifier sharing of ``acc`` in ``state``."""
+    graph = state.graph
+    out = graph.out("follow", acc.id)
+    inc = graph.into("follow", acc.id)
+    n_out, n_in = len(out), len(inc)
+    mutual = len(out & inc) if n_out and n_in else 0
+    accounts = state.accounts
+
+    def stats(ids: set[str]) -> tuple[list[float], list[float], list[float], list[float]]:
+        fol, fng, age, ev = [], [], [], []
+        for nid in _sample(ids):
+            nb = accounts.get(nid)
+            if nb is None:
+                continue
+            fol.append(math.log1p(nb.followers))
+            fng.append(math.log1p(nb.following))
+            age.append(math.log1p(max(0.0, (now_ms - nb.created_ms) / DAY_MS)) if nb.created_ms else NAN)
+            ev.append(math.log1p(nb.activity.n_events))
+        return fol, fng, age, ev
+
+    ofol, ofng, oage, _ = stats(out) if n_out else ([], [], [], [])
+    ifol, ifng, iage, iev = stats(inc) if n_in else ([], [], [], [])
+    young = [a for a in iage if a == a]
+    ips = list(acc.ips)
+    devices = list(acc.devices)
+    nets = sorted({ip_network(ip) for ip in ips}) if ips else []
+    return {
+        "g_log_out": math.log1p(n_out),
+        "g_log_in": math.log1p(n_in),
+        "g_recip_out": mutual / n_out if n_out else NAN,
+        "g_recip_in": mutual / n_in if n_in else NAN,
+        "g_log_mutual": math.log1p(mutual),
+        "g_nb_out_log_followers": _mean(ofol),
+        "g_nb_out_log_following": _mean(ofng),
+        "g_nb_out_age": _mean(oage),
+        "g_nb_in_log_followers": _mean(ifol),
+        "g_nb_in_log_following": _mean(ifng),
+        "g_nb_in_age": _mean(iage),
+        "g_nb_in_log_events": _mean(iev),
+        "g_nb_in_frac_new": sum(a < math.log1p(30.0) for a in young) / len(young) if young else NAN,
+        "id_ip_max": _id_max(state, "ip", ips),
+        "id_device_max": _id_max(state, "device", devices),
+        "id_ip_net_max": _id_max(state, "ip_net", nets),
+        "id_n_ips": float(len(ips)) if ips else NAN,
+        "id_n_devices": float(len(devices)) if devices else NAN,
+    }
