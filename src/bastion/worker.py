@@ -111,6 +111,7 @@ class Worker:
         self.scores = TrackedScores()
         runtime.engine.scores = self.scores
         self.buffers: dict[int, deque[Message]] = {}
+        self._last: dict[int, tuple[int, int]] = {}   # (ts, seq) of the last event taken from each partition
         self.stop = threading.Event()
         self.heartbeat = time.monotonic()
         self.ready = False
@@ -125,7 +126,8 @@ class Worker:
     # -- coordination ---------------------------------------------------------------------------------------
     def others_low(self) -> tuple[int, int]:
         if self.max_skew_ms < 0 or self.workers <= 1:
-            return (INF, INF)
+            self._others_low = (INF, INF)
+            return self._others_low
         raw = self.state.r.hgetall(self.wm_key)
         lows = []
         for i in range(self.workers):
@@ -139,13 +141,22 @@ class Worker:
     def my_low(self, produced: tuple[int, bool]) -> tuple[int, int]:
         """(event time, sequence) of this worker's next unprocessed event: of its head, or - with nothing
         buffered - just past what the producer had produced before the last fetch."""
-        head = self._head()
-        if head is not None:
-            return (head.ts, head.seq)
         produced_ts, ended = produced
-        if ended and self.source.lag() == 0:
+        if not self._buffered() and ended and self.source.lag() == 0:
             return (INF, INF)
-        return (produced_ts, int(getattr(self.source, "produced_seq", 0)) + 1)
+        after_produced = (produced_ts, int(getattr(self.source, "produced_seq", 0)) + 1)
+        low = (INF, INF)
+        for p in self.source.owned:
+            q = self.buffers.get(p)
+            if q:
+                cand = (q[0].ts, q[0].seq)
+            elif p in self.source.dry:       # nothing left of what had been produced before the fetch
+                cand = after_produced
+            else:                            # drained locally, maybe more in the stream: just past the last
+                last = self._last.get(p)
+                cand = (last[0], last[1] + 1) if last is not None else (-INF, -INF)
+            low = min(low, cand)
+        return low
 
     def _allowed(self, head: Message) -> bool:
         """May ``head`` run, given the other workers' low watermarks? Exactly in (time, sequence) order with
@@ -198,6 +209,7 @@ class Worker:
     def _drop_uncommitted(self) -> None:
         self.state.drop_cache()
         self.buffers.clear()
+        self._last.clear()
         self.sink.actions.clear()
         self.sink.dead.clear()
         self.scores.dirty.clear()
@@ -208,9 +220,16 @@ class Worker:
         """One iteration; True when the worker should exit (drained)."""
         self.heartbeat = time.monotonic()
         produced = self.source.produced_ts()
-        starved = any(not self.buffers.get(p) for p in self.source.owned if p not in self.source.dry)
-        if self._buffered() < self.max_buffer or starved:
-            msgs = self.source.fetch(max(1, self.max_buffer - self._buffered()), 0 if self._buffered() else 100)
+        starved = [p for p in self.source.owned if not self.buffers.get(p) and p not in self.source.dry]
+        msgs: list[Message] = []
+        buffered = self._buffered()
+        room = self.max_buffer - buffered
+        if starved and room < self.batch_size * len(starved):
+            # (nearly) full, but a partition ran empty: refill just that one - its events may come first
+            msgs = self.source.fetch(self.batch_size * len(starved), 0, only=starved)
+        elif room > 0:
+            msgs = self.source.fetch(room, 0 if buffered else 100)
+        if msgs:
             for m in msgs:
                 self.buffers.setdefault(m.partition, deque()).append(m)
         for p in [p for p in self.buffers if p not in self.source.owned]:
@@ -227,6 +246,7 @@ class Worker:
                     break
             q = self.buffers[head.partition]
             q.popleft()
+            self._last[head.partition] = (head.ts, head.seq)
             batch.append(head)
             if not q and head.partition not in self.source.dry:
                 break   # that partition may hold earlier events than the others' heads: read it first

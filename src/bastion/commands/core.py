@@ -51,6 +51,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: unknown --format {fmt!r} (canonical | jetstream | atproto)", err=True)
             raise typer.Exit(2)
         settings = _settings(config, state=state)
+        if settings.db_path == Settings().db_path:
+            # a replay's cases, audit log and API keys belong to its results, not to a shared database
+            from dataclasses import replace
+
+            settings = replace(settings, db_path=out / "bastion.db")
         try:
             summary = replay_file(settings, events if live else Path(events), out, fmt,
                                   rules_dir=False if no_rules else rules, progress=progress, limit=limit)

@@ -28,12 +28,14 @@ from bastion.state.model import Account
 NAN = float("nan")
 DAY_MS = 86_400_000
 MAX_NEIGHBOURS = 64
+MAX_HOP2 = (16, 32)  # two-hop aggregates: followees sampled, followers of each sampled
+YOUNG_DAYS = 3.0
 
 GRAPH_SCHEMA: tuple[str, ...] = (
     "g_log_out", "g_log_in", "g_recip_out", "g_recip_in", "g_log_mutual",
     "g_nb_out_log_followers", "g_nb_out_log_following", "g_nb_out_age",
     "g_nb_in_log_followers", "g_nb_in_log_following", "g_nb_in_age", "g_nb_in_log_events",
-    "g_nb_in_frac_new",
+    "g_nb_in_frac_new", "g_nb2_young_share", "g_nb2_log_young",
     "id_ip_max", "id_device_max", "id_ip_net_max", "id_n_ips", "id_n_devices",
 )
 
@@ -79,6 +81,26 @@ def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
     ofol, ofng, oage, _ = stats(out) if n_out else ([], [], [], [])
     ifol, ifng, iage, iev = stats(inc) if n_in else ([], [], [], [])
     young = [a for a in iage if a == a]
+    # two hops (follow farms): how many of my followees' followers are young accounts - a farm's members
+    # follow the same few customers, whose follower lists fill with fresh accounts
+    shares, counts = [], []
+    if n_out:
+        young_ms = now_ms - YOUNG_DAYS * DAY_MS
+        for fid in (list(out) if n_out <= MAX_HOP2[0] else sorted(out)[:MAX_HOP2[0]]):
+            fol = graph.into("follow", fid)
+            ids = list(fol) if len(fol) <= MAX_HOP2[1] else sorted(fol)[:MAX_HOP2[1]]
+            k = y = 0
+            for nid in ids:
+                if nid == acc.id:
+                    continue
+                nb = accounts.get(nid)
+                if nb is None or not nb.created_ms:
+                    continue
+                k += 1
+                y += nb.created_ms >= young_ms
+            if k:
+                shares.append(y / k)
+                counts.append(math.log1p(y))
     ips = list(acc.ips)
     devices = list(acc.devices)
     nets = sorted({ip_network(ip) for ip in ips}) if ips else []
@@ -96,6 +118,8 @@ def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
         "g_nb_in_age": _mean(iage),
         "g_nb_in_log_events": _mean(iev),
         "g_nb_in_frac_new": sum(a < math.log1p(30.0) for a in young) / len(young) if young else NAN,
+        "g_nb2_young_share": _mean(shares),
+        "g_nb2_log_young": _mean(counts),
         "id_ip_max": _id_max(state, "ip", ips),
         "id_device_max": _id_max(state, "device", devices),
         "id_ip_net_max": _id_max(state, "ip_net", nets),

@@ -111,7 +111,7 @@ class KafkaSource:
         ended = bool(self.owned) and all(p in self.eof for p in self.owned)
         return self.max_ts, ended
 
-    def fetch(self, count: int, block_ms: int) -> list[Message]:
+    def fetch(self, count: int, block_ms: int, only: list[int] | None = None) -> list[Message]:
         from confluent_kafka import KafkaError
 
         out: list[Message] = []

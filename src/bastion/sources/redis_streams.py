@@ -186,8 +186,17 @@ class StreamSource:
         self.produced_seq = int(seq or 0)
         return int(ts or 0), bool(ended)
 
-    def fetch(self, count: int, block_ms: int) -> list[Message]:
-        """Up to ``count`` entries per partition; sets :attr:`dry` to the partitions that had none."""
+    def fetch(self, count: int, block_ms: int, only: list[int] | None = None) -> list[Message]:
+        """Up to ``count`` entries over the partitions (``only``: just those); sets :attr:`dry` to the
+        partitions read that had none."""
+        if only is not None and not self.recovering:
+            streams = {p: self.streams[p] for p in only if p in self.streams}
+            got = self.r.xreadgroup(GROUP, self.consumer, {s: ">" for s in streams.values()},
+                                    count=max(1, count // max(1, len(streams))))
+            msgs = self._messages(got)
+            have = {m.partition for m in msgs}
+            self.dry = (self.dry - set(streams)) | {p for p in streams if p not in have}
+            return msgs
         count = max(1, count // max(1, len(self.streams)))
         if self.recovering:
             got = self.r.xreadgroup(GROUP, self.consumer, dict(self.cursor), count=count)

@@ -62,7 +62,7 @@ def evaluate_sim(sim_dir: Path, linker: Linker | None = None) -> dict[str, Any]:
         if fl is not None and fl[0] == parent:
             before.append(fl[1])
     # attribution (the paper's protocol): rank of the true parent for each known evader, full history
-    rr, hit1 = [], 0
+    rr, hit1, retrieved = [], 0, 0
     parents = set(evades.values())
     stress_y, stress_s, stress_ids = [], [], []
     for acc in state.accounts:
@@ -75,6 +75,7 @@ def evaluate_sim(sim_dir: Path, linker: Linker | None = None) -> dict[str, Any]:
             r = 1.0 / (ids.index(evades[acc.id]) + 1) if evades[acc.id] in ids else 0.0
             rr.append(r)
             hit1 += r == 1.0
+            retrieved += evades[acc.id] in ids
         if acc.id not in parents:
             stress_ids.append(acc.id)
             stress_y.append(acc.id in evades)
@@ -91,6 +92,7 @@ def evaluate_sim(sim_dir: Path, linker: Linker | None = None) -> dict[str, Any]:
         "suspended_indexed": len(linker.index), "new_accounts": len(created),
         "attribution_mrr": round(float(np.mean(rr)), 4) if rr else None,
         "attribution_hit_at_1": round(hit1 / max(len(rr), 1), 4),
+        "attribution_parent_retrieved": round(retrieved / max(len(rr), 1), 4),
         "stream_auc_new_accounts": _auc(y, s),
         "stream_recall_at_p95": round(recall, 4), "stream_threshold_at_p95": round(thr, 4),
         "stream_detected_share": round(len(before) / max(len(evades), 1), 4),
@@ -164,6 +166,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
     rows = [
         ("parent matching MRR (attribution, full history)", ">= 0.97", "attribution_mrr"),
         ("parent hit@1", "", "attribution_hit_at_1"),
+        ("parent among the retrieved candidates (the ceiling for MRR)", "", "attribution_parent_retrieved"),
         ("evader detection AUC, new accounts (stream, max score in first 20 actions)", ">= 0.95",
          "stream_auc_new_accounts"),
         ("evader detection AUC, every account (end-of-stream stress pass)", ">= 0.95", "stress_auc_all_accounts"),
@@ -190,6 +193,17 @@ def markdown(res: dict[str, Any], command: str) -> str:
                          f" | {n.get('evaders')} / {n.get('suspended_indexed')} / {n.get('new_accounts')} |")
         else:
             lines.append(f"| {label} | {target} | {v(c, key)} | {v(n, key)} |")
+    def met(key: str, bound: float, higher: bool = True) -> str:
+        vals = [d.get(key) for d in (c, n)]
+        if any(x is None for x in vals):
+            return "n/a"
+        return "met" if all((x >= bound) if higher else (x <= bound) for x in vals) else "missed"
+
+    rec_ok = c.get("stream_recall_at_p95", 0) >= 0.90 and n.get("stream_recall_at_p95", 0) >= 0.70
+    lines += ["", f"Targets: MRR >= 0.97 {met('attribution_mrr', 0.97)}; AUC >= 0.95 "
+              f"{met('stream_auc_new_accounts', 0.95)}; recall at P >= 0.95 {'met' if rec_ok else 'missed'}; "
+              f"median actions <= 5 {met('median_actions_before_detection', 5, False)}; benign look-alike "
+              f"false links <= 1% {met('stress_false_link_share', 0.01, False)}."]
     w = res.get("wikipedia", {})
     lines += ["", "Real data: the Wikipedia ban-evasion GitHub sample (Niverthi et al., WWW 2022) has 3 files of 9"
               " parent/child pairs; its edit histories belong to other accounts, so only usernames and timing are"

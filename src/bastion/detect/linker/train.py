@@ -37,17 +37,22 @@ def make_sim(out: Path, users: int, days: float, seed: int, no_ctx: bool, split:
 def replay(events: Path, linker: Linker, state_spec: str = "memory", out_dir: Path | None = None) -> Any:
     """Run ``events`` through the engine with ``linker`` alone: no rule pack and none of the runtime's own
     models (content and bot scoring, and its default linker, which would score every pair a second time)."""
+    import tempfile
+
     from bastion.app import build_runtime
     from bastion.settings import Settings
     from bastion.sources.files import items
 
     # review cases go to a private store: never the working directory's .bastion/bastion.db, which concurrent
     # training and evaluation runs would otherwise share
-    import tempfile
-
     review_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="bastion-linker-"))
     settings = Settings(state=state_spec, db_path=review_dir / "review.db")
     rt = build_runtime(settings, out_dir=out_dir, rules_dir=False, models=False, extra_detectors=[linker])
+    if out_dir is None:
+        import shutil
+        import weakref
+
+        weakref.finalize(rt, shutil.rmtree, review_dir, True)
     t0 = time.perf_counter()
     rt.run(items(events, "canonical"))
     rt.run_batch_detectors()

@@ -120,9 +120,11 @@ def simulate(out: Path, seed: int, users: int, days: float, no_ctx: bool, bad_sc
 
 def run_sim_evaluation(seeds: Sequence[int] = EVAL_SEEDS, users: int = 3000, days: float = 1.0,
                        bad_scale: float = 2.0, work: Path | None = None, variants: Sequence[str] = ("before", "after"),
-                       log: Callable[[str], None] = print) -> dict[str, Any]:
+                       log: Callable[[str], None] = print, reuse: bool = False) -> dict[str, Any]:
     """Simulate each seed with and without context (ip/device), replay with the detector before (real-data
-    models only) and after (with ``bot_behaviour``), and return pooled per-cohort metrics per setting."""
+    models only) and after (with ``bot_behaviour``), and return pooled per-cohort metrics per setting.
+    ``reuse``: keep a results folder of ``work`` that a finished replay left (``summary.json``) - for a
+    "before" run repeated after the behaviour model alone changed."""
     work = work or Path(tempfile.mkdtemp(prefix="bastion-bots-sim-"))
     t0 = time.time()
     tables: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
@@ -133,9 +135,12 @@ def run_sim_evaluation(seeds: Sequence[int] = EVAL_SEEDS, users: int = 3000, day
             truth = json.loads((sim_dir / "truth.json").read_text())
             for v in variants:
                 res_dir = work / f"res-{seed}-{setting}-{v}"
-                wall = replay_bots(sim_dir / "events.jsonl", res_dir, behaviour=(v == "after"))
+                if reuse and (res_dir / "summary.json").exists():
+                    log(f"seed {seed} {setting} {v}: reusing {res_dir}")
+                else:
+                    wall = replay_bots(sim_dir / "events.jsonl", res_dir, behaviour=(v == "after"))
+                    log(f"seed {seed} {setting} {v}: replayed in {wall:.0f} s")
                 tables.setdefault((setting, v), []).append(score_table(truth, read_bot_scores(res_dir)))
-                log(f"seed {seed} {setting} {v}: replayed in {wall:.0f} s")
     out: dict[str, Any] = {"seeds": list(seeds), "users": users, "days": days, "bad_scale": bad_scale,
                            "results": {}}
     for (setting, v), ts in tables.items():
