@@ -43,11 +43,10 @@ def _events() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    uvicorn = pytest.importorskip("uvicorn")
+    assert CHROMIUM.exists(), "chromium is not installed (scripts/test.sh installs it: apt-get install -y chromium)"
     import shutil
 
+    import uvicorn
     from fastapi.testclient import TestClient
 
     from bastion.app import DEFAULT_RULES_DIR
@@ -79,7 +78,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ui_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         pg = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -112,7 +112,7 @@ def simulate(out: Path, seed: int, users: int, days: float, no_ctx: bool, bad_sc
     from bastion.sim.engine import simulate as run_sim
 
     if not (out / "events.jsonl").exists():
-        cfg = SimConfig(users=users, days=days, seed=seed, ctx=not no_ctx, text_split=split,  # type: ignore[arg-type]
+        cfg = SimConfig(users=users, days=days, seed=seed, ctx=not no_ctx, text_split=split,
                         bad_scale=bad_scale)
         run_sim(cfg, out, progress=False)
     return out
