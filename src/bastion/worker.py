@@ -122,6 +122,7 @@ class Worker:
         self._others_low: tuple[int, int] = (-INF, -INF)
         self._published_low: tuple[int, int] | None = None
         self.wm_key = f"{state.prefix}wm"
+        self._wake_id: Any = "$"
 
     # -- coordination ---------------------------------------------------------------------------------------
     def others_low(self) -> tuple[int, int]:
@@ -255,15 +256,26 @@ class Worker:
             self.process(batch, low)
             return False
         if low != self._published_low:
-            self.state.r.hset(self.wm_key, self.name, _wm_encode(low))
+            pipe = self.state.r.pipeline(transaction=True)
+            pipe.hset(self.wm_key, self.name, _wm_encode(low))
+            if self.workers > 1:   # wakes workers waiting on the change log for our watermark
+                pipe.xadd(self.state.changes_key, {"w": self.name, "k": b"\x90"})
+            pipe.execute()
             self._published_low = low
         if self.m is not None:
             self.m.lag.set(self.source.lag())
         if low[0] >= INF and self.exit_when_drained:
             return True
         if self._buffered():
-            time.sleep(0.005)   # waiting for a slower worker
+            self._wait_for_others()
         return False
+
+    def _wait_for_others(self) -> None:
+        """Blocked by a slower worker: wait (at most 20 ms) for its next commit or watermark, both of which
+        append to the change log, instead of polling."""
+        got = self.state.r.xread({self.state.changes_key: self._wake_id}, count=100, block=20)
+        if got and got[0][1]:
+            self._wake_id = got[0][1][-1][0]
 
     def process(self, batch: list[Message], low: tuple[int, int]) -> None:
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ def test_n_workers_equal_the_embedded_engine(workers, sim_events, embedded, redi
     src = url(redis_prefix)
     produce(sim_events, src, partitions=6)
     procs = [start_worker(src, i, workers, log=tmp_path / f"w{i}.log") for i in range(workers)]
-    wait_all(procs, timeout=900)
+    wait_all(procs, timeout=1800)
     out = collect(src, tmp_path / "out")
     want = normalised_actions(embedded / "actions.jsonl")
     got = normalised_actions(out / "actions.jsonl")

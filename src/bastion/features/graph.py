@@ -45,10 +45,10 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else NAN
 
 
-def _sample(ids: set[str]) -> list[str]:
-    if len(ids) <= MAX_NEIGHBOURS:
-        return list(ids)
-    return sorted(ids)[:MAX_NEIGHBOURS]
+def _sample(ids: set[str], k: int = MAX_NEIGHBOURS) -> list[str]:
+    """The ``k`` smallest ids, in order: a set's iteration order depends on the process's string hash seed,
+    and float sums taken in another order can differ in the last bit between an embedded run and a worker."""
+    return sorted(ids)[:k]
 
 
 def _id_max(state: Any, kind: str, values: list[str]) -> float:
@@ -86,11 +86,9 @@ def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
     shares, counts = [], []
     if n_out:
         young_ms = now_ms - YOUNG_DAYS * DAY_MS
-        for fid in (list(out) if n_out <= MAX_HOP2[0] else sorted(out)[:MAX_HOP2[0]]):
-            fol = graph.into("follow", fid)
-            ids = list(fol) if len(fol) <= MAX_HOP2[1] else sorted(fol)[:MAX_HOP2[1]]
+        for fid in _sample(out, MAX_HOP2[0]):
             k = y = 0
-            for nid in ids:
+            for nid in _sample(graph.into("follow", fid), MAX_HOP2[1]):
                 if nid == acc.id:
                     continue
                 nb = accounts.get(nid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import ray  # noqa: E402  - the ray extra is part of the test install; a missing Ray must fail, not skip
+import ray  # the ray extra is part of the test install; a missing Ray must fail, not skip
 
 from bastion.detect.clusters import ClusterConfig
 from bastion.detect.clusters.batch import infrastructure_clusters, near_duplicate_groups

@@ -112,3 +112,18 @@ def test_collect_train_round_trip_and_detector(tiny_rows, tmp_path: Path) -> Non
     reg2.save("bot_behaviour", bad.to_artifact(), root=tmp_path / "other")
     with pytest.raises(ModelError):
         BotDetector.load(reg2)
+
+
+def test_merge_bots_section_keeps_the_other_part(tmp_path: Path) -> None:
+    from bastion.evaluation.docs import write_section
+    from bastion.models.bots.simeval import SIM_HEADING, merge_bots_section
+
+    doc = tmp_path / "evaluation.md"
+    write_section(doc, "bots", "## Bots\n\nreal v1", title="# Evaluation")
+    write_section(doc, "bots", merge_bots_section(doc, sim_md=SIM_HEADING + "\n\nsim v1"))
+    write_section(doc, "bots", merge_bots_section(doc, real_md="## Bots\n\nreal v2"))
+    text = doc.read_text()
+    assert "real v2" in text and "sim v1" in text and "real v1" not in text
+    write_section(doc, "bots", merge_bots_section(doc, sim_md=SIM_HEADING + "\n\nsim v2"))
+    text = doc.read_text()
+    assert "real v2" in text and "sim v2" in text and "sim v1" not in text and text.count(SIM_HEADING) == 1

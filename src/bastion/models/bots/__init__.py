@@ -4,8 +4,9 @@ Botometer-ESC-style specialist ensemble, the live :class:`BotDetector`, and the 
 Live use::
 
     from bastion.models.bots import BotDetector
-    detector = BotDetector.load(registry)          # bot_profile (+ bot_activity when present)
+    detector = BotDetector.load(registry)          # bot_profile (+ bot_activity, bot_behaviour when present)
     prob, top = detector.score(account, now_ms)    # top: [(feature, log-odds contribution), ...]
+    prob, top = detector.score(account, now_ms, state)  # + the behaviour model (graph features need state)
 """
 
 from bastion.models.bots.detector import BotDetector, load_bot_model

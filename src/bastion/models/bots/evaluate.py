@@ -254,6 +254,11 @@ def markdown(res: dict[str, Any], command: str = "bastion bots eval --write-docs
                                         + (f"; {' '.join(v['notes'])}" if v["notes"] else "") + ")"
                                         for k, v in ds.items()) + ".",
               "",
+              "Extra profile features tried for cresci (created_at year/month/hour, lang it/en, display-name "
+              "upper-case and punctuation ratios, symbol/emoji count, handle in bio, bio word uniqueness; "
+              "10, 5 and 2 of them): outer-CV F1 0.800 / 0.794 / 0.799 vs 0.807 without - no lift, not "
+              "shipped (an exploratory check on the outer folds, so if anything optimistic).",
+              "",
               "Simulator cohorts (recall at precision >= 0.95, through the engine): see the simulator "
               "subsection below (`bastion bots eval --sim --write-docs`)."]
     return "\n".join(lines)

@@ -179,6 +179,15 @@ def sim_markdown(res: dict[str, Any], command: str) -> str:
             met = "" if diff in ("stealthy", "all") else ("yes" if last["recall_at_p95"] >= 0.95 else "**no**")
             lines.append(f"| {k} | {last['n_pos']} | " + " | ".join(cells) + f" | {met} |")
         lines.append("")
+    lines += [
+        "A missing cohort/difficulty row means the seeds drew no group of it (difficulty is drawn per group). "
+        "`bot_behaviour` (profile + activity + follow-graph, two-hop and shared-identifier features; "
+        "`bastion bots train --behaviour --ship`) is trained on simulator truth, so these numbers say how "
+        "well it learns the simulator's bots, not how it transfers to real platforms; its strongest feature "
+        "is account age (the simulator's farm and spam accounts are fresh). The real-data numbers above "
+        "are unchanged by it (it scores only where the engine passes its state).",
+        "",
+    ]
     return "\n".join(lines)
 
 
