@@ -806,7 +806,7 @@ class RedisState:
     """All stores in one Redis under ``prefix``; :meth:`checkpoint` is the one atomic write of a batch."""
 
     def __init__(self, client: Any, prefix: str = "bastion:", retention: Retention | None = None,
-                 worker: str = "main", cache_limit: int = 400_000) -> None:
+                 worker: str = "main", cache_limit: int = 100_000) -> None:
         self.r = client
         self.prefix = prefix
         self.worker = worker
