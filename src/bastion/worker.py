@@ -146,6 +146,8 @@ class Worker:
         if not self._buffered() and ended and self.source.lag() == 0:
             return (INF, INF)
         after_produced = (produced_ts, int(getattr(self.source, "produced_seq", 0)) + 1)
+        if not self.source.owned:            # no partitions (yet: a Kafka group still assigning them)
+            return after_produced
         low = (INF, INF)
         for p in self.source.owned:
             q = self.buffers.get(p)
@@ -456,9 +458,18 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
                 if act.action in book.actions:
                     book.apply(eff, act, None, state)  # type: ignore[arg-type]
         # end-of-stream batch jobs (e.g. the bot model's final scoring) run once, over the shared state
+        # and the actions they emit are appended to the results, as a replay writes them
         runtime.engine.scores = board
         runtime.engine.stats.last_ts = now
+        sink = BufferSink()
+        runtime.engine.sinks = [sink]
         runtime.run_batch_detectors()
+        for stream, name in (("actions", "actions.jsonl"), ("shadow", "shadow_actions.jsonl")):
+            with open(out / name, "ab") as fh:
+                for act in sink.actions:
+                    if (act.stage == "shadow") == (stream == "shadow"):
+                        fh.write(_enc.encode(act) + b"\n")
+                        n_act += stream == "actions"
         rows = runtime.score_rows()
     else:
         rows = []

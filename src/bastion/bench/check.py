@@ -38,7 +38,7 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     from bastion.sources.files import items
     from bastion.web.server import build_web_app
 
-    n = events or (20_000 if quick else 200_000)
+    n = events or (500_000 if quick else 1_000_000)  # past the simulator's opening backfill (~320k events)
     path = simulated_stream(n)
     settings = Settings.load(db_path=Path(tempfile.mkdtemp()) / "b.db", port=_free_port())
     rt = build_runtime(settings)
@@ -52,11 +52,14 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
         time.sleep(0.05)
     # replies from the stream itself, re-sent under new ids: realistic checks against the built state
     candidates = []
-    for line in path.read_bytes().splitlines()[-50_000:]:
+    for line in path.read_bytes().splitlines():
         obj = msgspec.json.decode(line)
         if obj.get("type") in ("post.create", "message.send"):
             obj["id"] = "check-" + obj["id"]
             candidates.append(msgspec.json.encode(obj))
+    if not candidates:
+        raise RuntimeError(f"no post or message in the first {n} simulated events; pass --events larger")
+    candidates = candidates[-5000:]
     reps = 300 if quick else 2000
     check_ms: list[float] = []
     health_ms: list[float] = []

@@ -130,7 +130,7 @@ _adapter: TypeAdapter[Any] = TypeAdapter(Event)
 
 def pydantic_validate_seconds(lines: list[bytes]) -> float:
     validate = _adapter.validate_json
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for line in lines:
         validate(line)
-    return time.perf_counter() - t0
+    return time.process_time() - t0

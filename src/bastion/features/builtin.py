@@ -221,13 +221,21 @@ def build_registry() -> FeatureRegistry:
 
     # -- identifiers ----------------------------------------------------------------------------------------
     def _ident_count(kind: str, feature: str):  # type: ignore[no-untyped-def]
+        # Whether the actor is already counted is read from the actor's own recent identifiers (bounded), not
+        # from the identifier's member list, which can hold a thousand accounts behind a carrier NAT.
+        def seen_by_actor(c: EvalContext, value: str) -> bool:
+            if kind == "ip":
+                return value in c.actor.ips
+            if kind == "device":
+                return value in c.actor.devices
+            return any(ip_network(ip) == value for ip in c.actor.ips)
+
         def fn(c: EvalContext) -> int:
             value = c.feature(feature)
             if not value:
                 return 0
             n = c.state.identifiers.count(kind, value)
-            members = c.state.identifiers.accounts(kind, value)
-            return n if c.actor.id in members else n + 1
+            return n if seen_by_actor(c, value) else n + 1
 
         return fn
 

@@ -211,8 +211,10 @@ class MemorySeen:
         self.data: dict[str, int] = {}
         self.new: list[tuple[str, int]] = []
 
+    durable = False  # durable backends look ids up on disk when memory misses
+
     def check_and_add(self, event_id: str, ts: int) -> bool:
-        if event_id in self.data or self._load(event_id):
+        if event_id in self.data or (self.durable and self._load(event_id)):
             return False
         self.data[event_id] = ts
         self.new.append((event_id, ts))

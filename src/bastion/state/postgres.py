@@ -89,6 +89,8 @@ class _Posts(MemoryPosts):
 
 
 class _Seen(MemorySeen):
+    durable = True
+
     def __init__(self, conn: Any) -> None:
         super().__init__()
         self.conn = conn

@@ -30,6 +30,7 @@ prefix can carry a hash tag; the per-entity keys spread over slots on their own.
 from __future__ import annotations
 
 import json
+import os
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
@@ -821,7 +822,7 @@ class RedisState:
         self.seen = RedisSeen(self)
         self.counters = RedisCounters(self)
         self.kv = RedisKV(self)
-        self.cache_limit = cache_limit
+        self.cache_limit = int(os.environ.get("BASTION_REDIS_MIRROR_LIMIT", cache_limit))
         self.changes_key = f"{prefix}chg"
         self.change_log_ms = 60_000
         self._chg_cursor: str | None = None

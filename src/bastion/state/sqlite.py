@@ -79,6 +79,8 @@ class _Posts(MemoryPosts):
 
 
 class _Seen(MemorySeen):
+    durable = True
+
     def __init__(self, db: sqlite3.Connection) -> None:
         super().__init__()
         self.db = db
