@@ -14,4 +14,6 @@ export BASTION_MODELS_DIR="${BASTION_MODELS_DIR:-$(mktemp -d)}"
 .venv/bin/lint-imports
 .venv/bin/mypy src/bastion/events src/bastion/state src/bastion/actions src/bastion/engine.py src/bastion/features
 .venv/bin/bastion rules test rules/
-.venv/bin/python -m pytest -q --doctest-modules src/bastion tests "$@"
+# "pending" marks acceptance tests of open issues that do not pass yet (see pyproject.toml); they are never
+# counted as passing, and the closing notes list them.
+.venv/bin/python -m pytest -q --doctest-modules -m "not pending" src/bastion tests "$@"

@@ -77,12 +77,12 @@ def bots_eval(
     the engine, before and after the behaviour model."""
     import json
 
+    from bastion.evaluation.bots_sim import merge_bots_section
     from bastion.evaluation.docs import write_section
-    from bastion.models.bots.simeval import merge_bots_section
 
     doc = Path("docs/evaluation.md")
     if sim:
-        from bastion.models.bots.simeval import run_sim_evaluation, sim_markdown
+        from bastion.evaluation.bots_sim import run_sim_evaluation, sim_markdown
 
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
         sres = run_sim_evaluation(seed_list, users=users, days=days, bad_scale=bad_scale, work=work, log=typer.echo)
@@ -118,7 +118,7 @@ def bots_train(
     """Train bot_profile (cresci + kaggle) and bot_activity (gilani canonical features) on all rows; with
     --behaviour, bot_behaviour (profile + activity + graph features) on training simulations."""
     if behaviour:
-        from bastion.models.bots.behaviour import train_from_sims
+        from bastion.evaluation.bots_sim import train_from_sims
 
         train_from_sims(ship=ship, models_dir=models_dir, work=work, log=typer.echo)
         return

@@ -50,18 +50,18 @@ DEFAULT_WINDOW_MS = DAY_MS
 INF = 1 << 62
 
 # fields that events of *other* actors increment (written as deltas)
-_COUNTER_FIELDS = {
+_COUNTER_FIELDS: dict[type, frozenset[str]] = {
     Account: frozenset({"followers", "following", "posts", "likes_given", "listed", "reports_received",
                         "reports_filed"}),
     Post: frozenset({"likes", "reposts", "replies", "reports"}),
 }
 
 
-def _fields(cls: type) -> tuple[str, ...]:
+def _fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
     return tuple(f.name for f in msgspec.structs.fields(cls))
 
 
-_FIELDS = {Account: _fields(Account), Post: _fields(Post)}
+_FIELDS: dict[type, tuple[str, ...]] = {Account: _fields(Account), Post: _fields(Post)}
 _DECODERS: dict[type, dict[str, msgspec.msgpack.Decoder[Any]]] = {
     cls: {f.name: msgspec.msgpack.Decoder(f.type) for f in msgspec.structs.fields(cls)} for cls in _FIELDS
 }
@@ -191,7 +191,7 @@ class _EntityStore:
             self.s.note(f"{self.kind}:{id_}")
             index[obj.id] = self._index_ts(obj)
         if index:
-            pipe.zadd(f"{self.s.prefix}{self.index_name}", index)   # type: ignore[arg-type]
+            pipe.zadd(f"{self.s.prefix}{self.index_name}", index)
         self.dirty.clear()
 
     index_name = ""
@@ -396,7 +396,7 @@ class RedisIdentifiers:
             latest[f"{kind}:{value}"] = ts
             self.s.note(f"id:{kind}:{value}")
         if latest:
-            pipe.zadd(f"{p}ids", latest, gt=True)   # type: ignore[arg-type]
+            pipe.zadd(f"{p}ids", latest, gt=True)
         self.pending.clear()
 
     def reset(self) -> None:
@@ -668,7 +668,7 @@ class RedisCounters:
             if zkey[0] != "d" or ts > got.get(member, -INF):
                 got[member] = ts
         for zkey, mapping in adds.items():
-            pipe.zadd(f"{p}{zkey}", mapping, gt=zkey[0] == "d")   # type: ignore[arg-type]
+            pipe.zadd(f"{p}{zkey}", mapping, gt=zkey[0] == "d")
         latest: dict[str, int] = {}
         for zkey, upto in trims.items():
             pipe.zremrangebyscore(f"{p}{zkey}", "-inf", upto)
@@ -680,7 +680,7 @@ class RedisCounters:
             if self.exists is not None:
                 self.exists.add(zkey)
         if latest:
-            pipe.zadd(f"{p}ctr", latest, gt=True)   # type: ignore[arg-type]
+            pipe.zadd(f"{p}ctr", latest, gt=True)
         self.pending.clear()
         self._trimmed.clear()
 
@@ -773,7 +773,7 @@ class RedisKV:
             by_ns.setdefault(ns, {})[k] = v
             self.s.note(f"kv:{ns}\x1f{k}")
         for ns, mapping in by_ns.items():
-            pipe.hset(f"{self.s.prefix}kv:{ns}", mapping=mapping)   # type: ignore[arg-type]
+            pipe.hset(f"{self.s.prefix}kv:{ns}", mapping=mapping)
         self.dirty.clear()
 
     def reset(self) -> None:

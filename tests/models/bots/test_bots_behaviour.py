@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bastion.evaluation.bots_sim import cohort_metrics, collect, recall_at_precision
 from bastion.features.graph import GRAPH_SCHEMA, graph_features
 from bastion.models.bots import BotDetector, BotModel
-from bastion.models.bots.behaviour import BEHAVIOUR_SCHEMA, collect, is_record_point, train_behaviour
+from bastion.models.bots.behaviour import BEHAVIOUR_SCHEMA, is_record_point, train_behaviour
 from bastion.models.bots.features import MODEL_SCHEMAS
-from bastion.models.bots.simeval import cohort_metrics, recall_at_precision
 from bastion.models.registry import ModelError, ModelRegistry
 from bastion.state.memory import MemoryState
 from bastion.state.model import Account
@@ -77,7 +77,7 @@ def test_cohort_metrics_cells() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_rows(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from bastion.models.bots.simeval import simulate
+    from bastion.evaluation.bots_sim import simulate
 
     out = tmp_path_factory.mktemp("sim")
     simulate(out, seed=7, users=300, days=0.25, no_ctx=False, bad_scale=4.0, split="train")
@@ -115,8 +115,8 @@ def test_collect_train_round_trip_and_detector(tiny_rows, tmp_path: Path) -> Non
 
 
 def test_merge_bots_section_keeps_the_other_part(tmp_path: Path) -> None:
+    from bastion.evaluation.bots_sim import SIM_HEADING, merge_bots_section
     from bastion.evaluation.docs import write_section
-    from bastion.models.bots.simeval import SIM_HEADING, merge_bots_section
 
     doc = tmp_path / "evaluation.md"
     write_section(doc, "bots", "## Bots\n\nreal v1", title="# Evaluation")

@@ -22,6 +22,18 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score
 
+from bastion.models.bots.behaviour import (
+    BEHAVIOUR_SCHEMA,
+    COMBINE_WEIGHT,
+    MIN_EVENTS,
+    TRAIN_SEEDS,
+    SimRows,
+    SnapshotCollector,
+    bot_labels,
+    concat,
+    train_behaviour,
+)
+
 EVAL_SEEDS = (201, 202)
 VALIDATION_SEEDS = (105, 106)
 
@@ -206,3 +218,53 @@ def merge_bots_section(doc: Path, real_md: str | None = None, sim_md: str | None
     real = (real_md if real_md is not None else old_real).rstrip("\n")
     simpart = sim_md if sim_md is not None else (SIM_HEADING + old_sim if old_sim else "")
     return real + ("\n\n" + simpart.strip("\n") if simpart else "")
+
+
+# -- training the behaviour model on simulations (orchestration: runs the engine, so it lives here) --------
+def train_from_sims(seeds: Sequence[int] = TRAIN_SEEDS, users: int = 3000, days: float = 1.0,
+                    bad_scale: float = 2.0, work: Path | None = None, ship: bool = False,
+                    models_dir: Path | None = None, rounds_scale: float = 1.0,
+                    log: Callable[[str], None] = print) -> Path:
+    """Simulate the training seeds (``--text-split train``; the last one without ip/device context), collect
+    snapshot rows, train ``bot_behaviour`` and save it (into the package's artifacts with ``ship``)."""
+    from bastion.models.registry import PACKAGED_ROOT, ModelRegistry
+
+    work = work or Path(tempfile.mkdtemp(prefix="bastion-bots-train-"))
+    parts = []
+    for i, seed in enumerate(seeds):
+        no_ctx = i == len(seeds) - 1
+        d = simulate(work / f"train-{seed}", seed, users, days, no_ctx, bad_scale, split="train")
+        parts.append(collect(d))
+        log(f"seed {seed}{' no-ctx' if no_ctx else ''}: {len(parts[-1].y)} rows")
+    rows = concat(parts)
+    model = train_behaviour(rows, rounds_scale=rounds_scale, log=log)
+    meta = {"trained_on": f"simulator seeds {list(seeds)} (text split train, last one --no-ctx), {users} users, "
+                          f"{days:g} day(s), bad-scale {bad_scale:g}",
+            "rows": int(len(rows.y)), "bot_rows": int(rows.y.sum()), "combine_weight": COMBINE_WEIGHT,
+            "min_events": MIN_EVENTS, "created": time.time(),
+            "command": "bastion bots train --behaviour" + (" --ship" if ship else "")}
+    registry = ModelRegistry([PACKAGED_ROOT if ship else (models_dir or Path("models"))])
+    path = registry.save("bot_behaviour", model.to_artifact(meta))
+    log(f"bot_behaviour -> {path}")
+    return path
+
+
+def collect(sim_dir: Path) -> SimRows:
+    """Replay ``sim_dir/events.jsonl`` (no rules, no models) and return the snapshot rows with labels."""
+    from bastion.app import build_runtime
+    from bastion.settings import Settings
+    from bastion.sources.files import items
+
+    sim_dir = Path(sim_dir)
+    truth = json.loads((sim_dir / "truth.json").read_text())
+    labels = bot_labels(truth)
+    col = SnapshotCollector()
+    tmp = Path(tempfile.mkdtemp(prefix="bastion-bots-"))
+    rt = build_runtime(Settings(state="memory", db_path=tmp / "review.db"), rules_dir=False, models=False,
+                       extra_detectors=[col], review=False)
+    rt.run(items(sim_dir / "events.jsonl", "canonical"))
+    rt.run_batch_detectors()
+    lab = [labels.get(i, (0, "unknown", "")) for i in col.ids]
+    return SimRows(np.array(col.rows, dtype=np.float64).reshape(len(col.rows), len(BEHAVIOUR_SCHEMA)),
+                   np.array([v[0] for v in lab], dtype=np.int32), list(col.ids), [v[1] for v in lab],
+                   [v[2] for v in lab], np.array(col.n_events), np.array(col.final, bool), [str(sim_dir)] * len(lab))
