@@ -13,10 +13,13 @@ Retention (event time, not wall time, so replays are deterministic):
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from bastion.state.counters import MemoryCounterStore
 from bastion.state.model import Account, Label, Post, Report
@@ -309,6 +312,41 @@ class MemoryState:
         dropped["identifiers"] = len(stale)
         dropped["counter_buckets"] = self.counters.evict(now_ms)
         return dropped
+
+    def load_snapshot(self, fetch: Callable[[str], Iterable[tuple[Any, ...]]]) -> None:
+        """Fill memory from a durable backend's tables (the same schema in SQLite and PostgreSQL); ``fetch``
+        runs one SELECT and returns its rows. Accounts, posts and event ids not loaded here are read back on a
+        miss by the backend's stores."""
+        acc_dec = msgspec.msgpack.Decoder(Account)
+        rep_dec = msgspec.msgpack.Decoder(Report)
+        lab_dec = msgspec.msgpack.Decoder(Label)
+        for (body,) in fetch("SELECT body FROM accounts"):
+            acc = acc_dec.decode(body)
+            self.accounts.data[acc.id] = acc
+        for kind, src, dst, _ts in fetch("SELECT kind, src, dst, ts FROM edges"):
+            self.graph.outgoing[kind].setdefault(src, set()).add(dst)
+            self.graph.incoming[kind].setdefault(dst, set()).add(src)
+        for kind, value, account, ts in fetch("SELECT kind, value, account, ts FROM identifiers"):
+            self.identifiers.members.setdefault((kind, value), {})[account] = ts
+        for kind, value, n in fetch("SELECT kind, value, n FROM identifier_counts"):
+            self.identifiers.counts[(kind, value)] = n
+        for (body,) in fetch("SELECT body FROM reports"):
+            rep = rep_dec.decode(body)
+            self.reports.by_subject.setdefault((rep.subject_kind, rep.subject_id), []).append(rep)
+        for (body,) in fetch("SELECT body FROM labels"):
+            lb = lab_dec.decode(body)
+            self.labels.data.setdefault((lb.subject_kind, lb.subject_id), {})[lb.label] = lb
+        for ns, key, value in fetch("SELECT ns, key, value FROM kv"):
+            self.kv.data.setdefault(ns, {})[key] = bytes(value)
+        counters = self.kv.get("_state", "counters")
+        if counters is not None:
+            self.counters = type(self.counters).from_bytes(counters)
+        rows = list(fetch("SELECT body FROM position WHERE id=1"))
+        self._position = json.loads(rows[0][0]) if rows else None
+        self.graph.changes.clear()
+        self.identifiers.dirty.clear()
+        self.labels.dirty.clear()
+        self.kv.dirty.clear()
 
     def close(self) -> None:
         return None

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from bastion.state.memory import MemoryAccounts, MemoryPosts, MemorySeen, MemoryState, Retention
-from bastion.state.model import Account, Label, Post, Report
+from bastion.state.model import Account, Post
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, body BYTEA NOT NULL);
@@ -42,8 +42,6 @@ CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 1), body
 
 _acc_dec = msgspec.msgpack.Decoder(Account)
 _post_dec = msgspec.msgpack.Decoder(Post)
-_label_dec = msgspec.msgpack.Decoder(Label)
-_report_dec = msgspec.msgpack.Decoder(Report)
 _enc = msgspec.msgpack.Encoder()
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -127,35 +125,7 @@ class PostgresState(MemoryState):
         return cls(parts._replace(query="").geturl(), schema, retention)
 
     def _load(self) -> None:
-        c = self.conn
-        for (body,) in c.execute("SELECT body FROM accounts"):
-            acc = _acc_dec.decode(body)
-            self.accounts.data[acc.id] = acc
-        for kind, src, dst, _ts in c.execute("SELECT kind, src, dst, ts FROM edges"):
-            self.graph.outgoing[kind].setdefault(src, set()).add(dst)
-            self.graph.incoming[kind].setdefault(dst, set()).add(src)
-        for kind, value, account, ts in c.execute("SELECT kind, value, account, ts FROM identifiers"):
-            self.identifiers.members.setdefault((kind, value), {})[account] = ts
-        for kind, value, n in c.execute("SELECT kind, value, n FROM identifier_counts"):
-            self.identifiers.counts[(kind, value)] = n
-        for (body,) in c.execute("SELECT body FROM reports"):
-            rep = _report_dec.decode(body)
-            self.reports.by_subject.setdefault((rep.subject_kind, rep.subject_id), []).append(rep)
-        for (body,) in c.execute("SELECT body FROM labels"):
-            lb = _label_dec.decode(body)
-            self.labels.data.setdefault((lb.subject_kind, lb.subject_id), {})[lb.label] = lb
-        for ns, key, value in c.execute("SELECT ns, key, value FROM kv"):
-            self.kv.data.setdefault(ns, {})[key] = bytes(value)
-        counters = self.kv.get("_state", "counters")
-        loader = getattr(self.counters, "from_bytes", None)
-        if counters is not None and loader is not None:
-            self.counters = loader(counters)
-        row = _one(c, "SELECT body FROM position WHERE id=1", ())
-        self._position = json.loads(row[0]) if row else None
-        self.graph.changes.clear()
-        self.identifiers.dirty.clear()
-        self.labels.dirty.clear()
-        self.kv.dirty.clear()
+        self.load_snapshot(lambda sql: self.conn.execute(sql).fetchall())
 
     def checkpoint(self, position: dict[str, Any]) -> None:
         self.kv.put("_state", "counters", self.counters.to_bytes())

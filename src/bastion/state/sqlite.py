@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from bastion.state.memory import MemoryAccounts, MemoryPosts, MemorySeen, MemoryState, Retention
-from bastion.state.model import Account, Label, Post, Report
+from bastion.state.model import Account, Post
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, body BLOB NOT NULL);
@@ -37,8 +37,6 @@ CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 1), body
 
 _acc_dec = msgspec.msgpack.Decoder(Account)
 _post_dec = msgspec.msgpack.Decoder(Post)
-_label_dec = msgspec.msgpack.Decoder(Label)
-_report_dec = msgspec.msgpack.Decoder(Report)
 _enc = msgspec.msgpack.Encoder()
 
 
@@ -104,34 +102,7 @@ class SqliteState(MemoryState):
         self._load()
 
     def _load(self) -> None:
-        db = self.db
-        for (body,) in db.execute("SELECT body FROM accounts"):
-            acc = _acc_dec.decode(body)
-            self.accounts.data[acc.id] = acc
-        for kind, src, dst, _ts in db.execute("SELECT kind, src, dst, ts FROM edges"):
-            self.graph.outgoing[kind].setdefault(src, set()).add(dst)
-            self.graph.incoming[kind].setdefault(dst, set()).add(src)
-        for kind, value, account, ts in db.execute("SELECT kind, value, account, ts FROM identifiers"):
-            self.identifiers.members.setdefault((kind, value), {})[account] = ts
-        for kind, value, n in db.execute("SELECT kind, value, n FROM identifier_counts"):
-            self.identifiers.counts[(kind, value)] = n
-        for (body,) in db.execute("SELECT body FROM reports"):
-            rep = _report_dec.decode(body)
-            self.reports.by_subject.setdefault((rep.subject_kind, rep.subject_id), []).append(rep)
-        for (body,) in db.execute("SELECT body FROM labels"):
-            lb = _label_dec.decode(body)
-            self.labels.data.setdefault((lb.subject_kind, lb.subject_id), {})[lb.label] = lb
-        for ns, key, value in db.execute("SELECT ns, key, value FROM kv"):
-            self.kv.data.setdefault(ns, {})[key] = value
-        counters = self.kv.get("_state", "counters")
-        if counters is not None:
-            self.counters = type(self.counters).from_bytes(counters)
-        row = db.execute("SELECT body FROM position WHERE id=1").fetchone()
-        self._position = json.loads(row[0]) if row else None
-        self.graph.changes.clear()
-        self.identifiers.dirty.clear()
-        self.labels.dirty.clear()
-        self.kv.dirty.clear()
+        self.load_snapshot(lambda sql: self.db.execute(sql).fetchall())
 
     def checkpoint(self, position: dict[str, Any]) -> None:
         self.kv.put("_state", "counters", self.counters.to_bytes())
