@@ -212,9 +212,16 @@ def build_registry() -> FeatureRegistry:
     f("rel.actor_follows_target", bool, "the actor follows the target")(_rel("follow", False))
     f("rel.mutual", bool, "they follow each other")(
         lambda c: c.feature("rel.target_follows_actor") and c.feature("rel.actor_follows_target"))
-    f("rel.stranger", bool, "there is a target, it is not the actor, and neither follows the other")(
-        lambda c: bool(target_id(c)) and target_id(c) != c.actor.id
-        and not c.feature("rel.target_follows_actor") and not c.feature("rel.actor_follows_target"))
+    def _stranger(c: EvalContext) -> bool:
+        # read on most events by rules and models, so computed directly rather than through two sub-features
+        tid = target_id(c)
+        aid = c.actor.id
+        if not tid or tid == aid:
+            return False
+        graph = c.state.graph
+        return not graph.has("follow", tid, aid) and not graph.has("follow", aid, tid)
+
+    f("rel.stranger", bool, "there is a target, it is not the actor, and neither follows the other")(_stranger)
     f("rel.blocked_by_target", bool, "the target has blocked the actor")(_rel("block", True))
     f("rel.muted_by_target", bool, "the target has muted the actor")(_rel("mute", True))
     f("rel.self", bool, "the actor targets itself")(lambda c: target_id(c) == c.actor.id)
@@ -231,9 +238,10 @@ def build_registry() -> FeatureRegistry:
             return any(ip_network(ip) == value for ip in c.actor.ips)
 
         def fn(c: EvalContext) -> int:
-            value = c.feature(feature)
-            if not value:
+            ctx = c.event.ctx
+            if ctx is None or not (ctx.device if kind == "device" else ctx.ip):
                 return 0
+            value = c.feature(feature)
             n = c.state.identifiers.count(kind, value)
             return n if seen_by_actor(c, value) else n + 1
 
