@@ -111,18 +111,19 @@ def build_registry() -> FeatureRegistry:
     f("event.ts", int, "event time, epoch milliseconds")(lambda c: c.now_ms)
     f("event.hour", int, "hour of day (UTC) of the event")(lambda c: (c.now_ms // 3_600_000) % 24)
     f("event.text", str, "post, message or report text ('' when none)")(event_text)
-    f("event.text_len", int, "length of event.text in characters")(lambda c: len(c.feature("event.text")))
+    f("event.text_len", int, "length of event.text in characters")(lambda c: len(event_text(c)))
     f("event.text_hash", str, "hash of the normalised text ('' when no text)")(
         lambda c: format(text_hash(t), "x") if (t := c.feature("event.text")) else "")
     f("event.urls", list, "URLs of the post or message")(event_urls)
-    f("event.n_urls", int, "number of URLs")(lambda c: len(c.feature("event.urls")))
+    f("event.n_urls", int, "number of URLs")(lambda c: len(event_urls(c)))
     f("event.domains", list, "distinct domains of the URLs")(
         lambda c: sorted({d for u in c.feature("event.urls") if (d := domain_of(u))}))
     f("event.hashtags", list, "hashtags of the post")(
         lambda c: c.event.post.hashtags if isinstance(c.event, PostCreate) else [])
     f("event.mentions", list, "accounts mentioned by the post")(
         lambda c: c.event.post.mentions if isinstance(c.event, PostCreate) else [])
-    f("event.n_mentions", int, "number of mentions")(lambda c: len(c.feature("event.mentions")))
+    f("event.n_mentions", int, "number of mentions")(
+        lambda c: len(c.event.post.mentions) if isinstance(c.event, PostCreate) else 0)
     f("event.media", list, "media hashes of the post")(
         lambda c: c.event.post.media if isinstance(c.event, PostCreate) else [])
     f("event.is_reply", bool, "the post replies to another post")(
@@ -239,9 +240,16 @@ def build_registry() -> FeatureRegistry:
 
         def fn(c: EvalContext) -> int:
             ctx = c.event.ctx
-            if ctx is None or not (ctx.device if kind == "device" else ctx.ip):
+            if ctx is None:
                 return 0
-            value = c.feature(feature)
+            if kind == "device":
+                value = ctx.device
+            elif kind == "ip":
+                value = ctx.ip
+            else:
+                value = ip_network(ctx.ip) if ctx.ip else None
+            if not value:
+                return 0
             n = c.state.identifiers.count(kind, value)
             return n if seen_by_actor(c, value) else n + 1
 
