@@ -12,29 +12,25 @@ from bastion.engine import EvalContext
 from bastion.events.model import AnyEvent, MessageSend, PostCreate
 from bastion.features.registry import FeatureRegistry
 from bastion.state.activity import observe
-from bastion.state.apply import text_hash
 from bastion.state.model import Account
 from bastion.state.protocols import State
 
 MIN_EVENTS_TO_RECORD = 3
 
 
-def activity_observer(acc: Account, event: AnyEvent, state: State) -> None:
+def activity_observer(acc: Account, event: AnyEvent, state: State, text_hash_value: int | None) -> None:
     """The engine's ``observe`` hook: fold the event into the actor's online behaviour aggregates."""
-    stranger = False
-    th: int | None = None
     if isinstance(event, PostCreate):
         other = event.post.reply_to_author
-        if event.post.text:
-            th = text_hash(event.post.text)
     elif isinstance(event, MessageSend):
         other = event.recipient
     else:
         other = None
+    stranger = False
     if other and other != acc.id:
         graph = state.graph
         stranger = not graph.has("follow", other, acc.id) and not graph.has("follow", acc.id, other)
-    observe(acc.activity, event, stranger=stranger, text_hash_value=th)
+    observe(acc.activity, event, stranger=stranger, text_hash_value=text_hash_value)
 
 
 class BotScoring:

@@ -16,20 +16,15 @@ recent text hashes (duplicate ratio).
 from __future__ import annotations
 
 import math
-import zlib
 from typing import Any
 
+from bastion.state.apply import text_hash
 from bastion.state.model import ActivityStats
 
 RECENT_TEXTS = 32          # ring size for duplicate detection
 GAP_BINS = 16
 MAX_CLIENTS = 16           # distinct clients kept per account (bounded state)
 _DAY_MS = 86_400_000
-
-
-def text_hash(text: str) -> int:
-    """A stable (process-independent) hash of whitespace- and case-normalised text."""
-    return zlib.crc32(" ".join(text.lower().split()).encode("utf-8"))
 
 
 def _note_text(stats: ActivityStats, text: str | None, hashed: int | None) -> None:

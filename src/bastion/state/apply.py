@@ -4,6 +4,7 @@ event against the state as it was before it (so features such as "reply to a str
 from __future__ import annotations
 
 from collections.abc import Callable
+from hashlib import blake2b
 
 from bastion.events.model import (
     AccountCreate,
@@ -31,9 +32,11 @@ PROFILE_FIELDS = ("handle", "display_name", "bio", "avatar", "url", "lang", "ema
 
 
 def text_hash(text: str) -> int:
-    """A stable 63-bit hash of whitespace- and case-normalised text (the `text hash` entity)."""
-    from hashlib import blake2b
+    """A stable 63-bit hash of whitespace- and case-normalised text (the `text hash` entity).
 
+    >>> text_hash("Buy  NOW ") == text_hash("buy now")
+    True
+    """
     norm = " ".join(text.lower().split())
     return int.from_bytes(blake2b(norm.encode(), digest_size=8).digest(), "little") >> 1
 
@@ -70,7 +73,8 @@ def _remember(values: list[str], value: str) -> bool:
     return True
 
 
-Observer = Callable[[Account, AnyEvent, State], None]
+# (actor, event, state, hash of the post's or message's text or None): the text is hashed once per event
+Observer = Callable[[Account, AnyEvent, State, int | None], None]
 
 
 def apply_event(state: State, event: AnyEvent, actor: Account, observe: Observer | None = None) -> None:
@@ -87,8 +91,14 @@ def apply_event(state: State, event: AnyEvent, actor: Account, observe: Observer
         if ctx.device:
             state.identifiers.add("device", ctx.device, actor.id, ts)
             _remember(actor.devices, ctx.device)
+    if isinstance(event, PostCreate):
+        hashed: int | None = text_hash(event.post.text) if event.post.text else None
+    elif isinstance(event, MessageSend):
+        hashed = text_hash(event.text) if event.text else None
+    else:
+        hashed = None
     if observe is not None:
-        observe(actor, event, state)
+        observe(actor, event, state, hashed)
 
     if isinstance(event, PostCreate):
         body = event.post
@@ -96,7 +106,7 @@ def apply_event(state: State, event: AnyEvent, actor: Account, observe: Observer
             id=body.id,
             author=event.actor,
             ts=ts,
-            text_hash=text_hash(body.text) if body.text else 0,
+            text_hash=hashed or 0,
             reply_to=body.reply_to,
             reply_to_author=body.reply_to_author,
             root=body.root,
