@@ -37,27 +37,32 @@ class Retention:
 
 
 class MemoryAccounts:
-    def __init__(self) -> None:
+    """Accounts in a dict. A durable backend passes ``loader`` (read an account back from disk on a miss);
+    its changes are then tracked in ``dirty`` until the next checkpoint writes them."""
+
+    def __init__(self, loader: Callable[[str], Account | None] | None = None) -> None:
         self.data: dict[str, Account] = {}
         self.dirty: set[str] = set()
+        self._loader = loader
 
     def get(self, account_id: str) -> Account | None:
-        return self.data.get(account_id)
-
-    def get_or_create(self, account_id: str, ts: int) -> Account:
         acc = self.data.get(account_id)
-        if acc is None:
-            acc = self._load(account_id)
-            if acc is None:
-                acc = Account(id=account_id, first_seen_ms=ts, last_seen_ms=ts)
-            self.data[account_id] = acc
+        if acc is None and self._loader is not None:
+            acc = self._loader(account_id)
+            if acc is not None:
+                self.data[account_id] = acc
         return acc
 
-    def _load(self, account_id: str) -> Account | None:  # read-through hook for durable backends
-        return None
+    def get_or_create(self, account_id: str, ts: int) -> Account:
+        acc = self.get(account_id)
+        if acc is None:
+            acc = self.data[account_id] = Account(id=account_id, first_seen_ms=ts, last_seen_ms=ts)
+        return acc
 
     def put(self, account: Account) -> None:
         self.data[account.id] = account
+        if self._loader is not None:
+            self.dirty.add(account.id)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -67,23 +72,25 @@ class MemoryAccounts:
 
 
 class MemoryPosts:
-    def __init__(self) -> None:
+    """Posts in a dict; ``loader`` and ``dirty`` as for :class:`MemoryAccounts`."""
+
+    def __init__(self, loader: Callable[[str], Post | None] | None = None) -> None:
         self.data: dict[str, Post] = {}
-        self.dirty: set[str] = set()  # filled only by durable backends
+        self.dirty: set[str] = set()
+        self._loader = loader
 
     def get(self, post_id: str) -> Post | None:
         post = self.data.get(post_id)
-        if post is None:
-            post = self._load(post_id)
+        if post is None and self._loader is not None:
+            post = self._loader(post_id)
             if post is not None:
                 self.data[post_id] = post
         return post
 
-    def _load(self, post_id: str) -> Post | None:
-        return None
-
     def put(self, post: Post) -> None:
         self.data[post.id] = post
+        if self._loader is not None:
+            self.dirty.add(post.id)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -210,21 +217,19 @@ class MemoryLabels:
 
 
 class MemorySeen:
-    def __init__(self) -> None:
+    """Processed event ids; a durable backend passes ``loader`` to look an id up on disk when memory misses."""
+
+    def __init__(self, loader: Callable[[str], bool] | None = None) -> None:
         self.data: dict[str, int] = {}
         self.new: list[tuple[str, int]] = []
-
-    durable = False  # durable backends look ids up on disk when memory misses
+        self._loader = loader
 
     def check_and_add(self, event_id: str, ts: int) -> bool:
-        if event_id in self.data or (self.durable and self._load(event_id)):
+        if event_id in self.data or (self._loader is not None and self._loader(event_id)):
             return False
         self.data[event_id] = ts
         self.new.append((event_id, ts))
         return True
-
-    def _load(self, event_id: str) -> bool:
-        return False
 
 
 class MemoryKV:

@@ -46,57 +46,6 @@ _enc = msgspec.msgpack.Encoder()
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def _one(conn: Any, sql: str, args: tuple[Any, ...]) -> Any:
-    return conn.execute(sql, args).fetchone()
-
-
-class _Accounts(MemoryAccounts):
-    def __init__(self, conn: Any) -> None:
-        super().__init__()
-        self.conn = conn
-
-    def _load(self, account_id: str) -> Account | None:
-        row = _one(self.conn, "SELECT body FROM accounts WHERE id=%s", (account_id,))
-        return _acc_dec.decode(row[0]) if row else None
-
-    def get(self, account_id: str) -> Account | None:
-        acc = self.data.get(account_id)
-        if acc is None:
-            acc = self._load(account_id)
-            if acc is not None:
-                self.data[account_id] = acc
-        return acc
-
-    def put(self, account: Account) -> None:
-        self.data[account.id] = account
-        self.dirty.add(account.id)
-
-
-class _Posts(MemoryPosts):
-    def __init__(self, conn: Any) -> None:
-        super().__init__()
-        self.conn = conn
-
-    def _load(self, post_id: str) -> Post | None:
-        row = _one(self.conn, "SELECT body FROM posts WHERE id=%s", (post_id,))
-        return _post_dec.decode(row[0]) if row else None
-
-    def put(self, post: Post) -> None:
-        self.data[post.id] = post
-        self.dirty.add(post.id)
-
-
-class _Seen(MemorySeen):
-    durable = True
-
-    def __init__(self, conn: Any) -> None:
-        super().__init__()
-        self.conn = conn
-
-    def _load(self, event_id: str) -> bool:
-        return _one(self.conn, "SELECT 1 FROM seen WHERE id=%s", (event_id,)) is not None
-
-
 class PostgresState(MemoryState):
     def __init__(self, url: str, schema: str = "bastion_state", retention: Retention | None = None) -> None:
         import psycopg
@@ -110,9 +59,16 @@ class PostgresState(MemoryState):
         self.conn.execute(f"SET search_path TO {schema}")
         for stmt in filter(None, (s.strip() for s in _TABLES.split(";"))):
             self.conn.execute(stmt)
-        self.accounts = _Accounts(self.conn)
-        self.posts = _Posts(self.conn)
-        self.seen = _Seen(self.conn)
+        conn = self.conn
+
+        def row(sql: str, key: str) -> Any:
+            return conn.execute(sql, (key,)).fetchone()
+
+        self.accounts = MemoryAccounts(
+            loader=lambda k: _acc_dec.decode(r[0]) if (r := row("SELECT body FROM accounts WHERE id=%s", k)) else None)
+        self.posts = MemoryPosts(
+            loader=lambda k: _post_dec.decode(r[0]) if (r := row("SELECT body FROM posts WHERE id=%s", k)) else None)
+        self.seen = MemorySeen(loader=lambda k: row("SELECT 1 FROM seen WHERE id=%s", k) is not None)
         self._load()
 
     @classmethod

@@ -40,53 +40,6 @@ _post_dec = msgspec.msgpack.Decoder(Post)
 _enc = msgspec.msgpack.Encoder()
 
 
-class _Accounts(MemoryAccounts):
-    def __init__(self, db: sqlite3.Connection) -> None:
-        super().__init__()
-        self.db = db
-
-    def _load(self, account_id: str) -> Account | None:
-        row = self.db.execute("SELECT body FROM accounts WHERE id=?", (account_id,)).fetchone()
-        return _acc_dec.decode(row[0]) if row else None
-
-    def get(self, account_id: str) -> Account | None:
-        acc = self.data.get(account_id)
-        if acc is None:
-            acc = self._load(account_id)
-            if acc is not None:
-                self.data[account_id] = acc
-        return acc
-
-    def put(self, account: Account) -> None:
-        self.data[account.id] = account
-        self.dirty.add(account.id)
-
-
-class _Posts(MemoryPosts):
-    def __init__(self, db: sqlite3.Connection) -> None:
-        super().__init__()
-        self.db = db
-
-    def _load(self, post_id: str) -> Post | None:
-        row = self.db.execute("SELECT body FROM posts WHERE id=?", (post_id,)).fetchone()
-        return _post_dec.decode(row[0]) if row else None
-
-    def put(self, post: Post) -> None:
-        self.data[post.id] = post
-        self.dirty.add(post.id)
-
-
-class _Seen(MemorySeen):
-    durable = True
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        super().__init__()
-        self.db = db
-
-    def _load(self, event_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM seen WHERE id=?", (event_id,)).fetchone() is not None
-
-
 class SqliteState(MemoryState):
     def __init__(self, path: Path, retention: Retention | None = None) -> None:
         super().__init__(retention)
@@ -96,9 +49,16 @@ class SqliteState(MemoryState):
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
-        self.accounts = _Accounts(self.db)
-        self.posts = _Posts(self.db)
-        self.seen = _Seen(self.db)
+        db = self.db
+
+        def row(sql: str, key: str) -> Any:
+            return db.execute(sql, (key,)).fetchone()
+
+        self.accounts = MemoryAccounts(
+            loader=lambda k: _acc_dec.decode(r[0]) if (r := row("SELECT body FROM accounts WHERE id=?", k)) else None)
+        self.posts = MemoryPosts(
+            loader=lambda k: _post_dec.decode(r[0]) if (r := row("SELECT body FROM posts WHERE id=?", k)) else None)
+        self.seen = MemorySeen(loader=lambda k: row("SELECT 1 FROM seen WHERE id=?", k) is not None)
         self._load()
 
     def _load(self) -> None:
