@@ -93,7 +93,7 @@ def apply_event(state: State, event: AnyEvent, actor: Account, observe: Observer
             _remember(actor.devices, ctx.device)
     if isinstance(event, PostCreate):
         hashed: int | None = text_hash(event.post.text) if event.post.text else None
-    elif isinstance(event, MessageSend):
+    elif isinstance(event, MessageSend) and observe is not None:  # only the observer reads a message's hash
         hashed = text_hash(event.text) if event.text else None
     else:
         hashed = None
