@@ -8,6 +8,7 @@ Detectors never apply anything themselves.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -151,6 +152,7 @@ class Engine:
         observe: Observer | None = None,
         metrics: Any = None,
         evict_every: int = 100_000,
+        freeze_gc: bool = True,
     ) -> None:
         self.state = state
         self.registry = registry
@@ -166,6 +168,7 @@ class Engine:
         self.stats = Stats()
         self.scores = ScoreBoard()
         self.evict_every = evict_every
+        self.freeze_gc = freeze_gc
         self._seq = 0
         self.recent: dict[str, list[AppliedAction]] = {}  # account id -> its latest actions (API, review)
 
@@ -195,8 +198,15 @@ class Engine:
         applied = self._apply_effects(ctx.effects, event) if ctx.effects else []
         if self.metrics is not None:
             self.metrics.observe_event(etype, applied)
-        if st.events % self.evict_every == 0:
+        n = st.events
+        if n % self.evict_every == 0:
             state.evict(ts)
+        if n % 10_000 == 0 and self.freeze_gc:
+            # What is alive now is mostly long-lived state (accounts, counter series, posts): move it out of
+            # the cyclic collector's reach, so full collections stop walking millions of objects (about 0.5 s
+            # of CPU each, a fifth of a 1M-event run; gc.freeze itself is O(1)). State holds no reference
+            # cycles, so entities evicted later are still freed by reference counting.
+            gc.freeze()
         return applied
 
     def check(self, event: AnyEvent) -> tuple[list[Effect], EvalContext]:

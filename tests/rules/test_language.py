@@ -128,6 +128,7 @@ def test_operands_run_cheapest_first(registry) -> None:
 
     class Ctx:
         _cache: dict = {}
+        event = None  # not a post, so event.is_reply is False
 
         def feature(self, name):
             return reg.get(name).fn(self) if name == "score.abuse" else False

@@ -96,3 +96,27 @@ def test_bytes_round_trip() -> None:
     assert c2.sum("s", "k", 3_600_000, 5000) == c.sum("s", "k", 3_600_000, 5000)
     c2.add("d", "k", 10, f"e{MEMBER_CAP + 9}")  # the last event id survives: still idempotent
     assert c2.count("d", "k", 3_600_000, 5000) == c.count("d", "k", 3_600_000, 5000)
+
+
+def test_distinct_is_exact_against_brute_force_in_and_out_of_order() -> None:
+    """Distinct counts read newest-first while members arrive in time order, and fall back to a full scan once
+    one arrives late; both must equal a brute-force count, before and after eviction passes."""
+    for late_every in (0, 7):  # 0: strictly in order; 7: every seventh event arrives up to a minute late
+        rng = random.Random(late_every)
+        c = MemoryCounterStore()
+        c.configure("d", 600_000)
+        seen: dict[str, int] = {}
+        t = 0
+        for i in range(3_000):
+            t += rng.randint(0, 2_000)
+            ts = t - rng.randint(1, 60_000) if late_every and i % late_every == 0 else t
+            m = f"m{rng.randint(0, 300)}"
+            c.add("d", "k", ts, f"e{i}", member=m)
+            seen[m] = max(seen.get(m, ts), ts)
+            if i % 500 == 499:
+                c.evict(t)
+            if i % 37 == 0:
+                for window in (10_000, 120_000, 600_000):
+                    truth = sum(1 for v in seen.values() if t - window < v <= t)
+                    assert c.distinct("d", "k", window, t) == truth, (late_every, i, window)
+        assert c.series[("d", "k")].mordered is (late_every == 0)

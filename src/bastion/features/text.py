@@ -133,6 +133,8 @@ def unleet(text: str) -> str:
             return word
         return ("@" if mention else "") + body.translate(_LEET) + rest
 
+    if not _LEET_CHARS.search(text):  # nothing to undo (about half of all posts): skip the per-word pass
+        return text
     return _LEET_WORD.sub(fix, text)
 
 
@@ -162,7 +164,7 @@ def normalize(text: str) -> str:
     text = join_spaced_letters(text)
     text = unleet(text)
     text = _REPEATS.sub(lambda m: m.group(1) if m.group(1).isalpha() else m.group(1) * 2, text)
-    return _SPACES.sub(" ", text).strip()
+    return " ".join(text.split())  # the same as _SPACES.sub(" ", text).strip() (both use str.isspace), faster
 
 
 # --- URLs and domains ------------------------------------------------------------------------------------

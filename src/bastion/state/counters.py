@@ -103,8 +103,21 @@ class HyperLogLog:
         return HyperLogLog.merged_estimate([self])
 
 
+def _expired_members(members: dict[str, int], horizon: int) -> list[str]:
+    """Members last seen at or before ``horizon``. ``members`` is ordered by last occurrence (events arrive
+    nearly in time order), so the scan stops at the first younger one; one that arrived late with an old time
+    waits for those before it - kept a little longer, never dropped early. Reads are exact either way: they
+    filter by time."""
+    old = []
+    for m, t in members.items():
+        if t > horizon:
+            break
+        old.append(m)
+    return old
+
+
 class _Series:
-    __slots__ = ("times", "weights", "coarse", "members", "hll", "last_event")
+    __slots__ = ("times", "weights", "coarse", "members", "hll", "last_event", "mlast", "mordered")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -113,6 +126,8 @@ class _Series:
         self.members: dict[str, int] | None = None
         self.hll: dict[int, HyperLogLog] | None = None  # slice index -> sketch
         self.last_event: str = ""
+        self.mlast: int = 0         # the latest member time
+        self.mordered: bool = True  # ``members`` is ordered by time (every insert was the latest so far)
 
 
 class MemoryCounterStore:
@@ -121,6 +136,8 @@ class MemoryCounterStore:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], _Series] = {}
         self.max_window: dict[str, int] = {}
+        self._last_pass: dict[str, int] = {}  # counter name -> stream time of its last eviction pass
+        self._names: set[str] = set()  # every counter name that has had a series
 
     # -- configuration ----------------------------------------------------------------------------------
     def configure(self, name: str, window_ms: int) -> None:
@@ -138,6 +155,7 @@ class MemoryCounterStore:
         s = self.series.get(sk)
         if s is None:
             s = self.series[sk] = _Series()
+            self._names.add(name)
         elif s.last_event == event_id:
             return None
         s.last_event = event_id
@@ -215,12 +233,18 @@ class MemoryCounterStore:
         members = s.members
         if members is None:
             members = s.members = {}
+            s.mordered, s.mlast = True, 0
         prev = members.get(member)
         if prev is None or ts > prev:
+            if prev is not None:  # re-inserted, so the dict stays ordered by last occurrence
+                del members[member]
             members[member] = ts
+            if ts >= s.mlast:
+                s.mlast = ts
+            else:  # an event that arrived late: reads fall back to a full scan
+                s.mordered = False
         if len(members) > MEMBER_CAP:
-            horizon = ts - self._horizon(name)
-            for m in [m for m, t in members.items() if t <= horizon]:
+            for m in _expired_members(members, ts - self._horizon(name)):
                 del members[m]
             if len(members) > MEMBER_CAP:
                 width = max(1, self._horizon(name) // HLL_SLICES)
@@ -288,6 +312,13 @@ class MemoryCounterStore:
             return round(HyperLogLog.merged_estimate(sketches))
         if not s.members:
             return 0
+        if s.mordered and now_ms >= s.mlast:  # newest first, stop at the window's start
+            n = 0
+            for t in reversed(s.members.values()):
+                if t <= lo:
+                    break
+                n += 1
+            return n
         return sum(1 for t in s.members.values() if lo < t <= now_ms)
 
     def has_member(self, name: str, key: str, member: str, window_ms: int, now_ms: int) -> bool | None:
@@ -304,8 +335,17 @@ class MemoryCounterStore:
     def evict(self, now_ms: int) -> int:
         """Drop everything older than each counter's longest window; returns the entries dropped."""
         dropped = 0
+        # A counter whose last pass is less than an eighth of its horizon ago is skipped: its entries live at
+        # most 9/8 of the horizon (reads filter by time, so answers stay exact), and a pass costs what it drops.
+        due = {n for n in self._names if now_ms - self._last_pass.get(n, -(1 << 62)) >= self._horizon(n) // 8}
+        if not due:
+            return 0
+        for n in due:
+            self._last_pass[n] = now_ms
         for sk, s in list(self.series.items()):
             name = sk[0]
+            if name not in due:
+                continue
             horizon_ms = self._horizon(name)
             horizon = now_ms - horizon_ms
             cut = bisect_right(s.times, horizon)
@@ -320,7 +360,7 @@ class MemoryCounterStore:
                 dropped += len(s.coarse) - len(keep)
                 s.coarse = keep or None
             if s.members:
-                old = [m for m, t in s.members.items() if t <= horizon]
+                old = _expired_members(s.members, horizon)
                 for m in old:
                     del s.members[m]
                 dropped += len(old)
@@ -361,10 +401,15 @@ class MemoryCounterStore:
             s.weights = list(weights) if weights is not None else None
             s.coarse = [list(c) for c in coarse] if coarse is not None else None
             s.members = dict(members) if members is not None else None
+            if s.members:
+                ts_list = list(s.members.values())
+                s.mlast = max(ts_list)
+                s.mordered = all(a <= b for a, b in zip(ts_list, ts_list[1:], strict=False))
             s.hll = ({int(sl): HyperLogLog(bytearray(reg)) for sl, reg in hll.items()}
                      if hll is not None else None)
             s.last_event = last_event
             store.series[(name, key)] = s
+            store._names.add(name)
         return store
 
 

@@ -277,13 +277,26 @@ class MemoryState:
         r = self.retention
         dropped: dict[str, int] = {}
         cutoff = now_ms - r.post_ttl_ms
+        # Posts and event ids arrive (nearly) in time order and dicts keep insertion order, so both are
+        # dropped from the front up to the first one still young: a pass costs what it drops, not the size of
+        # the store. One that arrived late with an old time waits for those before it (kept a little longer,
+        # never dropped early).
         unsaved_posts = self.posts.dirty
-        old_posts = [pid for pid, p in self.posts.data.items() if p.ts < cutoff and pid not in unsaved_posts]
+        old_posts = []
+        for pid, p in self.posts.data.items():
+            if p.ts >= cutoff:
+                break
+            if pid not in unsaved_posts:
+                old_posts.append(pid)
         for pid in old_posts:
             del self.posts.data[pid]
         dropped["posts"] = len(old_posts)
         cutoff = now_ms - r.dedup_ttl_ms
-        old_ids = [eid for eid, ts in self.seen.data.items() if ts < cutoff]
+        old_ids = []
+        for eid, ts in self.seen.data.items():
+            if ts >= cutoff:
+                break
+            old_ids.append(eid)
         for eid in old_ids:
             del self.seen.data[eid]
         dropped["event_ids"] = len(old_ids)
