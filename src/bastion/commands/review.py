@@ -83,66 +83,102 @@ def export_labels(
     typer.echo(f"wrote {n} labels to {out}")
 
 
+def _model_registry(settings, ship: bool = False):  # type: ignore[no-untyped-def]
+    from bastion.models.registry import PACKAGED_ROOT, ModelRegistry
+
+    return ModelRegistry.default(settings.models_dir), (PACKAGED_ROOT if ship else None)
+
+
 @review_app.command("train-prioritiser")
 def train_prioritiser(
-    out: Path | None = typer.Option(None, "--out", help="model file (default MODELS_DIR/review_prioritiser.pkl)"),
+    events: Path | None = typer.Option(None, "--events", help="train on simulated decisions: replay this run "
+                                                             "(every case decided by --truth)"),
+    truth: Path | None = typer.Option(None, "--truth", help="truth.json of the --events run"),
+    ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts"),
     config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
 ) -> None:
-    """Retrain the learned prioritiser (LightGBM + isotonic calibration) from reviewer decisions."""
+    """Retrain the learned prioritiser (LightGBM + isotonic calibration, per-source precision) from reviewer
+    decisions - the decisions table, or simulated decisions on a simulator run - into the model registry
+    ($BASTION_MODELS_DIR) as review_prioritiser; a live queue ranks with the newest one."""
     from bastion.review.prioritiser import train_from_decisions
     from bastion.review.store import ReviewStore
 
     settings = _settings(config)
-    decisions = ReviewStore(settings.db_path).decisions()
-    try:
-        model = train_from_decisions(decisions)
-    except ValueError as exc:
-        typer.echo(f"error: {exc} ({len(decisions)} decisions so far)", err=True)
-        raise typer.Exit(2) from None
-    path = model.save(out or Path(settings.models_dir) / "review_prioritiser.pkl")
-    typer.echo(f"trained on {model.n_train_} decisions; saved {path}")
+    if (events is None) != (truth is None):
+        raise typer.BadParameter("give --events and --truth together (or neither: the decisions table)")
+    if events is not None and truth is not None:
+        import tempfile
+
+        from bastion.review.evaluation import replay, train_on_replay
+
+        typer.echo(f"replaying {events} ...")
+        run_settings = _settings(config, db_path=Path(tempfile.mkdtemp(prefix="bastion-review-train-")) / "r.db")
+        model = train_on_replay(replay(truth, events, run_settings))
+        model.meta_["trained_on"].update(events=str(events), truth=str(truth))
+        source = f"simulated decisions on {events}"
+    else:
+        decisions = ReviewStore(settings.db_path).decisions()
+        try:
+            model = train_from_decisions(decisions)
+        except ValueError as exc:
+            typer.echo(f"error: {exc} ({len(decisions)} decisions so far)", err=True)
+            raise typer.Exit(2) from None
+        model.meta_["trained_on"] = {"decisions": len(decisions), "db": str(settings.db_path)}
+        source = f"{model.n_train_} decisions"
+    registry, root = _model_registry(settings, ship)
+    path = model.save(registry, root=root)
+    top = sorted(model.importances_.items(), key=lambda kv: -kv[1])[:5]
+    typer.echo(f"trained on {source} ({model.n_train_} rows, {model.n_cases_} cases); saved {path}")
+    typer.echo("top features (gain): " + ", ".join(f"{k} {v:,.0f}" for k, v in top))
 
 
 @review_app.command("eval")
 def review_eval(
     truth: Path = typer.Option(..., "--truth", help="truth.json written by bastion sim"),
-    events: Path | None = typer.Option(None, "--events", help="replay these events first (full comparison, "
-                                                               "learned prioritiser included)"),
-    results: Path | None = typer.Option(None, "--results", help="or score an existing results directory"),
+    events: Path = typer.Option(..., "--events", help="the run's events, replayed through the engine"),
     capacity: int = typer.Option(10, "--capacity", "-k", help="reviewer capacity K, cases per hour"),
+    version: str | None = typer.Option(None, "--model-version", help="review_prioritiser version (default: "
+                                                                     "the newest in the registry)"),
     docs: Path | None = typer.Option(None, "--docs", help="write the review section of this evaluation.md"),
     json_out: Path | None = typer.Option(None, "--json", help="write the metrics here"),
     config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
 ) -> None:
-    """Exposure prevented at K cases/hour against FIFO and report-count orderings; precision@100; the
-    learned prioritiser against the formula."""
+    """Exposure prevented at K cases/hour (time-consistent: every hour ranks what was known then) against
+    FIFO and report-count orderings; precision@100; the learned prioritiser (trained on another run with
+    `bastion review train-prioritiser --events`) against the formula."""
+    from bastion.models.registry import ModelError
+    from bastion.review.evaluation import evaluate_review, markdown
+    from bastion.review.prioritiser import MODEL_NAME, LearnedPrioritiser
+
+    settings = _settings(config)
+    registry, _ = _model_registry(settings)
+    try:
+        model: LearnedPrioritiser | None = LearnedPrioritiser.from_artifact(registry.load(MODEL_NAME, version))
+    except ModelError as exc:
+        typer.echo(f"no learned prioritiser ({exc}); comparing the formula only", err=True)
+        model = None
+    if model is not None:
+        trained = (model.meta_.get("trained_on") or {})
+        seed = json.loads(truth.read_text()).get("meta", {}).get("seed")
+        if trained.get("seed") is not None and trained.get("seed") == seed:
+            typer.echo(f"error: review_prioritiser v{model.version} was trained on seed {seed}, the run being "
+                       "evaluated; train it on another run", err=True)
+            raise typer.Exit(2)
     import tempfile
 
-    from bastion.review.evaluation import evaluate_review, markdown
+    run_settings = _settings(config, db_path=Path(tempfile.mkdtemp(prefix="bastion-review-eval-")) / "review.db")
+    metrics = evaluate_review(truth, events, capacities=(capacity,), model=model, settings=run_settings)
+    cmd = f"bastion review eval --truth {truth} --events {events} -k {capacity}"
+    from bastion.review.evaluation import sim_command
 
-    if (events is None) == (results is None):
-        raise typer.BadParameter("give one of --events or --results")
-    if results is not None:
-        metrics = evaluate_review(truth, results, capacities=(capacity,))
-        cmd = f"bastion review eval --truth {truth} --results {results} -k {capacity}"
-    else:
-        from bastion.app import build_runtime
-        from bastion.review.service import attach_review
-        from bastion.sources.files import items
-
-        tmp = Path(tempfile.mkdtemp(prefix="bastion-review-eval-"))
-        settings = _settings(config, db_path=tmp / "review.db")
-        rt = build_runtime(settings, out_dir=None)
-        if not any(getattr(d, "name", "") == "rules" for d in rt.engine.detectors):
-            from bastion.app import DEFAULT_RULES_DIR
-            from bastion.rules import RulesDetector
-
-            rt.engine.detectors.append(RulesDetector.from_dir(settings.rules_dir or DEFAULT_RULES_DIR, rt.registry))
-        attach_review(rt, settings, record_events=0)
-        rt.run(items(events, "canonical"))
-        rt.run_batch_detectors()
-        metrics = evaluate_review(truth, rt, capacities=(capacity,))
-        cmd = f"bastion review eval --truth {truth} --events {events} -k {capacity}"
+    commands = []
+    tr = (model.meta_.get("trained_on") or {}) if model is not None else {}
+    if tr.get("events"):
+        commands.append(sim_command(tr, Path(tr["events"]).parent.as_posix()))
+    commands.append(sim_command(json.loads(truth.read_text()).get("meta", {}), truth.parent.as_posix()))
+    if tr.get("events"):
+        commands.append(f"bastion review train-prioritiser --truth {tr['truth']} --events {tr['events']}")
+    metrics["commands"] = commands
     typer.echo(json.dumps(metrics, indent=2, default=str))
     if json_out:
         json_out.write_text(json.dumps(metrics, indent=2, default=str))

@@ -113,6 +113,9 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     demo_settings = replace(settings, db_path=db_path, rules_dir=rules_dir)
     rt = build_runtime(demo_settings, out_dir=res_dir)
     rt.extras["truth_path"] = str(sim_dir / "truth.json")
+    from bastion.review.evaluation import attach_recorder
+
+    attach_recorder(rt, sim_dir / "truth.json")  # hourly queue snapshots: the review evaluation ranks with them
     summary = replay_file(demo_settings, sim_dir / "events.jsonl", res_dir, runtime=rt, close=False)
     print_summary(summary, res_dir)
     console.print("[bold]3/4 evaluating[/bold] against the simulator's ground truth")
@@ -120,7 +123,7 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     try:
         from bastion.review.evaluation import evaluate_review
 
-        metrics["review_live"] = evaluate_review(sim_dir / "truth.json", rt)
+        metrics["review_live"] = evaluate_review(sim_dir / "truth.json", rt, model=rt.queue.prioritiser)
     except Exception as exc:  # the scoreboard still prints the rest
         console.print(f"[yellow]review evaluation failed: {exc}[/yellow]")
     (res_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=2, default=str))

@@ -1,27 +1,51 @@
 """Review evaluation on the simulator: violating exposure prevented at a reviewer capacity of K cases per hour.
 
-The protocol is the one ``bastion eval`` applies to queue.jsonl (bastion.evaluation.metrics): from the
-stream's start, every hour reviewers take the K best *available* cases (enqueued by then) in the order under
-test; a bad subject reviewed before it became active prevents all of its exposure, one reviewed during its
-active span the remaining fraction. Orders compared:
+Protocol (time-consistent; ``bastion review eval``):
 
-* ``formula`` - the queue's ranking (hand-set formula, as written to queue.jsonl);
-* ``fifo`` - first enqueued first; ``report_count`` - most reports so far first;
-* ``learned`` - the LightGBM stacker trained on reviewer decisions simulated from the truth for one half of
-  the subjects (hash split) and ranked on the other half, against the formula on that same half;
-* ``formula_feedback`` - the formula on that half after the first half's decisions updated reporter
-  reputations and source precision (the feedback loop).
+* The run's events are replayed through the engine and the review queue. At every hour of event time the
+  open cases are **snapshotted** as the queue knew them then (signals, reports, exposure estimate, model
+  scores). Each hour, reviewers take the K best cases not yet reviewed in the order under test, ranked on
+  that hour's snapshot - so an ordering only ever uses what was known at the time it ranks. (The first
+  version ranked every hour with the end-of-day queue: reports and signals that arrived at 20:00 lifted a
+  case at 01:00, a look into the future that report-count and FIFO orderings did not get.)
+* Exposure is the simulator's count of views a violating subject collected. It accrues evenly over the
+  subject's active span (an account: its first to its last event; a post: the 24 hours after it was
+  written); actioning it at hour t prevents the part after t, all of it when t is before the span. Each
+  violating account or post is credited once, at its earliest action: a violating cluster decision actions
+  its violating members, and a member already actioned through its own case (or an earlier cluster) adds
+  nothing more. (The first version credited a cluster with its members' whole exposure on top of their
+  own account cases: about 40% of the "bad exposure in the queue" was counted twice.)
+* Orderings: ``fifo`` (first enqueued first); ``report_count`` (most reports so far, from the truth);
+  ``formula`` (the hand-set harm formula with no decisions: raw signal scores, every reporter at the
+  prior reputation); ``formula_feedback`` (the formula as the live service runs it: each decision of the
+  simulated day updates reporter reputations and per-source precision before the next hour ranks);
+  ``formula_measured`` (the same, its per-source precision starting from the one measured on the training
+  run of the learned prioritiser - what the formula does live next to a trained model);
+  ``learned`` (the trained prioritiser, :mod:`bastion.review.prioritiser`, with the live reporter
+  reputations of the day's decisions); ``oracle`` (the truth: the exposure a case would still prevent, a
+  ceiling for the others). The learned prioritiser is trained on *another* simulated run
+  (another seed), never on the run it is evaluated on.
+* ``precision_at_k``: the share of violating cases among the k highest-priority cases of the end-of-day
+  queue (every case of the day), ranked with what the ordering knew before the day (no decisions of the day,
+  which would leak the labels of the cases they decided). ``reviewed_precision_at_100``: the share of
+  violating cases among the first 100 cases the reviewers of the simulation took, feedback included - what
+  a reviewer sees at the top of the live queue.
 """
 
 from __future__ import annotations
 
 import bisect
+import copy
 import json
-import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bastion.review.queue import Case, ReviewQueue
+
 HOUR = 3_600_000
+ORDERINGS = ("formula", "formula_feedback", "formula_measured", "learned", "fifo", "report_count", "oracle")
 
 
 def _load_truth(truth: dict[str, Any] | str | Path) -> dict[str, Any]:
@@ -30,9 +54,11 @@ def _load_truth(truth: dict[str, Any] | str | Path) -> dict[str, Any]:
     return json.loads(Path(truth).read_text())
 
 
-class _World:
+class World:
+    """The simulator truth: which subjects violate, their exposure and when it accrues."""
+
     def __init__(self, truth: dict[str, Any]) -> None:
-        meta = truth.get("meta", {})
+        meta = self.meta = truth.get("meta", {})
         self.start, self.end = int(meta.get("start", 0)), int(meta.get("end", 0))
         self.acc = truth.get("accounts", {})
         self.exposure = truth.get("exposure", {})
@@ -41,7 +67,6 @@ class _World:
         self.bad_posts: set[str] = set()
         for k in ("abusive", "spam", "campaign", "hate"):
             self.bad_posts.update(truth.get("posts", {}).get(k, []))
-        self.campaigns = truth.get("campaigns", {})
 
     def is_bad(self, kind: str, sid: str, members: list[str] | None = None) -> bool:
         if kind == "account":
@@ -53,178 +78,454 @@ class _World:
             return bad * 2 > len(members)
         return False
 
-    def case(self, kind: str, sid: str, enq: int, members: list[str] | None = None) -> dict[str, Any]:
-        bad = self.is_bad(kind, sid, members)
+    def units(self, kind: str, sid: str, members: list[str] | None = None) -> list[tuple[str, str]]:
+        """The violating accounts and posts a decision on this subject actions."""
+        if kind == "account":
+            return [("account", sid)] if self.acc.get(sid, {}).get("bad") else []
+        if kind == "post":
+            return [("post", sid)] if sid in self.bad_posts else []
+        return [("account", m) for m in dict.fromkeys(members or []) if self.acc.get(m, {}).get("bad")]
+
+    def span(self, unit: tuple[str, str]) -> tuple[int, int, float]:
+        """(start, end, exposure) of a violating unit."""
+        kind, sid = unit
         if kind == "account":
             a0 = int(self.acc.get(sid, {}).get("start", self.start))
             a1 = int(self.acc.get(sid, {}).get("end", self.end))
-            exp = float(self.exposure.get(sid, 0.0)) if bad else 0.0
-        elif kind == "post":
+        else:
             a0 = int(self.post_ts.get(sid, self.start))
             a1 = a0 + 24 * HOUR
-            exp = float(self.exposure.get(sid, 0.0)) if bad else 0.0
-        else:
-            a0, a1 = self.start, self.end
-            exp = sum(float(self.exposure.get(m, 0.0)) for m in members or [] if self.acc.get(m, {}).get("bad"))
-        return {"kind": kind, "id": sid, "bad": bad, "exposure": exp, "a0": a0, "a1": max(a1, a0 + 1), "enq": enq}
+        return a0, max(a1, a0 + 1), float(self.exposure.get(sid, 0.0))
+
+    def prevented(self, unit: tuple[str, str], t: int) -> float:
+        a0, a1, exp = self.span(unit)
+        return exp * (1.0 if t <= a0 else max(0.0, (a1 - t) / (a1 - a0)))
 
 
-def prevented(world: _World, cases: list[dict[str, Any]], order: str, cap: int) -> float:
-    """Exposure prevented by reviewing ``cap`` cases per hour in ``order`` (rank | fifo | reports)."""
-    pending = list(cases)
-    done = 0.0
-    t = world.start
-    while t < world.end and pending:
-        t += HOUR
-        avail = [c for c in pending if c["enq"] <= t]
+# -- snapshots of the queue -------------------------------------------------------------------------------
+@dataclass
+class Snapshot:
+    """The open cases at time ``t`` as the queue knew them (frozen copies) with their model scores and
+    (clusters) members."""
+
+    t: int
+    cases: list[Case]
+    scores: dict[str, dict[str, float]]
+    members: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _freeze(case: Case) -> Case:
+    c = copy.copy(case)
+    c.signals = dict(case.signals)
+    c.reporters = set(case.reporters)
+    c.sources = set(case.sources)
+    c.reports = list(case.reports)
+    return c
+
+
+class Recorder:
+    """A detector that snapshots a queue at every hour boundary of event time (at the first event past it,
+    before that event's effects) and, after the batch detectors, at the end of the stream."""
+
+    name = "review_snapshots"
+
+    def __init__(self, queue: ReviewQueue, start: int, end: int, clusters: Any = None) -> None:
+        self.queue, self.start, self.end, self.clusters = queue, start, end, clusters
+        self.next_t = start + HOUR
+        self.hourly: list[Snapshot] = []
+        self.final: Snapshot | None = None
+
+    def take(self, t: int) -> Snapshot:
+        q = self.queue
+        cases, scores, members = [], {}, {}
+        for c in q.open_cases():
+            q.refresh_exposure(c)
+            cases.append(_freeze(c))
+            scores[c.id] = q.scores_of(c)
+            if c.subject.kind == "cluster" and self.clusters is not None:
+                cl = self.clusters.clusters.get(c.subject.id)
+                members[c.id] = list(cl.members) if cl else []
+        return Snapshot(t, cases, scores, members)
+
+    def _catch_up(self, ts: int) -> None:
+        while ts >= self.next_t and self.next_t <= self.end:
+            self.hourly.append(self.take(self.next_t))
+            self.next_t += HOUR
+
+    def evaluate(self, ctx: Any) -> None:
+        ts = ctx.event.ts
+        if ts >= self.next_t:
+            self._catch_up(ts)
+
+    def finish(self, _runtime: Any = None) -> None:
+        self._catch_up(self.end)
+        self.final = self.take(max(self.end, self.queue.now_ms))
+
+
+def attach_recorder(runtime: Any, truth: dict[str, Any] | str | Path) -> Recorder:
+    """Snapshot ``runtime``'s review queue while events flow (call before they do); :func:`evaluate_review`
+    then scores the runtime time-consistently."""
+    world = World(_load_truth(truth))
+    rec = Recorder(runtime.queue, world.start, world.end, runtime.clusters)
+    if runtime.queue.scores is None:
+        runtime.queue.scores = runtime.engine.scores
+    runtime.engine.detectors.append(rec)
+    if runtime.detectors is not runtime.engine.detectors:
+        runtime.detectors.append(rec)
+    runtime.extras["review_recorder"] = (rec, world)
+    return rec
+
+
+@dataclass
+class Replay:
+    """A replayed run: hourly snapshots (``hourly``), the end-of-stream one (``final``) and the truth."""
+
+    world: World
+    hourly: list[Snapshot]
+    final: Snapshot
+
+
+def from_runtime(runtime: Any) -> Replay:
+    """The :class:`Replay` of a runtime that ran with :func:`attach_recorder`."""
+    got = runtime.extras.get("review_recorder")
+    if got is None:
+        raise ValueError("this runtime ran without attach_recorder(): no hourly snapshots of its queue")
+    rec, world = got
+    if rec.final is None:
+        rec.finish()
+    return Replay(world, rec.hourly, rec.final)
+
+
+def replay(truth: dict[str, Any] | str | Path, events: Path, settings: Any = None, **runtime: Any) -> Replay:
+    """Replay ``events`` through a fresh engine (rules, models, linker and cluster detectors as configured;
+    ``runtime`` goes to :func:`~bastion.app.build_runtime`) and snapshot its review queue every hour."""
+    import tempfile
+
+    from bastion.app import build_runtime
+    from bastion.settings import Settings
+    from bastion.sources.files import items
+
+    if settings is None:
+        settings = Settings.load(db_path=Path(tempfile.mkdtemp(prefix="bastion-review-eval-")) / "review.db")
+    rt = build_runtime(settings, out_dir=None, review=False, **runtime)
+    attach_recorder(rt, truth)
+    rt.run(items(Path(events), "canonical"))
+    rt.run_batch_detectors()
+    rep = from_runtime(rt)
+    rt.close()
+    return rep
+
+
+# -- orderings --------------------------------------------------------------------------------------------
+class _Ctx:
+    """The :class:`~bastion.review.prioritiser.CaseContext` of a snapshot."""
+
+    def __init__(self, snap: Snapshot, reputation: Callable[[str], float]) -> None:
+        self.snap, self.reputation = snap, reputation
+
+    def scores_of(self, case: Case) -> dict[str, float]:
+        return self.snap.scores.get(case.id, {})
+
+
+def _prior_reputation(_reporter: str) -> float:
+    return 0.5
+
+
+class Ordering:
+    """Ranks the available cases of a snapshot; :meth:`observe` sees each decision (the feedback loop)."""
+
+    name = ""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
+        raise NotImplementedError
+
+    def observe(self, case: Case, violating: bool) -> None:
+        return None
+
+
+class Fifo(Ordering):
+    name = "fifo"
+
+    def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
+        return [-float(c.opened_ms) for c in cases]
+
+
+class ReportCount(Ordering):
+    name = "report_count"
+
+    def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
+        return [float(bisect.bisect_right(self.world.reports.get(c.subject.id, []), snap.t)) for c in cases]
+
+
+class Formula(Ordering):
+    """The hand-set formula; with ``feedback`` each decision updates reputations and source precision."""
+
+    def __init__(self, world: World, feedback: bool = False, prior: Any = None) -> None:
+        from bastion.review.service import Reputation, SourcePrecision
+
+        super().__init__(world)
+        self.feedback = feedback
+        self.name = "formula_measured" if prior is not None else "formula_feedback" if feedback else "formula"
+        self.rep, self.prec = Reputation(), SourcePrecision(prior=prior)
+        self.calibrate = self.prec.calibrate if feedback or prior is not None else None
+
+    def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
+        reputation = self.rep.mean if self.feedback else _prior_reputation
+        return [c.priority(snap.t, calibrate=self.calibrate, reputation=reputation) for c in cases]
+
+    def observe(self, case: Case, violating: bool) -> None:
+        if self.feedback:
+            self.rep.update(case.reporters, violating)
+            self.prec.update(case.sources, violating)
+
+
+class Learned(Ordering):
+    """A trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` with live reporter reputations."""
+
+    name = "learned"
+
+    def __init__(self, world: World, model: Any, feedback: bool = True) -> None:
+        from bastion.review.service import Reputation
+
+        super().__init__(world)
+        self.model, self.feedback, self.rep = model, feedback, Reputation()
+
+    def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
+        ctx = _Ctx(snap, self.rep.mean if self.feedback else _prior_reputation)
+        return list(self.model.priorities(cases, ctx, snap.t))
+
+    def observe(self, case: Case, violating: bool) -> None:
+        if self.feedback:
+            self.rep.update(case.reporters, violating)
+
+
+class Oracle(Ordering):
+    """The truth itself: the exposure a case would still prevent now (a ceiling, not a contender)."""
+
+    name = "oracle"
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world)
+        self.done: set[tuple[str, str]] = set()
+
+    def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
+        w = self.world
+        return [sum(w.prevented(u, snap.t) for u in w.units(c.subject.kind, c.subject.id, _members(snap, c))
+                    if u not in self.done) for c in cases]
+
+    def observe_units(self, units: list[tuple[str, str]]) -> None:
+        self.done.update(units)
+
+
+def _key(c: Case) -> tuple[str, str]:
+    return (c.subject.kind, c.subject.id)
+
+
+def _members(snap: Snapshot, c: Case) -> list[str] | None:
+    return snap.members.get(c.id) if c.subject.kind == "cluster" else None
+
+
+def _ranked(cases: list[Case], prios: list[float]) -> list[Case]:
+    order = sorted(range(len(cases)), key=lambda i: (-prios[i], cases[i].opened_ms, cases[i].id))
+    return [cases[i] for i in order]
+
+
+def simulate(rep: Replay, ordering: Ordering, cap: int) -> dict[str, Any]:
+    """Reviewers take ``cap`` cases an hour in ``ordering``; returns what they prevented and decided."""
+    world = rep.world
+    reviewed: set[tuple[str, str]] = set()
+    actioned: dict[tuple[str, str], int] = {}
+    decided: list[bool] = []
+    for snap in rep.hourly:
+        avail = [c for c in snap.cases if _key(c) not in reviewed]
         if not avail:
             continue
-        if order == "rank":
-            avail.sort(key=lambda c: c["rank"])
-        elif order == "fifo":
-            avail.sort(key=lambda c: c["enq"])
-        else:
-            avail.sort(key=lambda c: (-bisect.bisect_right(world.reports.get(c["id"], []), t), c["enq"]))
-        for c in avail[:cap]:
-            frac = 1.0 if t <= c["a0"] else max(0.0, (c["a1"] - t) / (c["a1"] - c["a0"]))
-            done += c["exposure"] * frac
-        chosen = {id(c) for c in avail[:cap]}
-        pending = [c for c in pending if id(c) not in chosen]
-    return done
+        for c in _ranked(avail, ordering.priorities(avail, snap))[:cap]:
+            reviewed.add(_key(c))
+            members = _members(snap, c)
+            bad = world.is_bad(c.subject.kind, c.subject.id, members)
+            decided.append(bad)
+            ordering.observe(c, bad)
+            units = world.units(c.subject.kind, c.subject.id, members)
+            for u in units:
+                actioned.setdefault(u, snap.t)
+            if isinstance(ordering, Oracle):
+                ordering.observe_units(units)
+    prevented = sum(world.prevented(u, t) for u, t in actioned.items())
+    return {"prevented": prevented, "reviewed": len(decided),
+            "reviewed_precision_at_100": round(sum(decided[:100]) / len(decided[:100]), 4) if decided else None}
 
 
-def _compare(world: _World, cases: list[dict[str, Any]], capacities: tuple[int, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {"cases": len(cases), "bad_cases": sum(c["bad"] for c in cases),
-                           "bad_exposure": round(sum(c["exposure"] for c in cases), 1)}
-    ranked = sorted(cases, key=lambda c: c["rank"])
-    for k in (10, 50, 100):
-        top = ranked[:k]
-        out[f"precision_at_{k}"] = round(sum(c["bad"] for c in top) / len(top), 4) if top else None
+def _bad_exposure(rep: Replay) -> float:
+    units: set[tuple[str, str]] = set()
+    for c in rep.final.cases:
+        units.update(rep.world.units(c.subject.kind, c.subject.id, _members(rep.final, c)))
+    return sum(rep.world.span(u)[2] for u in units)
+
+
+def evaluate_replay(rep: Replay, model: Any = None, capacities: tuple[int, ...] = (10, 50),
+                    orderings: Iterable[str] = ORDERINGS) -> dict[str, Any]:
+    """Every ordering at every capacity on one replayed run (``learned`` only with a ``model``)."""
+    world, final = rep.world, rep.final
+    labels = [world.is_bad(c.subject.kind, c.subject.id, _members(final, c)) for c in final.cases]
+    out: dict[str, Any] = {"cases": len(final.cases), "bad_cases": sum(labels),
+                           "bad_exposure": round(_bad_exposure(rep), 1), "hours": len(rep.hourly),
+                           "seed": world.meta.get("seed")}
+    if model is not None:
+        out["model"] = {"version": getattr(model, "version", None), "n_train": getattr(model, "n_train_", None),
+                        "trained_on": getattr(model, "meta_", {}).get("trained_on")}
+
+    def make(name: str) -> Ordering | None:
+        if name == "fifo":
+            return Fifo(world)
+        if name == "report_count":
+            return ReportCount(world)
+        if name == "formula":
+            return Formula(world)
+        if name == "formula_feedback":
+            return Formula(world, feedback=True)
+        if name == "formula_measured" and model is not None:
+            return Formula(world, feedback=True, prior=model.table_)
+        if name == "learned" and model is not None:
+            return Learned(world, model)
+        if name == "oracle":
+            return Oracle(world)
+        return None
+
+    names = [n for n in orderings if make(n) is not None]
+    by_name: dict[str, dict[str, Any]] = {}
+    for name in names:
+        m: dict[str, Any] = {}
+        static = make(name)
+        if name in ("formula", "formula_feedback", "formula_measured", "learned"):
+            assert static is not None
+            # no decisions of the day (the feedback variant ranks the end-of-day queue like the formula; the
+            # measured one keeps the source precision measured on the training run)
+            if isinstance(static, Formula):
+                static.feedback = False
+                static.calibrate = static.prec.calibrate if static.prec.prior is not None else None
+            if isinstance(static, Learned):
+                static.feedback = False
+            ranked = _ranked(final.cases, static.priorities(final.cases, final))
+            bad = {id(c): b for c, b in zip(final.cases, labels, strict=True)}
+            for k in (10, 50, 100):
+                top = ranked[:k]
+                m[f"precision_at_{k}"] = round(sum(bad[id(c)] for c in top) / len(top), 4) if top else None
+        for cap in capacities:
+            o = make(name)
+            assert o is not None
+            m[f"capacity_{cap}"] = simulate(rep, o, cap)
+        by_name[name] = m
     for cap in capacities:
-        b, f, r = (prevented(world, cases, o, cap) for o in ("rank", "fifo", "reports"))
-        out[f"capacity_{cap}"] = {"prevented": round(b, 1), "fifo": round(f, 1), "report_count": round(r, 1),
-                                  "vs_fifo": round(b / f, 3) if f > 0 else None,
-                                  "vs_report_count": round(b / r, 3) if r > 0 else None}
+        base = {n: by_name[n][f"capacity_{cap}"]["prevented"] for n in ("fifo", "report_count") if n in by_name}
+        for name in names:
+            c = by_name[name][f"capacity_{cap}"]
+            for ref, v in base.items():
+                c[f"vs_{ref}"] = round(c["prevented"] / v, 3) if v > 0 else None
+            c["prevented"] = round(c["prevented"], 1)
+    out["orderings"] = by_name
     return out
-
-
-def _half(kind: str, sid: str) -> int:
-    return zlib.crc32(f"{kind}:{sid}".encode()) & 1
 
 
 def evaluate_review(truth: dict[str, Any] | str | Path, source: Any, capacities: tuple[int, ...] = (10, 50),
-                    learned: bool = True) -> dict[str, Any]:
-    """Score a review queue against the simulator truth. ``source`` is a :class:`~bastion.app.Runtime` (the
-    live queue: formula, FIFO, report count, learned prioritiser and the feedback loop) or a results
-    directory (queue.jsonl and actions.jsonl: formula, FIFO and report count only)."""
-    world = _World(_load_truth(truth))
-    if isinstance(source, (str, Path)):
-        return {"all": _compare(world, _cases_from_results(world, Path(source)), capacities)}
-    return _evaluate_runtime(world, source, capacities, learned)
+                    model: Any = None, settings: Any = None) -> dict[str, Any]:
+    """Score review orderings against the simulator truth. ``source`` is an events file (replayed here), a
+    :class:`Replay`, or a runtime that ran with :func:`attach_recorder`; ``model`` a trained prioritiser
+    (trained on another run)."""
+    if isinstance(source, Replay):
+        rep = source
+    elif isinstance(source, (str, Path)):
+        rep = replay(truth, Path(source), settings)
+    else:
+        rep = from_runtime(source)
+    return evaluate_replay(rep, model, capacities)
 
 
-def _cases_from_results(world: _World, d: Path) -> list[dict[str, Any]]:
-    enq: dict[tuple[str, str], int] = {}
-    members: dict[str, list[str]] = {}
-    from datetime import datetime
+# -- training from a simulated run -----------------------------------------------------------------------
+def training_cases(rep: Replay, max_rows_per_case: int = 25) -> list[Any]:
+    """Simulated reviewer decisions on a replayed run: every case, decided by the truth, with one feature
+    row per hour it was open (reputations and source precision filled in out of fold by
+    :func:`~bastion.review.prioritiser.fit_cases`)."""
+    from bastion.review.prioritiser import TrainingCase, features_of, source_scores
 
-    with open(d / "actions.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            a = json.loads(line)
-            if a.get("action") == "review.enqueue":
-                key = (a["subject"]["kind"], a["subject"]["id"])
-                if key not in enq:
-                    enq[key] = int(datetime.fromisoformat(a["ts"].replace("Z", "+00:00")).timestamp() * 1000)
-            if a.get("action") == "cluster.flag":
-                members[a["subject"]["id"]] = list((a.get("evidence") or {}).get("members") or [])
-    cases = []
-    with open(d / "queue.jsonl", encoding="utf-8") as fh:
-        for rank, line in enumerate(fh):
-            q = json.loads(line)
-            kind, sid = q["subject"]["kind"], q["subject"]["id"]
-            c = world.case(kind, sid, enq.get((kind, sid), world.start), members.get(sid))
-            c["rank"] = rank
-            cases.append(c)
-    return cases
-
-
-def _evaluate_runtime(world: _World, rt: Any, capacities: tuple[int, ...], learned: bool) -> dict[str, Any]:
-    from bastion.review.prioritiser import LearnedPrioritiser, features_of
-    from bastion.review.service import Reputation, SourcePrecision
-
-    queue = rt.queue
-    now = queue.now_ms or world.end
-    ranked = queue.ranked(now)
-
-    def build(items: list[tuple[Any, float]]) -> list[dict[str, Any]]:
-        out = []
-        for rank, (case, _p) in enumerate(items):
-            members = None
-            if case.subject.kind == "cluster":
-                cl = rt.clusters.clusters.get(case.subject.id)
-                members = cl.members if cl else []
-            c = world.case(case.subject.kind, case.subject.id, case.opened_ms, members)
-            c["rank"] = rank
-            c["case"] = case
-            out.append(c)
-        return out
-
-    all_cases = build(ranked)
-    result: dict[str, Any] = {"all": _compare(world, all_cases, capacities)}
-    if not learned:
-        return result
-    train = [c for c in all_cases if _half(c["kind"], c["id"]) == 0]
-    test = [c for c in all_cases if _half(c["kind"], c["id"]) == 1]
-    result["test_half_formula"] = _compare(world, _reranked(test, [-c["rank"] for c in test]), capacities)
-    # the feedback loop: decisions on the training half update reputations and source precision
-    rep, prec = Reputation(), SourcePrecision()
-    for c in train:
-        case = c["case"]
-        rep.update(case.reporters, c["bad"])
-        prec.update(case.sources, c["bad"])
-    old = queue.reputation, queue.calibrate
-    queue.reputation, queue.calibrate = rep.mean, prec.calibrate
-    try:
-        fb = [queue.priority_of(c["case"], now) for c in test]
-        result["test_half_formula_feedback"] = _compare(world, _reranked(test, fb), capacities)
-        rows = [features_of(c["case"], queue, now) for c in train]
-        y = [int(c["bad"]) for c in train]
-        try:
-            model = LearnedPrioritiser().fit(rows, y)
-            lp = model.priorities([c["case"] for c in test], queue, now)
-            result["test_half_learned"] = _compare(world, _reranked(test, lp), capacities)
-            result["learned_importances"] = dict(sorted(model.importances_.items(), key=lambda kv: -kv[1])[:8])
-        except ValueError as exc:
-            result["test_half_learned"] = {"error": str(exc)}
-    finally:
-        queue.reputation, queue.calibrate = old
-    result["train_cases"], result["test_cases"] = len(train), len(test)
-    return result
-
-
-def _reranked(cases: list[dict[str, Any]], priorities: list[float]) -> list[dict[str, Any]]:
-    order = sorted(range(len(cases)), key=lambda i: (-priorities[i], cases[i]["enq"]))
+    world = rep.world
+    final = {_key(c): c for c in rep.final.cases}
+    seen: dict[tuple[str, str], list[tuple[Snapshot, Case]]] = {}
+    for snap in [*rep.hourly, rep.final]:
+        for c in snap.cases:
+            seen.setdefault(_key(c), []).append((snap, c))
     out = []
-    for rank, i in enumerate(order):
-        c = dict(cases[i])
-        c["rank"] = rank
-        out.append(c)
+    for key, hist in seen.items():
+        last_snap, last = hist[-1]
+        fin = final.get(key, last)
+        members = _members(last_snap, last)
+        bad = world.is_bad(key[0], key[1], members)
+        step = max(1, len(hist) // max_rows_per_case)
+        rows = []
+        for snap, c in hist[::step]:
+            def make(table: Any, reputation: Callable[[str], float], snap: Snapshot = snap, c: Case = c
+                     ) -> dict[str, float]:
+                return features_of(c, _Ctx(snap, reputation), snap.t, table)
+            rows.append(make)
+        out.append(TrainingCase(f"{key[0]}:{key[1]}", bad, source_scores(fin), set(fin.reporters), rows))
     return out
 
 
+def train_on_replay(rep: Replay, **params: Any) -> Any:
+    """A :class:`~bastion.review.prioritiser.LearnedPrioritiser` trained on simulated decisions of ``rep``."""
+    from bastion.review.prioritiser import fit_cases
+
+    model = fit_cases(training_cases(rep), **params)
+    meta = rep.world.meta
+    model.meta_["trained_on"] = {"seed": meta.get("seed"), "users": meta.get("users"), "days": meta.get("days"),
+                                 "cases": len(rep.final.cases),
+                                 "decisions": "simulated decisions (every case, every hour it was open, "
+                                              "decided by the truth)"}
+    return model
+
+
+def sim_command(meta: dict[str, Any], out: str) -> str:
+    days = meta.get("days")
+    days_s = f"{days:g}" if isinstance(days, (int, float)) else str(days)
+    return f"bastion sim --out {out} --users {meta.get('users')} --days {days_s} --seed {meta.get('seed')}"
+
+
 def markdown(metrics: dict[str, Any], command: str, capacity: int = 10) -> str:
-    """The "review" section of docs/evaluation.md."""
-    lines = ["## Review queue", "", f"Produced by `{command}`.", "",
-             f"| ordering | cases | precision@100 | prevented (K={capacity}/h) | vs FIFO | vs report count |",
-             "|---|---|---|---|---|---|"]
-    for name, key in (("formula (all cases)", "all"), ("formula (test half)", "test_half_formula"),
-                      ("formula + feedback (test half)", "test_half_formula_feedback"),
-                      ("learned stacker (test half)", "test_half_learned")):
-        m = metrics.get(key)
-        if not m or "error" in m:
-            continue
+    """The "review" section of docs/evaluation.md. ``command`` is the ``bastion review eval`` command line;
+    ``metrics["commands"]`` (when the CLI filled it) the ones that made its runs and model."""
+    cmds = [*metrics.get("commands", []), command]
+    lines = ["## Review queue", "", "Produced by `" + " && ".join(cmds) + "`.", "",
+             f"{metrics['cases']} cases ({metrics['bad_cases']} violating); violating exposure in the queue "
+             f"{metrics['bad_exposure']}; reviewer capacity K={capacity} cases/hour over {metrics['hours']} hours.",
+             ""]
+    mod = metrics.get("model")
+    if mod:
+        tr = mod.get("trained_on") or {}
+        lines += [f"Learned prioritiser: `review_prioritiser` v{mod.get('version')}, trained on "
+                  f"{tr.get('decisions', 'decisions')} of the seed-{tr.get('seed')} run ({tr.get('cases')} cases, "
+                  f"{mod.get('n_train')} rows); evaluated on the seed-{metrics.get('seed')} run.", ""]
+    lines += ["| ordering | precision@100 | reviewed precision@100 | prevented | vs FIFO | vs report count |",
+              "|---|---|---|---|---|---|"]
+    names = {"formula": "formula (no decisions)", "formula_feedback": "formula + feedback (live loop)",
+             "formula_measured": "formula + feedback + measured source precision",
+             "learned": "learned prioritiser", "fifo": "FIFO", "report_count": "report count",
+             "oracle": "oracle (the truth; a ceiling)"}
+    for key, m in metrics["orderings"].items():
         c = m.get(f"capacity_{capacity}", {})
-        lines.append(f"| {name} | {m['cases']} | {m['precision_at_100']} | {c.get('prevented')} | "
-                     f"{c.get('vs_fifo')} | {c.get('vs_report_count')} |")
-    lines += ["", "Targets: >= 1.5x FIFO, >= 1.2x report-count ordering, precision@100 >= 0.90."]
+        lines.append(f"| {names.get(key, key)} | {m.get('precision_at_100', '-')} | "
+                     f"{c.get('reviewed_precision_at_100')} | {c.get('prevented')} | {c.get('vs_fifo')} | "
+                     f"{c.get('vs_report_count')} |")
+    lines += ["", "Targets: >= 1.5x FIFO, >= 1.2x report-count ordering, precision@100 >= 0.90.", "",
+              "Protocol (`bastion/review/evaluation.py`): every hour of the replayed day, reviewers take the K "
+              "best cases not yet reviewed, ranked on that hour's snapshot of the queue (what was known then). "
+              "A violating account's or post's exposure (the simulator's views) accrues evenly over its active "
+              "span; actioning it prevents the rest, and each account or post is credited once, at its first "
+              "action (a violating cluster actions its violating members). *precision@100*: violating share of "
+              "the 100 highest-priority cases of the end-of-day queue, ranked without the day's decisions; "
+              "*reviewed precision@100*: of the first 100 cases the simulated reviewers took, feedback included. "
+              "The feedback orderings update reporter reputations (and the formula's per-source precision) "
+              "after every decision, as the live service does."]
     return "\n".join(lines)

@@ -16,6 +16,10 @@ arrives as a ``review.enqueue`` effect and merges into the subject's open case. 
 * **aging** multiplies priority by ``1 + AGING_PER_HOUR x hours open`` and adds a floor so nothing starves.
 
 Deadlines are per policy (``DEADLINE_H``); an open case past its deadline is a breach (``/metrics``).
+
+When a trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` is set (``queue.prioritiser``, loaded
+from the model registry by :func:`~bastion.review.service.attach_review`), its calibrated P(violation) from all
+of a case's evidence replaces the formula's P in the same harm product; ``queue.ranking`` says which ranks.
 """
 
 from __future__ import annotations
@@ -252,6 +256,8 @@ class ReviewQueue:
         self.calibrate: Callable[[str, float], float] | None = None
         self.violations: dict[Subject, int] = {}       # offender history from decisions
         self.state: State | None = None
+        self.scores: Any = None                        # the engine's ScoreBoard (model scores per subject)
+        self.prioritiser: Any = None                   # a trained LearnedPrioritiser; None: the formula
         self.store: Any = None
         self.dirty: set[str] = set()
         self._seq = 0
@@ -311,18 +317,46 @@ class ReviewQueue:
         if self.state is not None and case.subject.kind in ("account", "post"):
             case.exposure = self.exposure(case.subject, self.state)
 
-    def priority_of(self, case: Case, now_ms: int | None = None) -> float:
+    def scores_of(self, case: Case) -> dict[str, float]:
+        """The model scores on the case's subject (a post's author's as ``author:NAME``)."""
+        data = getattr(self.scores, "data", None)
+        if not data:
+            return {}
+        out = dict(data.get(case.subject, {}))
+        if case.subject.kind == "post" and self.state is not None:
+            post = self.state.posts.get(case.subject.id)
+            if post is not None:
+                for k, v in data.get(Subject("account", post.author), {}).items():
+                    out["author:" + k] = v
+        return out
+
+    @property
+    def ranking(self) -> str:
+        """What orders the queue: the learned prioritiser (with its registry version) or the formula."""
+        p = self.prioritiser
+        if p is None:
+            return "formula"
+        return f"learned prioritiser v{p.version}" if getattr(p, "version", None) else "learned prioritiser"
+
+    def priorities(self, cases: list[Case], now_ms: int | None = None) -> list[float]:
+        """Priorities of ``cases``: the learned prioritiser's when one is loaded, else the formula's."""
         now = self.now_ms if now_ms is None else now_ms
-        return case.priority(now, calibrate=self.calibrate, reputation=self.reputation)
+        if self.prioritiser is not None and cases:
+            return list(self.prioritiser.priorities(cases, self, now))
+        return [c.priority(now, calibrate=self.calibrate, reputation=self.reputation) for c in cases]
+
+    def priority_of(self, case: Case, now_ms: int | None = None) -> float:
+        return self.priorities([case], now_ms)[0]
 
     def ranked(self, now_ms: int | None = None, queue: str | None = None) -> list[tuple[Case, float]]:
         now = self.now_ms if now_ms is None else now_ms
-        scored = []
+        cases = []
         for c in self.open_cases():
             if queue and c.queue != queue:
                 continue
             self.refresh_exposure(c)
-            scored.append((c, self.priority_of(c, now)))
+            cases.append(c)
+        scored = list(zip(cases, self.priorities(cases, now), strict=True))
         scored.sort(key=lambda cp: (-cp[1], cp[0].opened_ms))
         return scored
 
@@ -364,11 +398,8 @@ class ReviewQueue:
     def sync(self) -> int:
         if self.store is None or not self.dirty:
             return 0
-        rows = []
-        for cid in list(self.dirty):
-            case = self.by_id.get(cid)
-            if case is not None:
-                rows.append(case.to_row(self.priority_of(case)))
+        cases = [c for c in (self.by_id.get(cid) for cid in list(self.dirty)) if c is not None]
+        rows = [c.to_row(p) for c, p in zip(cases, self.priorities(cases), strict=True)]
         self.dirty.clear()
         self.store.upsert_cases(rows)
         return len(rows)

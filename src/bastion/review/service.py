@@ -6,6 +6,8 @@ recorder sees them):
 * the queue is attached to the SQLite store (``settings.db_path``): open cases load and changes are written;
 * reporter reputation (a Beta posterior per reporter) and per-source precision (rule, model, linker ...)
   learned from decisions feed the priority formula;
+* the newest trained review prioritiser in the model registry, when there is one, ranks the queue instead of
+  the formula (:meth:`ReviewService.use_prioritiser`);
 * an :class:`AuditSink` appends every automated action to the audit log;
 * an :class:`~bastion.review.entities.EventRecorder` keeps recent events per entity for investigation.
 
@@ -71,12 +73,15 @@ class Reputation:
 
 class SourcePrecision:
     """Precision of each signal source (``rule:NAME``, ``model:NAME@V``, ``linker``, ``reports`` ...) over
-    decided cases it contributed to; used to calibrate that source's raw scores."""
+    decided cases it contributed to; used to calibrate that source's raw scores. ``prior`` (a
+    :class:`~bastion.review.prioritiser.SourceTable`, e.g. the one measured with the trained prioritiser)
+    adds its decisions to the live ones in :meth:`calibrate`; :meth:`table` shows the live ones only."""
 
-    def __init__(self, prior_weight: float = 5.0) -> None:
+    def __init__(self, prior_weight: float = 5.0, prior: Any = None) -> None:
         self.tp: dict[str, int] = {}
         self.fp: dict[str, int] = {}
         self.prior_weight = prior_weight
+        self.prior = prior
 
     def update(self, sources: Iterable[str], violating: bool) -> None:
         book = self.tp if violating else self.fp
@@ -85,6 +90,9 @@ class SourcePrecision:
 
     def calibrate(self, source: str, raw: float) -> float:
         tp, fp = self.tp.get(source, 0), self.fp.get(source, 0)
+        if self.prior is not None:
+            tp += self.prior.tp.get(source, 0.0)
+            fp += self.prior.fp.get(source, 0.0)
         if tp + fp == 0:
             return raw
         return (raw * self.prior_weight + tp) / (self.prior_weight + tp + fp)
@@ -143,8 +151,19 @@ class ReviewService:
                 self.precision.update(d["sources"], d["verdict"] == "violating")
         self.queue.reputation = self.reputation.mean
         self.queue.calibrate = self.precision.calibrate
-        self.prioritiser: Any = None
+        self.queue.scores = runtime.engine.scores
         self._dseq = store.n_decisions()
+
+    @property
+    def prioritiser(self) -> Any:
+        return self.queue.prioritiser
+
+    def use_prioritiser(self, model: Any) -> None:
+        """Rank the live queue with ``model`` (a trained LearnedPrioritiser), or the formula when None; the
+        formula's source calibration then starts from the precision the model measured."""
+        self.queue.prioritiser = model
+        self.precision.prior = model.table_ if model is not None else None
+        self.queue.dirty.update(c.id for c in self.queue.open_cases())
 
     # -- decisions -------------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -308,10 +327,12 @@ def label_row(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def case_features(case: Case, queue: ReviewQueue, now_ms: int) -> dict[str, float]:
-    """The features of a case for the learned prioritiser (also stored with each decision)."""
-    from bastion.review.prioritiser import features_of
+    """The features of a case for the learned prioritiser, with each source's raw score (``sig:SOURCE``),
+    as stored with each decision (the training rows of ``bastion review train-prioritiser``)."""
+    from bastion.review.prioritiser import decision_features
 
-    return features_of(case, queue, now_ms)
+    table = getattr(queue.prioritiser, "table_", None)
+    return decision_features(case, queue, now_ms, table)
 
 
 def feature_contributions(case: Case, queue: ReviewQueue, now_ms: int) -> list[tuple[str, float]]:
@@ -321,16 +342,21 @@ def feature_contributions(case: Case, queue: ReviewQueue, now_ms: int) -> list[t
     hours = max(0.0, (now_ms - case.opened_ms) / 3_600_000)
     from bastion.review.queue import AGING_PER_HOUR, SEVERITY
 
-    return [("P(violation) from signals", round(p_sig, 3)), ("P(violation) from reports", round(p_rep, 3)),
-            ("earlier violations", float(case.history)), ("severity", SEVERITY.get(case.queue, 0.5)),
-            ("expected exposure (views/day)", round(case.exposure, 1)),
-            ("aging factor", round(1 + AGING_PER_HOUR * hours, 3))]
+    out = [("P(violation) from signals", round(p_sig, 3)), ("P(violation) from reports", round(p_rep, 3)),
+           ("earlier violations", float(case.history)), ("severity", SEVERITY.get(case.queue, 0.5)),
+           ("expected exposure (views/day)", round(case.exposure, 1)),
+           ("aging factor", round(1 + AGING_PER_HOUR * hours, 3))]
+    model = queue.prioritiser
+    if model is not None:
+        out.insert(0, (f"P(violation), {queue.ranking}", round(float(model.p([case], queue, now_ms)[0]), 3)))
+    return out
 
 
 def attach_review(runtime: Any, settings: Any, store: ReviewStore | None = None,
-                  record_events: int = 100_000) -> ReviewService:
+                  record_events: int = 100_000, prioritiser: bool = True) -> ReviewService:
     """Wire review onto a built runtime (see the module docstring); returns the service, also kept in
-    ``runtime.extras["review"]``. Idempotent."""
+    ``runtime.extras["review"]``. With ``prioritiser`` the newest trained review prioritiser in the model
+    registry ranks the queue (the formula when there is none). Idempotent."""
     existing = runtime.extras.get("review")
     if isinstance(existing, ReviewService):
         return existing
@@ -346,5 +372,10 @@ def attach_review(runtime: Any, settings: Any, store: ReviewStore | None = None,
 
         rules_dir = DEFAULT_RULES_DIR
     svc = ReviewService(runtime, store, recorder, Path(rules_dir))
+    if prioritiser:
+        from bastion.models.registry import ModelRegistry
+        from bastion.review.prioritiser import load_prioritiser
+
+        svc.use_prioritiser(load_prioritiser(ModelRegistry.default(getattr(settings, "models_dir", None))))
     runtime.extras["review"] = svc
     return svc
