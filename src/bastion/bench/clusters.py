@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-DESCRIPTION = ("near-duplicate clustering (MinHash LSH) of N posts and the infrastructure graph of accounts and "
-               "identifier edges, in-process and on local Ray (2 workers); exact pairwise baseline on a sample")
+DESCRIPTION = ("near-duplicate clustering (MinHash LSH) of N posts, the infrastructure graph of accounts and "
+               "identifier edges and the batch lockstep job (MinHash over item audiences), in-process and on local "
+               "Ray (2 workers); exact pairwise baselines")
 
 
 def _rss_mb() -> float:
@@ -57,6 +58,43 @@ def synthetic_identifiers(accounts: int, edges: int, seed: int = 0) -> dict[str,
     return out
 
 
+def synthetic_actions(accounts: int, actions: int, seed: int = 0) -> tuple[dict[str, set[str]], list[list[str]]]:
+    """(target, bucket) items -> accounts for the batch lockstep job: ``actions`` actions of ``accounts`` accounts
+    on heavy-tailed targets, plus planted farms (12 accounts acting on the same 6 targets)."""
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(0, accounts, actions)
+    tgt = np.minimum((rng.pareto(1.1, actions) * 3).astype(np.int64), actions // 4)
+    tgt = (tgt * 7919 + rng.integers(0, max(1, actions // 8), actions) * (tgt < 4)) % max(1, actions // 4)
+    items: dict[str, set[str]] = {}
+    for a, t in zip(acc.tolist(), tgt.tolist(), strict=True):
+        items.setdefault(f"post:{t}", set()).add(f"u{a}")
+    farms = []
+    for f in range(max(1, accounts // 20_000)):
+        members = [f"farm{f}_{j}" for j in range(12)]
+        farms.append(members)
+        for k in range(6):
+            items[f"post:farm{f}_{k}"] = {m for j, m in enumerate(members) if (j + k) % 5}
+    return items, farms
+
+
+def exact_item_pairs(items: dict[str, set[str]], config: Any) -> set[tuple[str, str]]:
+    """Every item pair whose audiences pass the Jaccard test (through an account -> items index: quadratic in
+    each account's items; the baseline of the MinHash LSH step)."""
+    keep = {k: v for k, v in items.items() if config.cc_min_audience <= len(v) <= config.cc_max_audience}
+    by_acc: dict[str, list[str]] = {}
+    for k, v in keep.items():
+        for a in v:
+            by_acc.setdefault(a, []).append(k)
+    inter: dict[tuple[str, str], int] = {}
+    for ks in by_acc.values():
+        ks.sort()
+        for i in range(len(ks)):
+            for j in range(i + 1, len(ks)):
+                inter[(ks[i], ks[j])] = inter.get((ks[i], ks[j]), 0) + 1
+    return {(x, y) for (x, y), n in inter.items() if n >= config.cc_min_shared
+            and n / (len(keep[x]) + len(keep[y]) - n) >= config.cc_min_jaccard}
+
+
 def _time(fn: Any) -> tuple[Any, float, float]:
     gc.collect()
     t0 = time.perf_counter()
@@ -69,6 +107,7 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     from bastion.detect.clusters.batch import (
         exact_near_duplicate_pairs,
         infrastructure_clusters,
+        lockstep_groups,
         near_duplicate_groups,
     )
 
@@ -99,6 +138,18 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     out.update({"infra_inprocess_s": round(s, 2), "infra_clusters": len(infra_groups),
                 "peak_rss_mb_after_infra": round(mem)})
 
+    n_actions = n_edges
+    acts, farms = synthetic_actions(n_acc, n_actions)
+    lock, s, mem = _time(lambda: lockstep_groups(acts, cfg))
+    planted = {m for f in farms for m in f}
+    found = {m for g in lock for m in g[0]}
+    out.update({"lockstep_actions": n_actions, "lockstep_inprocess_s": round(s, 2), "lockstep_groups": len(lock),
+                "lockstep_planted_found": f"{len(planted & found)}/{len(planted)}",
+                "lockstep_other_accounts": len(found - planted), "peak_rss_mb_after_lockstep": round(mem)})
+    exact, s_exact, _ = _time(lambda: exact_item_pairs(acts, cfg))
+    out["lockstep_exact_item_pairs_s"] = round(s_exact, 2)
+    out["lockstep_exact_item_pairs"] = len(exact)
+
     try:
         import ray
     except ImportError:
@@ -112,6 +163,9 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
         (ray_groups, _), s, _ = _time(lambda: infrastructure_clusters(ids, cfg, ray_address="local"))
         out["infra_ray_s"] = round(s, 2)
         out["infra_ray_same_clusters"] = ray_groups == infra_groups
+        lock_ray, s, _ = _time(lambda: lockstep_groups(acts, cfg, ray_address="local"))
+        out["lockstep_ray_s"] = round(s, 2)
+        out["lockstep_ray_same_groups"] = lock_ray == lock
         out["peak_rss_mb_driver"] = round(_rss_mb())
     finally:
         ray.shutdown()

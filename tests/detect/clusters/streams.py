@@ -114,3 +114,50 @@ def household_and_office(s: Stream, rng: random.Random) -> tuple[list[str], list
     for u in office:
         s.add(T0 + rng.randrange(HOUR), u, "account.login", ctx={"ip": "198.51.100.7", "device": f"dev-{u}"})
     return home, office
+
+
+def like_farm(s: Stream, rng: random.Random, k: int = 12, orders: int = 5, part: float = 0.7) -> list[str]:
+    """A stealthy like farm: each order a low-follower customer posts, and most members like the post within
+    3 hours; the members do not follow the customers, and between orders they like random chatter."""
+    farm = [f"lf{i}" for i in range(k)]
+    customers = [f"lcust{i}" for i in range(3)]
+    for o in range(orders):
+        cust = customers[o % len(customers)]
+        t0 = T0 + o * 5 * HOUR
+        pid = f"lfpost{o}"
+        s.add(t0, cust, "post.create", post={"id": pid, "text": chatter(rng)})
+        for u in farm:
+            if rng.random() < part:
+                s.add(t0 + rng.randrange(MIN, 3 * HOUR), u, "post.engage", kind="like",
+                      post={"id": pid, "author": cust})
+    return farm
+
+
+def fans(s: Stream, rng: random.Random, k: int = 15, posts: int = 6) -> list[str]:
+    """Organic fans: followers of one author liking most of its posts soon after each (links nobody)."""
+    users = [f"fan{i}" for i in range(k)]
+    for u in users:
+        s.add(T0 - 30 * 24 * HOUR, u, "graph.follow", target="star")
+    for p in range(posts):
+        t0 = T0 + p * 2 * HOUR
+        pid = f"starpost{p}"
+        s.add(t0, "star", "post.create", post={"id": pid, "text": chatter(rng)})
+        for u in users:
+            if rng.random() < 0.8:
+                s.add(t0 + rng.randrange(MIN, HOUR), u, "post.engage", kind="like", post={"id": pid, "author": "star"})
+    return users
+
+
+def campaign(s: Stream, rng: random.Random, k: int = 10, waves: int = 4) -> list[str]:
+    """A campaign: waves every few hours in which most members post the campaign's hashtags and links."""
+    members = [f"cm{i}" for i in range(k)]
+    tags = ["dampcover", "damptruth", "dampgate"]
+    urls = [f"https://damp-leaks.info/a/{i}" for i in range(3)]
+    for w in range(waves):
+        t0 = T0 + w * 4 * HOUR
+        for u in members:
+            if rng.random() < 0.8:
+                s.add(t0 + rng.randrange(1000, 20 * MIN), u, "post.create",
+                      post={"id": f"p{len(s.rows)}", "text": chatter(rng), "hashtags": rng.sample(tags, 2),
+                            "urls": [rng.choice(urls)]})
+    return members

@@ -22,7 +22,8 @@ from .streams import (
 
 def replay(events, detectors=None, state=None):
     rt = build_runtime(Settings.load(env={}), rules_dir=False, state=state, models=False, review=False,
-                       extra_detectors=detectors if detectors is not None else build_cluster_detectors())
+                       extra_detectors=detectors if detectors is not None else build_cluster_detectors(),
+                       clusters_on=False)
     for ev in events:
         rt.engine.process(ev)
     rt.run_batch_detectors()
@@ -101,7 +102,7 @@ def test_streaming_windows_persist_through_state_kv():
     assert state.kv.get("clusters:clusters.lockstep", "window:actions")
     second = [NearDuplicateDetector(cfg), LockstepDetector(cfg)]
     rt2 = build_runtime(Settings.load(env={}), rules_dir=False, state=state, extra_detectors=second,
-                        models=False, review=False)
+                        models=False, review=False, clusters_on=False)
     for ev in events[cut:]:
         rt2.engine.process(ev)
     whole = replay(events, [NearDuplicateDetector(cfg), LockstepDetector(cfg)])

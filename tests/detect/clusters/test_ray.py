@@ -43,3 +43,23 @@ def test_ray_mode_end_to_end_detector(local_ray):
     bots = bot_infra(s)
     rt = replay(s.events(), build_cluster_detectors(ray_address=local_ray))
     assert clusters_of(rt, "shared_infrastructure") == [sorted(bots)]
+
+
+@pytest.mark.slow
+def test_ray_mode_gives_the_same_batch_lockstep_and_coordination_network(local_ray):
+    import random
+
+    from bastion.detect.clusters.batch import coordination_network, lockstep_groups
+
+    rng = random.Random(0)
+    farm = [f"a{i}" for i in range(8)]
+    items = {f"post:{p}": {a for a in farm if rng.random() < 0.8} | {f"x{p}"} for p in range(6)}
+    items.update({f"post:n{p}": {f"n{rng.randrange(400)}" for _ in range(6)} for p in range(300)})
+    cfg = ClusterConfig()
+    on_ray = lockstep_groups(items, cfg, ray_address=local_ray)
+    assert on_ray == lockstep_groups(items, cfg) and on_ray and set(on_ray[0][0]) <= set(farm)
+    uses = {f"tag:t{i}": [(w * 4 * 3_600_000 + rng.randrange(600_000), a) for w in range(4) for a in farm]
+            for i in range(3)}
+    uses.update({f"url:n{i}": [(rng.randrange(10**8), f"n{rng.randrange(400)}") for _ in range(5)]
+                 for i in range(300)})
+    assert coordination_network(uses, cfg, ray_address=local_ray) == coordination_network(uses, cfg)

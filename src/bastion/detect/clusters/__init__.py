@@ -9,25 +9,30 @@ Methods (each a detector):
   the same short window, again and again; popular targets weigh nothing (FRAUDAR-style).
 * :class:`InfrastructureDetector` - batch: the graph of shared devices, IPs, email domains, avatars and
   creation bursts weighted by identifier popularity; k-core and Leiden. Runs in-process or on Ray.
+* :class:`LockstepBatchDetector` - batch (CopyCatch): MinHash LSH over the audiences of (target, time
+  bucket) items; fans of an author and popular targets link nobody. Runs in-process or on Ray.
+* :class:`CoordinationNetworkDetector` - batch: co-hashtag and co-link sharing within a window estimated
+  from the data, projected to accounts, thresholded, k-core and Leiden. Runs in-process or on Ray.
 
 The app adds them with :func:`build_cluster_detectors`.
 """
 
 from __future__ import annotations
 
+from .coaction import CoordinationNetworkDetector, LockstepBatchDetector
 from .common import ClusterConfig
 from .infra import InfrastructureDetector
 from .stream import LockstepDetector, NearDuplicateDetector
 
-__all__ = ["ClusterConfig", "InfrastructureDetector", "LockstepDetector", "NearDuplicateDetector",
-           "build_cluster_detectors"]
+__all__ = ["ClusterConfig", "CoordinationNetworkDetector", "InfrastructureDetector", "LockstepBatchDetector",
+           "LockstepDetector", "NearDuplicateDetector", "build_cluster_detectors"]
 
 
 def build_cluster_detectors(config: ClusterConfig | None = None, ray_address: str | None = None) -> list:
     """The cluster detectors, sharing one config and one account-creation index.
 
-    >>> [d.name for d in build_cluster_detectors()]
-    ['clusters.near_duplicate', 'clusters.lockstep', 'clusters.shared_infrastructure']
+    >>> [d.kind for d in build_cluster_detectors()]
+    ['near_duplicate', 'lockstep', 'shared_infrastructure', 'lockstep_batch', 'coordination_network']
     """
     cfg = config or ClusterConfig()
     if ray_address:
@@ -35,4 +40,8 @@ def build_cluster_detectors(config: ClusterConfig | None = None, ray_address: st
 
         cfg = replace(cfg, ray_address=ray_address)
     created: dict[str, int] = {}
-    return [NearDuplicateDetector(cfg, created), LockstepDetector(cfg, created), InfrastructureDetector(cfg, created)]
+    # the streaming methods run first, then the batch jobs in this order at finish: each job's score reads the
+    # labels the others put on its members ("flagged by other detectors")
+    near_dup = NearDuplicateDetector(cfg, created)
+    return [near_dup, LockstepDetector(cfg, created), InfrastructureDetector(cfg, created),
+            LockstepBatchDetector(cfg, created), CoordinationNetworkDetector(cfg, created, texts=near_dup)]

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .common import ClusterConfig, UnionFind
-from .minhash import band_keys, bucket_edges, normalise, signatures
+from .minhash import band_keys, bucket_edges, bucket_pairs, normalise, set_signatures, signatures
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -212,3 +212,188 @@ def union_groups(pairs: Sequence[tuple[str, str]]) -> list[list[str]]:
     for a, b in pairs:
         uf.union(a, b)
     return sorted((sorted(g) for g in uf.groups().values()), key=lambda g: (-len(g), g[0]))
+
+
+# -- batch lockstep (CopyCatch) ------------------------------------------------------------------------------
+def _audience_signature_part(args: tuple[list[list[str]], int]) -> np.ndarray:
+    audiences, num_perm = args
+    return set_signatures(audiences, num_perm)
+
+
+def lockstep_groups(items: dict[str, set[str]], config: ClusterConfig,
+                    ray_address: str | None = None) -> list[tuple[list[str], list[str], float]]:
+    """CopyCatch-style lockstep groups from ``item -> accounts`` where an item is a (target, time bucket): the
+    accounts that followed one account on one day, or engaged one post in the hours after it was created.
+
+    Items used by fewer than ``cc_min_audience`` accounts say nothing and items used by more than
+    ``cc_max_audience`` are popular (FRAUDAR-style: a crowd on a popular target links no strangers); the rest
+    are MinHashed over their audiences (sub-quadratic: LSH banding proposes the item pairs, partitions run
+    in-process or on Ray), candidate pairs are verified by exact Jaccard (``cc_min_jaccard``, at least
+    ``cc_min_shared`` common accounts), items joined into target groups, and the accounts that acted on at
+    least two of a group's targets (and ``cc_min_cover`` of them) are its members.
+
+    Returns ``(members, targets, mean coverage)`` for each group with at least ``min_size`` members.
+    """
+    cfg = config
+    keep = sorted((k, sorted(v)) for k, v in items.items() if cfg.cc_min_audience <= len(v) <= cfg.cc_max_audience)
+    if len(keep) < 2:
+        return []
+    names = [k for k, _ in keep]
+    auds = [v for _, v in keep]
+    parts = partition(auds, cfg.partitions)
+    sigs = run_partitions(_audience_signature_part, [(p, cfg.cc_num_perm) for p in parts], ray_address)
+    sig = np.concatenate([s for s in sigs if len(s)])
+    cand = bucket_pairs(band_keys(sig, cfg.cc_bands), cfg.cc_max_bucket)
+    sets = [set(v) for v in auds]
+    uf = UnionFind()
+    for i, j in sorted(cand):
+        inter = len(sets[i] & sets[j])
+        if inter >= cfg.cc_min_shared and inter / (len(sets[i]) + len(sets[j]) - inter) >= cfg.cc_min_jaccard:
+            uf.union(names[i], names[j])
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for group in uf.groups().values():
+        if len(group) < 2:
+            continue
+        counts: dict[str, int] = defaultdict(int)
+        for t in group:
+            for a in sets[index[t]]:
+                counts[a] += 1
+        need = max(2, math.ceil(cfg.cc_min_cover * len(group)))
+        members = sorted(a for a, c in counts.items() if c >= need)
+        if len(members) >= cfg.min_size:
+            cover = sum(counts[m] for m in members) / (len(members) * len(group))
+            out.append((members, sorted(group), round(cover, 4)))
+    return sorted(out, key=lambda g: (-len(g[0]), g[0][0]))
+
+
+# -- coordination network (co-hashtag, co-link) --------------------------------------------------------------
+def estimate_window(uses: dict[str, list[tuple[int, str]]], quantile: float, lo_ms: int, hi_ms: int) -> int:
+    """The co-sharing window estimated from the data: the ``quantile`` of the gaps between consecutive uses
+    of the same hashtag or link by two different accounts, clipped to [lo_ms, hi_ms].
+
+    >>> estimate_window({"tag:x": [(0, "a"), (60_000, "b"), (120_000, "a")]}, 0.5, 1, 10**9)
+    60000
+    """
+    gaps = []
+    for rows in uses.values():
+        rows = sorted(rows)
+        gaps.extend(t2 - t1 for (t1, a1), (t2, a2) in zip(rows, rows[1:], strict=False) if a1 != a2)
+    if not gaps:
+        return hi_ms
+    return int(min(hi_ms, max(lo_ms, float(np.quantile(np.array(gaps, np.float64), quantile)))))
+
+
+def episodes(rows: list[tuple[int, str]], window_ms: int) -> list[list[str]]:
+    """Split the time-ordered uses of one item into episodes: a gap longer than the window starts a new one.
+
+    >>> episodes([(0, "a"), (10, "b"), (500, "a")], 100)
+    [['a', 'b'], ['a']]
+    """
+    out: list[list[str]] = []
+    last = None
+    for ts, acc in sorted(rows):
+        if last is None or ts - last > window_ms:
+            out.append([])
+        out[-1].append(acc)
+        last = ts
+    return out
+
+
+def _co_share_part(args: tuple[list[tuple[str, list[tuple[int, str]]]], int, int]) -> dict[tuple[str, str], list[Any]]:
+    """For a partition of items: per account pair the summed item weight, the number of shared (item,
+    episode)s and the items shared."""
+    rows, window_ms, max_degree = args
+    out: dict[tuple[str, str], list[Any]] = {}
+    for item, uses in rows:
+        n_item = len({a for _, a in uses})
+        if n_item < 2 or n_item > max_degree:
+            continue   # a hashtag or link that many accounts used over the horizon is popular: it links nobody
+        w = 1.0 / math.log2(1 + n_item)
+        shared = [sorted(set(ep)) for ep in episodes(uses, window_ms)]
+        shared = [accs for accs in shared if 2 <= len(accs) <= max_degree]
+        recurrent = len(shared) >= 2   # the item came back in another episode: a one-off burst is not this
+        for accs in shared:
+            for i in range(len(accs)):
+                for j in range(i + 1, len(accs)):
+                    st = out.get((accs[i], accs[j]))
+                    if st is None:
+                        out[(accs[i], accs[j])] = st = [0.0, 0, set(), False]
+                    st[0] += w
+                    st[1] += 1
+                    st[2].add(item)
+                    st[3] = st[3] or recurrent
+    return out
+
+
+def coordination_network(uses: dict[str, list[tuple[int, str]]], config: ClusterConfig,
+                         ray_address: str | None = None) -> tuple[int, list[tuple[str, str, float, dict[str, Any]]]]:
+    """The co-sharing network: accounts projected from the bipartite graph of (hashtag or link, episode).
+
+    The window is ``tag_window_ms`` or, when None, estimated from the data (:func:`estimate_window`). A pair
+    of accounts becomes an edge when it shared at least ``cn_min_items`` distinct items in at least
+    ``cn_min_episodes`` distinct episodes, one of them an item that came back in another episode (a viral
+    moment is one burst of its own hashtag and link: not "again and again"; a hashtag or link more than
+    ``cn_max_degree`` accounts used over the horizon - a trend, a slow viral link - links nobody), its summed
+    item weight (1 / log2(1 + accounts using the item)) reaches ``cn_min_weight``, and the shared episodes are
+    a real share of what the two accounts post (``cn_min_norm``: shared / geometric mean of each account's
+    (item, episode)s, so heavy posters do not link by volume). Episodes with more than ``cn_max_degree``
+    accounts are popular and link nobody.
+    """
+    cfg = config
+    # the window comes from the hashtags and links (near-duplicate text groups are sparser and would stretch it)
+    window = cfg.tag_window_ms or estimate_window({k: v for k, v in uses.items() if not k.startswith("text:")},
+                                                  cfg.cn_window_quantile, cfg.cn_window_min_ms, cfg.cn_window_max_ms)
+    items = sorted((k, sorted(v)) for k, v in uses.items() if len({a for _, a in v}) >= 2)
+    parts = [([items[i] for i in range(p, len(items), cfg.partitions)], window, cfg.cn_max_degree)
+             for p in range(cfg.partitions)]
+    merged: dict[tuple[str, str], list[Any]] = {}
+    for res in run_partitions(_co_share_part, parts, ray_address):
+        for key, (w, n, its, rec) in res.items():
+            st = merged.get(key)
+            if st is None:
+                merged[key] = [w, n, set(its), rec]
+            else:
+                st[0] += w
+                st[1] += n
+                st[2] |= its
+                st[3] = st[3] or rec
+    per_account: dict[str, int] = defaultdict(int)
+    for _, rows in items:
+        for ep in episodes(rows, window):
+            for a in set(ep):
+                per_account[a] += 1
+    edges = []
+    for (a, b), (w, n, its, rec) in sorted(merged.items()):
+        norm = n / math.sqrt(per_account[a] * per_account[b])
+        if (rec and len(its) >= cfg.cn_min_items and n >= cfg.cn_min_episodes and w >= cfg.cn_min_weight
+                and norm >= cfg.cn_min_norm):
+            edges.append((a, b, round(w, 6), {"episodes": n, "items": sorted(its)[:10], "norm": round(norm, 4)}))
+    return window, edges
+
+
+def attach_owned_items(core: list[str], uses: dict[str, list[tuple[int, str]]], config: ClusterConfig) -> list[str]:
+    """The group's members: its core, plus the accounts that used at least ``cn_attach_items`` of the items the
+    core owns (hashtags, links, near-identical texts that at least ``cn_owned_min`` core members and hardly
+    anyone else used: a share of at least ``cn_owned_share`` of their users), at any time in the horizon - a
+    ring member that joined late, or an evader that came back after its ring was suspended, posts the ring's
+    own links and templates without meeting the others inside one window.
+
+    >>> core = ["a", "b", "c", "d"]
+    >>> uses = {"url:x": [(0, m) for m in core] + [(9, "late")], "text:t": [(1, m) for m in core] + [(9, "late")],
+    ...         "tag:news": [(0, "a"), (0, "b"), (0, "c")] + [(5, f"n{i}") for i in range(20)]}
+    >>> attach_owned_items(core, uses, ClusterConfig())
+    ['a', 'b', 'c', 'd', 'late']
+    """
+    cfg = config
+    ms = set(core)
+    if cfg.cn_attach_items <= 0:
+        return sorted(ms)
+    hits: dict[str, int] = defaultdict(int)
+    for rows in uses.values():
+        users = {a for _, a in rows}
+        inside = len(users & ms)
+        if inside >= cfg.cn_owned_min and inside >= cfg.cn_owned_share * len(users):
+            for a in users - ms:
+                hits[a] += 1
+    return sorted(ms | {a for a, n in hits.items() if n >= cfg.cn_attach_items})

@@ -84,6 +84,7 @@ class ClusterConfig:
 
     min_size: int = 5
     min_score: float = 0.5
+    batch_min_score: float = 0.35     # the batch co-action jobs (their groups already repeat across the horizon)
     regrow: float = 1.25              # re-emit a streaming cluster when it grows by this factor
     core_k: int = 3                   # a streaming cluster is the k-core of its component (chains fall away)
     label: bool = True                # bulk label members
@@ -101,19 +102,40 @@ class ClusterConfig:
     co_min_items: int = 3             # distinct shared items before a pair becomes an edge
     co_min_weight: float = 1.5        # summed popularity-weighted evidence before a pair becomes an edge
     co_min_item_weight: float = 0.05  # items weighing less (very popular targets) pair nobody
+    co_min_norm: float = 0.0          # lockstep: shared (item, episode)s / geometric mean of each one's item uses
+    content_min_norm: float = 0.02    # the same for near-duplicate content (heavy posters meeting by volume)
     popularity_scale: float = 25.0    # weight of a target = 1 / (1 + popularity / scale)
     lockstep_window_ms: int = 15 * 60_000
     content_window_ms: int = 6 * HOUR_MS
     content_episode_ms: int = HOUR_MS  # repeating the same content an hour later counts again
-    tag_window_ms: int | None = None  # None: estimated from the data (coordination network)
     max_pairs: int = 2_000_000        # bound on tracked pairs (oldest weak pairs are pruned)
+    # batch lockstep (CopyCatch): MinHash over the audiences of (target, time bucket) items
+    cc_follow_bucket_ms: int = DAY_MS         # follows of one account within one day are one item
+    cc_engage_window_ms: int = 12 * HOUR_MS   # engagements of a post count within this long of its creation
+    cc_min_audience: int = 5          # an item fewer accounts acted on says nothing
+    cc_max_audience: int = 150        # an item more accounts acted on is popular: it links nobody
+    cc_popular_followers: int = 250   # a target (or author) with more followers is popular: links nobody
+    cc_num_perm: int = 64
+    cc_bands: int = 32                # 2 rows a band: item pairs with Jaccard 0.4 meet with probability 0.996
+    cc_max_bucket: int = 200
+    cc_min_jaccard: float = 0.4       # audiences of two items overlap at least this much
+    cc_min_shared: int = 4            # ... and share at least this many accounts
+    cc_min_cover: float = 0.0         # a member acted on at least two of its group's targets and this share
+    # coordination network: co-hashtag and co-link sharing within a window
+    tag_window_ms: int | None = None  # None: estimated from the data (a quantile of co-use gaps)
+    cn_window_quantile: float = 0.95
+    cn_window_min_ms: int = 10 * 60_000
+    cn_window_max_ms: int = 6 * HOUR_MS
+    cn_max_degree: int = 150          # an item (or episode) more accounts used is popular: it links nobody
+    cn_min_items: int = 2             # distinct hashtags/links a pair shared
+    cn_min_episodes: int = 2          # in at least this many distinct episodes (again and again)
+    cn_min_weight: float = 0.4        # summed 1 / log2(1 + accounts using the item)
+    cn_min_norm: float = 0.1          # shared episodes / geometric mean of each account's episodes
+    cn_kcore: int = 2
+    cn_owned_min: int = 3             # an item a group owns: used by at least this many of its members ...
+    cn_owned_share: float = 0.8       # ... who are at least this share of everyone who used it
+    cn_attach_items: int = 2          # an outside account using this many owned items joins (0: never)
     # batch jobs
-    buckets_ms: tuple[int, ...] = (15 * 60_000, 3 * HOUR_MS)
-    batch_num_perm: int = 64
-    batch_bands: int = 32
-    batch_min_jaccard: float = 0.2
-    batch_min_shared: int = 3
-    batch_min_targets: int = 2
     infra_max_degree: int = 50        # identifiers shared by more accounts than this are popular (carriers)
     infra_min_weight: float = 0.6      # summed 1/log2(1 + accounts) over shared identifiers (two kinds at least)
     infra_kcore: int = 2
@@ -153,19 +175,24 @@ def creation_times(state: State, members: Iterable[str], created: dict[str, int]
     return [c for m in members if (c := creation_time(state, m, created)) is not None]
 
 
-def flagged_elsewhere(state: State, members: list[str], now_ms: int) -> float:
-    """Share of members carrying a label that no cluster method put there."""
+def flagged_elsewhere(state: State, members: list[str], now_ms: int, kind: str | None = None) -> float:
+    """Share of members carrying a label that another detector put there: any detector but this cluster
+    method (``cluster:<kind>``); with no kind, any detector but the cluster methods."""
     if not members:
         return 0.0
+
+    def other(source: str) -> bool:
+        return source != f"cluster:{kind}" if kind else not source.startswith("cluster:")
+
     hit = 0
     for m in members:
-        if any(not lb.source.startswith("cluster:") for lb in state.labels.active("account", m, now_ms)):
+        if any(other(lb.source) for lb in state.labels.active("account", m, now_ms)):
             hit += 1
     return hit / len(members)
 
 
 def cluster_features(state: State, members: list[str], now_ms: int, sync: float,
-                     created: dict[str, int] | None = None) -> dict[str, float]:
+                     created: dict[str, int] | None = None, kind: str | None = None) -> dict[str, float]:
     ages = account_ages_days(state, members, now_ms, created)
     if len(ages) >= 2:
         logs = [math.log1p(a) for a in ages]
@@ -181,7 +208,7 @@ def cluster_features(state: State, members: list[str], now_ms: int, sync: float,
         burst = sum(1 for c in times if abs(c - med) <= DAY_MS) / len(members)
     return {"size": float(len(members)), "narrow_age": round(narrow, 4), "creation_burst": round(burst, 4),
             "sync": round(max(0.0, min(1.0, sync)), 4),
-            "flagged_elsewhere": round(flagged_elsewhere(state, members, now_ms), 4)}
+            "flagged_elsewhere": round(flagged_elsewhere(state, members, now_ms, kind), 4)}
 
 
 def cluster_score(feats: dict[str, float], w: ScoreWeights) -> float:

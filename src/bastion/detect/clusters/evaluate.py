@@ -27,7 +27,9 @@ def run_clusters(events: Path, out: Path, build_runtime: Callable[..., Any], set
     from . import build_cluster_detectors
 
     dets = build_cluster_detectors(ray_address=ray_address)
-    rt = build_runtime(settings, out_dir=out, rules_dir=False, extra_detectors=dets, models=False, review=False)
+    # clusters_on=False: the runtime would otherwise add a second set of the same detectors
+    rt = build_runtime(settings, out_dir=out, rules_dir=False, extra_detectors=dets, models=False, review=False,
+                       clusters_on=False)
     t0 = time.perf_counter()
     rt.run(items(events))
     t1 = time.perf_counter()
@@ -40,7 +42,12 @@ def run_clusters(events: Path, out: Path, build_runtime: Callable[..., Any], set
 
 
 def score_run(out: Path, truth: dict[str, Any]) -> dict[str, Any]:
+    """Member-level scores of one run's ``clusters.jsonl`` against the truth file, broken down by cohort,
+    difficulty and method, with the benign accounts flagged (and why) and the time to the first flag."""
     clusters = [json.loads(line) for line in (out / "clusters.jsonl").read_text().splitlines() if line]
+    # (a ring's ban evaders are listed among its members, sometimes twice: each member counts once)
+    truth = {**truth, "campaigns": {k: {**c, "members": list(dict.fromkeys(c["members"]))}
+                                    for k, c in truth["campaigns"].items()}}
     member_of = {m: k for k, c in truth["campaigns"].items() for m in c["members"]}
     accounts = truth["accounts"]
     flagged: dict[str, list[dict[str, Any]]] = {}
@@ -51,22 +58,41 @@ def score_run(out: Path, truth: dict[str, Any]) -> dict[str, Any]:
     res: dict[str, Any] = {"clusters": len(clusters), "flagged_accounts": len(flagged),
                            "precision": round(len(correct) / len(flagged), 4) if flagged else None}
     target = {m for k, c in truth["campaigns"].items() if c["kind"] in TARGET_KINDS for m in c["members"]}
+    res["target_members"] = len(target)
+    res["target_found"] = len(target & set(flagged))
     res["recall_target"] = round(len(target & set(flagged)) / max(1, len(target)), 4)
     res["recall_all_groups"] = round(len(set(member_of) & set(flagged)) / max(1, len(member_of)), 4)
+    methods = sorted({cl["kind"] for cl in clusters})
+    res["methods"] = methods
     by: dict[str, list[int]] = {}
+    cohort: dict[str, dict[str, Any]] = {}
     for c in truth["campaigns"].values():
         for key in (c["kind"], f"{c['kind']}/{c.get('difficulty', '?')}"):
             got = by.setdefault(key, [0, 0])
             got[0] += sum(1 for m in c["members"] if m in flagged)
             got[1] += len(c["members"])
+        row = cohort.setdefault(f"{c['kind']}/{c.get('difficulty', '?')}",
+                                {"groups": 0, "members": 0, "found": 0, "by_method": {}})
+        row["groups"] += 1
+        row["members"] += len(c["members"])
+        row["found"] += sum(1 for m in c["members"] if m in flagged)
+        for meth in methods:
+            n = sum(1 for m in c["members"] if any(cl["kind"] == meth for cl in flagged.get(m, [])))
+            row["by_method"][meth] = row["by_method"].get(meth, 0) + n
     res["recall_by_kind"] = {k: f"{a}/{b} ({a / max(1, b):.2f})" for k, (a, b) in sorted(by.items())}
+    res["by_cohort"] = dict(sorted(cohort.items()))
     look: dict[str, int] = {}
+    benign_by_method: dict[str, int] = {}
     for m in flagged:
         acc = accounts.get(m, {})
         if not acc.get("bad"):
             for tag in acc.get("lookalike", []) or ["plain"]:
                 look[tag] = look.get(tag, 0) + 1
+        if m not in member_of:
+            for meth in {cl["kind"] for cl in flagged[m]}:
+                benign_by_method[meth] = benign_by_method.get(meth, 0) + 1
     res["benign_flagged_by_lookalike"] = look
+    res["benign_flagged_by_method"] = dict(sorted(benign_by_method.items()))
     res["viral_flagged"] = look.get("viral", 0)
     res["household_flagged"] = look.get("household", 0)
     res["by_method"] = {}
@@ -75,13 +101,14 @@ def score_run(out: Path, truth: dict[str, Any]) -> dict[str, Any]:
         d["clusters"] += 1
         d["members"] += len(cl["members"])
         d["correct"] += sum(1 for m in cl["members"] if m in member_of)
-    # time from a group's start to its first streaming flag
+    # time from a group's start to its first streaming flag (flagged_at: the first emission of a cluster)
     delays: dict[str, list[float]] = {}
     for c in truth["campaigns"].values():
         times = [cl["evidence"]["flagged_at"] for m in c["members"] for cl in flagged.get(m, [])
                  if "flagged_at" in cl["evidence"]]
         if times and c.get("start"):
-            delays.setdefault(c["kind"], []).append((min(times) - c["start"]) / 60_000)
+            delays.setdefault(f"{c['kind']}/{c.get('difficulty', '?')}", []).append(
+                max(0.0, (min(times) - c["start"]) / 60_000))
     res["minutes_to_first_flag_median"] = {k: round(statistics.median(v), 1) for k, v in sorted(delays.items())}
     res["groups_flagged_while_streaming"] = {k: len(v) for k, v in sorted(delays.items())}
     return res
@@ -111,41 +138,101 @@ def evaluate(sim_dir: Path, out: Path, build_runtime: Callable[..., Any], settin
     res: dict[str, Any] = {"meta": truth.get("meta", {}), "events": summary["events"],
                            "stream_s": summary["stream_s"], "batch_s": summary["batch_s"],
                            **score_run(out / "run", truth)}
+    window = summary.get("detector:clusters.coordination_network", {}).get("window_s")
+    if window:
+        res["coordination_window_s"] = window
     if null_model:
         shuffled = out / "shuffled.jsonl"
         shuffle_timestamps(sim_dir / "events.jsonl", shuffled)
         _, _ = run_clusters(shuffled, out / "null", build_runtime, settings, ray_address)
         null = score_run(out / "null", truth)
         res["null_model"] = {"clusters": null["clusters"], "flagged_accounts": null["flagged_accounts"],
-                             "by_method": null["by_method"]}
+                             "by_method": null["by_method"], "precision": null["precision"],
+                             "recall_target": null["recall_target"]}
     return res
 
 
-def markdown(res: dict[str, Any], command: str) -> str:
+TIME_BASED = ("lockstep", "lockstep_batch")
+TUNING_NOTE = (
+    "How the thresholds were set: on simulations with other seeds - seed 2 (`bastion clusters eval --seed 2 "
+    "--bad-scale 2 --no-null`) and seed 3 (`bastion clusters eval --seed 3 --bad-scale 2 --difficulty-mix "
+    "0.2,0.3,0.5 --no-null`), 5000 users and 2 days each, which between them hold every cohort at every "
+    "difficulty. Chosen there: the batch lockstep's audience Jaccard (0.4), engagement window (12 h after the post) "
+    "and follow bucket (1 day); the near-duplicate pair normaliser (0.02); the co-sharing window quantile (0.95); the "
+    "batch jobs' score threshold (0.35: neither batch job found a group with a benign majority on either seed, and "
+    "the lowest-scoring true group, a stealthy campaign, scored 0.39 - under the streaming methods' 0.5); the owned-"
+    "item attachment (3 members, 80% of an item's users, 2 items). Disclosure: the evaluated seed (1) was run three "
+    "times - before the changes (to break down what the old detectors missed), after the first round (precision "
+    "0.995, recall 0.930), and for this table. No threshold was set on it, but its second run's misses (ring "
+    "members and evaders posting the ring's links after the ring went quiet) pointed at the seeded attachment, "
+    "which was then built and checked on seeds 2 and 3, where the same misses occur.")
+
+
+def markdown(res: dict[str, Any], command: str, tuning: str = "") -> str:
     meta = res.get("meta", {})
+    methods = res.get("methods", [])
+    met = (res["precision"] or 0) >= 0.99 and res["recall_target"] >= 0.95 and not res["viral_flagged"] \
+        and not res["household_flagged"]
     lines = [
         "## Coordinated clusters", "",
         f"Command: `{command}` (simulator: {meta.get('users')} users, {meta.get('days')} days, seed "
-        f"{meta.get('seed')}; {res['events']:,} events; stream {res['stream_s']} s, batch {res['batch_s']} s).", "",
+        f"{meta.get('seed')}; {res['events']:,} events; stream {res['stream_s']} s, batch {res['batch_s']} s"
+        + (f"; co-sharing window estimated from the data: {res['coordination_window_s'] // 60} min"
+           if res.get("coordination_window_s") else "") + ").", "",
         "| metric | value | target |", "|---|---|---|",
         f"| member precision (flagged accounts in any coordinated group) | {res['precision']} | >= 0.99 |",
-        f"| member recall, campaign + farm + ring cohorts | {res['recall_target']} | >= 0.95 |",
+        f"| member recall, campaign + farm + ring cohorts | {res['recall_target']} "
+        f"({res.get('target_found', '?')}/{res.get('target_members', '?')}) | >= 0.95 |",
         f"| member recall, every coordinated group (pile-ons, brigades too) | {res['recall_all_groups']} | - |",
         f"| organic viral-moment accounts flagged | {res['viral_flagged']} | 0 |",
         f"| shared-household accounts flagged | {res['household_flagged']} | 0 |",
         f"| clusters / flagged accounts | {res['clusters']} / {res['flagged_accounts']} | - |",
-        "", "Recall by kind and difficulty: " + "; ".join(f"{k} {v}" for k, v in res["recall_by_kind"].items()),
-        "", "Minutes from a group's start to its first streaming flag (median over groups): "
-        + (", ".join(f"{k} {v}" for k, v in res["minutes_to_first_flag_median"].items()) or "none"),
-        "", "By method: " + "; ".join(f"{k}: {v['clusters']} clusters, {v['correct']}/{v['members']} members correct"
-                                    for k, v in res["by_method"].items()),
-        "", f"Benign accounts flagged, by look-alike tag: {res['benign_flagged_by_lookalike'] or 'none'}",
+        "", f"**Targets {'met' if met else 'not met'} on this run.**", "",
+        "Members found by cohort and difficulty, and by each method (a member can be found by several):", "",
+        "| cohort / difficulty | groups | members | found | recall | " + " | ".join(methods) + " |",
+        "|---|---|---|---|---|" + "---|" * len(methods),
     ]
+    for key, row in res.get("by_cohort", {}).items():
+        kind = key.split("/")[0]
+        mark = "" if kind in TARGET_KINDS else " (not a target cohort)"
+        lines.append(f"| {key}{mark} | {row['groups']} | {row['members']} | {row['found']} | "
+                     f"{row['found'] / max(1, row['members']):.2f} | "
+                     + " | ".join(str(row["by_method"].get(m, 0)) for m in methods) + " |")
+    lines += ["", "| method | clusters | members | correct | precision | benign accounts |", "|---|---|---|---|---|---|"]
+    for k, v in res["by_method"].items():
+        lines.append(f"| {k} | {v['clusters']} | {v['members']} | {v['correct']} | "
+                     f"{v['correct'] / max(1, v['members']):.3f} | {res.get('benign_flagged_by_method', {}).get(k, 0)} |")
+    lines += ["", f"Benign accounts flagged, by look-alike tag: {res['benign_flagged_by_lookalike'] or 'none'}", "",
+              "Minutes from a group's start to its first streaming flag (median over the groups the streaming "
+              "methods flagged; the batch jobs run at the end of the replay and are not timed here): "
+              + (", ".join(f"{k} {v} ({res['groups_flagged_while_streaming'][k]} groups)"
+                           for k, v in res["minutes_to_first_flag_median"].items()) or "none")]
     if "null_model" in res:
         nm = res["null_model"]
-        lines += ["", f"Null model (timestamps shuffled across the stream): {nm['clusters']} clusters, "
-                  f"{nm['flagged_accounts']} accounts; by method: "
-                  + ("; ".join(f"{k}: {v['clusters']} clusters" for k, v in nm["by_method"].items()) or "none")
-                  + ". The time-based methods (lockstep, co-action windows) dissolve; shared infrastructure does "
-                  "not depend on time and is expected to survive."]
+        real = res["by_method"]
+        lines += ["", "Null model (the same events, timestamps shuffled across the stream):", "",
+                  "| method | clusters (real) | clusters (shuffled) | members (real) | members (shuffled) |",
+                  "|---|---|---|---|---|"]
+        for k in sorted(set(real) | set(nm["by_method"])):
+            a, b = real.get(k, {}), nm["by_method"].get(k, {})
+            lines.append(f"| {k} | {a.get('clusters', 0)} | {b.get('clusters', 0)} | {a.get('members', 0)} | "
+                         f"{b.get('members', 0)} |")
+        fates = []
+        for k in TIME_BASED:
+            before, after = real.get(k, {}).get("members", 0), nm["by_method"].get(k, {}).get("members", 0)
+            if before:
+                fates.append(f"{k} dissolves ({before} -> 0 members)" if not after
+                             else f"{k} shrinks ({before} -> {after} members)")
+        lines += ["", "Under shuffled timestamps " + ("; ".join(fates) or "no time-based cluster was flagged") + ". "
+                  "What the batch lockstep keeps is a farm's bipartite structure - the same accounts on the same few "
+                  "targets - which shuffling preserves in part (a customer's follows that still fall on one day; a "
+                  "bot farm that engages its targets' posts dozens of times still has some engagements within the "
+                  "window after a post). Near-duplicate content, shared infrastructure and the coordination network "
+                  "(hashtags, links and templates only the group uses; the window only splits an item into episodes) "
+                  "do not depend on timing and are expected to survive. Member precision of what the shuffled "
+                  f"stream flags: {nm.get('precision')} - "
+                  + ("no organic crowd forms a cluster by chance." if nm.get("precision") == 1.0
+                     else "some organic accounts form clusters by chance.")]
+    if tuning:
+        lines += ["", tuning]
     return "\n".join(lines)

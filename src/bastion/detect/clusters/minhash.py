@@ -137,3 +137,57 @@ def bucket_edges(keys: np.ndarray, max_bucket: int | None = None) -> tuple[np.nd
     src, dst = np.concatenate(src_all), np.concatenate(dst_all)
     pairs = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))
     return pairs // n, pairs % n
+
+
+def element_hashes(elements: Sequence[str]) -> np.ndarray:
+    """Stable 64-bit hashes of strings (the same in every process and on every Ray worker)."""
+    import hashlib
+
+    return np.fromiter((int.from_bytes(hashlib.blake2b(e.encode("utf-8"), digest_size=8).digest(), "little")
+                        for e in elements), np.uint64, len(elements))
+
+
+def set_signatures(sets: Sequence[Sequence[str]], num_perm: int = 64) -> np.ndarray:
+    """MinHash signatures of sets of strings (one row of ``num_perm`` uint32 per set; an empty set gets the
+    all-ones row). Used for the audiences of (target, time bucket) items in the batch lockstep job.
+
+    >>> sig = set_signatures([["a", "b", "c", "d"], ["a", "b", "c", "e"], ["x", "y"]], 128)
+    >>> float(estimate_jaccard(sig[0], sig[1])) > 0.4, float(estimate_jaccard(sig[0], sig[2])) < 0.1
+    (True, True)
+    """
+    a, b = _coefficients(num_perm, seed=2)
+    out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, np.uint32)
+    sizes = np.fromiter((len(s) for s in sets), np.int64, len(sets))
+    nonempty = np.flatnonzero(sizes > 0)
+    if not len(nonempty):
+        return out
+    flat = [e for s in sets for e in s]
+    h = _splitmix(element_hashes(flat))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[nonempty]
+    with np.errstate(over="ignore"):
+        for i in range(num_perm):
+            v = ((a[i] * h + b[i]) >> np.uint64(32)).astype(np.uint32)
+            out[nonempty, i] = np.minimum.reduceat(v, starts)
+    return out
+
+
+def bucket_pairs(keys: np.ndarray, max_bucket: int = 200) -> set[tuple[int, int]]:
+    """Every pair of rows that agree on at least one band (the LSH candidates), skipping buckets larger than
+    ``max_bucket`` (a band that many rows share says nothing).
+
+    >>> sorted(bucket_pairs(np.array([[1, 5], [1, 6], [2, 6]], np.uint64)))
+    [(0, 1), (1, 2)]
+    """
+    out: set[tuple[int, int]] = set()
+    for bi in range(keys.shape[1]):
+        k = keys[:, bi]
+        order = np.argsort(k, kind="stable")
+        ks = k[order]
+        bounds = np.flatnonzero(np.concatenate([[True], ks[1:] != ks[:-1], [True]]))
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if 2 <= hi - lo <= max_bucket:
+                rows = sorted(order[lo:hi].tolist())
+                for x in range(len(rows)):
+                    for y in range(x + 1, len(rows)):
+                        out.add((rows[x], rows[y]))
+    return out

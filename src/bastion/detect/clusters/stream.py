@@ -143,18 +143,20 @@ class StreamingClusterDetector:
             return
         inner = sum(len(self.adj[m].intersection(members)) for m in members) // 2
         density = 2.0 * inner / max(1, n * (n - 1))
-        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=density, created=self.created)
+        feats = cluster_features(ctx.state, members, ctx.now_ms, sync=density, created=self.created, kind=self.kind)
         score = cluster_score(feats, cfg.weights)
         if score < cfg.min_score:
             return
         if prev is None:
             self.seq += 1
-            cid = f"{self.kind}-{self.seq}"
-            self.first_flag_ms[cid] = ctx.now_ms
+            cid, first = f"{self.kind}-{self.seq}", ctx.now_ms
         else:
             cid = prev[0]
-        self.emitted[root] = [cid, size]
-        evidence = {**self.evidence(root), **feats, "edges": inner, "flagged_at": ctx.now_ms}
+            first = int(prev[2]) if len(prev) > 2 else ctx.now_ms
+        self.first_flag_ms[cid] = first
+        self.emitted[root] = [cid, size, first]
+        # flagged_at stays the first flag of the cluster (re-emissions as it grows keep it); updated_at moves
+        evidence = {**self.evidence(root), **feats, "edges": inner, "flagged_at": first, "updated_at": ctx.now_ms}
         reps = representatives(members, {m: float(self.degree.get(m, 0)) for m in members})
         for eff in cluster_effects(cid, self.kind, members, score, evidence, cfg, reps):
             ctx.emit(eff)
@@ -213,11 +215,13 @@ class NearDuplicateDetector(StreamingClusterDetector):
         super().__init__(config, created)
         cfg = self.config
         self.windows = {"content": CoActionWindows(cfg.content_window_ms, cfg.co_max_degree, cfg.co_min_items,
-                                                   cfg.max_pairs, episode_ms=cfg.content_episode_ms)}
+                                                   cfg.max_pairs, episode_ms=cfg.content_episode_ms,
+                                                   min_norm=cfg.content_min_norm)}
         self.lsh = MinHashLSH(threshold=cfg.nd_threshold, num_perm=cfg.nd_num_perm)
         self.window: deque[tuple[int, str, str, bytes]] = deque()  # (ts, key, group, signature)
         self.group: dict[str, str] = {}
         self.shared_texts = 0
+        self.last_text: tuple[str, str] | None = None   # (event id, text group) of the event just seen
 
     def _text_group(self, key: str, text: str, ts: int) -> str | None:
         cfg = self.config
@@ -254,10 +258,13 @@ class NearDuplicateDetector(StreamingClusterDetector):
             return []
         out = [("content", f"url:{u}", 1.0) for u in dict.fromkeys(urls)]
         out += [("content", f"media:{m}", 1.0) for m in dict.fromkeys(media)]
+        self.last_text = None
         if text:
             group = self._text_group(key, text, ctx.now_ms)
             if group is not None:
                 out.append(("content", f"text:{group}", 1.0))
+                if group != key:   # near-identical to an earlier text: the coordination network reads it
+                    self.last_text = (ev.id, group)
         return out
 
     def save(self, state: State) -> None:
@@ -294,10 +301,16 @@ class LockstepDetector(StreamingClusterDetector):
         cfg = self.config
         self.windows = {"actions": CoActionWindows(cfg.lockstep_window_ms, cfg.co_max_degree, cfg.co_min_items,
                                                    cfg.max_pairs, min_weight=cfg.co_min_weight,
-                                                   min_item_weight=cfg.co_min_item_weight)}
+                                                   min_item_weight=cfg.co_min_item_weight, min_norm=cfg.co_min_norm)}
 
     def _weight(self, popularity: int) -> float:
         return 1.0 / (1.0 + popularity / self.config.popularity_scale)
+
+    @staticmethod
+    def _fan(state: State, actor: str, author: str) -> bool:
+        """A follower engaging the account it follows does what fans do: the engagement links nobody (the
+        followers of one author co-liking its posts is organic, not lockstep)."""
+        return author == actor or state.graph.has("follow", actor, author)
 
     def items(self, ctx: EvalContext) -> list[tuple[str, str, float]]:
         ev = ctx.event
@@ -305,6 +318,8 @@ class LockstepDetector(StreamingClusterDetector):
         if isinstance(ev, PostEngage):
             if ev.kind in ("like", "repost"):
                 post = state.posts.get(ev.post.id)
+                if post is not None and self._fan(state, ev.actor, post.author):
+                    return []
                 pop = post.likes + post.reposts if post is not None else 0
                 return [("actions", f"post:{ev.post.id}", self._weight(pop))]
         elif isinstance(ev, GraphFollow):
@@ -313,6 +328,8 @@ class LockstepDetector(StreamingClusterDetector):
         elif isinstance(ev, PostCreate):
             if ev.post.reply_to:
                 parent = state.posts.get(ev.post.reply_to)
+                if parent is not None and self._fan(state, ev.actor, parent.author):
+                    return []
                 return [("actions", f"reply:{ev.post.reply_to}", self._weight(parent.replies if parent else 0))]
         elif isinstance(ev, ReportCreate):
             return [("actions", f"report:{ev.subject.id}", 1.0)]

@@ -36,13 +36,15 @@ class PairStat(msgspec.Struct, array_like=True):
 class _Dump(msgspec.Struct, array_like=True):
     recent: dict[str, list[tuple[int, str]]]
     pairs: dict[str, PairStat]
+    activity: dict[str, int] = {}
 
 
 class CoActionWindows:
     def __init__(self, window_ms: int, max_degree: int = 150, min_items: int = 3, max_pairs: int = 2_000_000,
                  max_seen: int = 16, min_weight: float = 0.0, min_item_weight: float = 0.0,
-                 episode_ms: int | None = None) -> None:
+                 episode_ms: int | None = None, min_norm: float = 0.0) -> None:
         self.episode_ms = episode_ms or window_ms
+        self.min_norm = min_norm
         self.min_weight = min_weight
         self.min_item_weight = min_item_weight
         self.window_ms = window_ms
@@ -52,6 +54,7 @@ class CoActionWindows:
         self.max_seen = max(max_seen, min_items)
         self.recent: dict[str, deque[tuple[int, str]]] = {}
         self.pairs: dict[tuple[str, str], PairStat] = {}
+        self.activity: dict[str, int] = {}   # item uses per account (the normaliser of a pair's evidence)
         self.popular_skips = 0
         self._observed = 0
 
@@ -66,6 +69,8 @@ class CoActionWindows:
             dq.popleft()
         others = {a for _, a in dq if a != actor}
         dq.append((ts, actor))
+        activity = self.activity
+        activity[actor] = activity.get(actor, 0) + 1
         self._observed += 1
         if self._observed % 200_000 == 0:
             self.prune(ts)
@@ -89,7 +94,10 @@ class CoActionWindows:
             st.w += weight
             if len(st.seen) < self.max_seen:
                 st.seen.append(key)
-            if st.n >= self.min_items and st.w >= self.min_weight:
+            if st.n >= self.min_items and st.w >= self.min_weight and (
+                    not self.min_norm or st.n >= self.min_norm * (activity[actor] * activity.get(other, 1)) ** 0.5):
+                # (min_norm: the shared (item, episode)s are a real share of what the two accounts do, so
+                # two heavy users meeting on common items by volume alone are no pair)
                 st.edge = True
                 new_edges.append(pk)
         return new_edges
@@ -107,12 +115,13 @@ class CoActionWindows:
 
     def dump(self) -> bytes:
         d = _Dump(recent={k: list(v) for k, v in self.recent.items()},
-                  pairs={f"{a}\x1f{b}": st for (a, b), st in self.pairs.items()})
+                  pairs={f"{a}\x1f{b}": st for (a, b), st in self.pairs.items()}, activity=self.activity)
         return msgspec.msgpack.encode(d)
 
     def load(self, data: bytes) -> None:
         d = msgspec.msgpack.decode(data, type=_Dump)
         self.recent = {k: deque((int(t), str(a)) for t, a in v) for k, v in d.recent.items()}
+        self.activity = dict(d.activity)
         self.pairs = {}
         for k, st in d.pairs.items():
             a, _, b = k.partition("\x1f")
