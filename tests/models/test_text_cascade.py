@@ -68,3 +68,28 @@ def test_text_models_loads_cascade_only_over_its_fast_model(cascade: EmbeddingCa
     reg.save("toy", retrained)
     tm = TextModels.load(reg, names=["toy"], embeddings=True)
     assert not tm.has_cascade("toy") and tm.score_cascade("toy", "idiot") == tm.score("toy", "idiot")
+
+
+def test_cascade_fit_oof_stacks_out_of_fold_logits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The cross-fitted cascade: fast tier from fit_crossfit, head and stacker on out-of-fold logits."""
+    from bastion.models.text.embed import Embedder
+
+    monkeypatch.setattr(Embedder, "encode", fake_encode)
+    rng = np.random.default_rng(1)
+    texts = [rng.choice(BAD) + " " + rng.choice(GOOD) if i % 7 == 0 else rng.choice(BAD if i % 2 else GOOD)
+             for i in range(150)]
+    labels = np.array([1 if any(b in t for b in BAD) else 0 for t in texts])
+    fast = LinearTextModel("toy", bits=12, C=0.3, featurizer_version=3, char_min=2, loss="svm",
+                           class_weight=None).fit_crossfit(texts, labels)
+    assert fast.oof_decision_.shape == (150,)
+    fast.meta["created"] = 1.0
+    casc = EmbeddingCascade("toy-embed", fast).fit_oof(labels, fake_encode(None, texts), fast.oof_decision_)
+    assert casc.stack_coef_.shape == (2,) and np.isfinite(casc.band_)
+    reg = ModelRegistry([tmp_path])
+    reg.save("toy", fast.to_artifact())
+    reg.save("toy-embed", casc.to_artifact())
+    casc2 = EmbeddingCascade.from_artifact(reg.load("toy-embed"), LinearTextModel.from_artifact(reg.load("toy")))
+    probe = BAD + GOOD
+    p = casc2.predict_proba(probe)
+    assert np.allclose([casc2.score_one(t) for t in probe], p, atol=1e-5)
+    assert (p[: len(BAD)] >= casc2.threshold_).all() and (p[len(BAD):] < casc2.threshold_).all()

@@ -37,6 +37,38 @@ def shipped() -> TextModels:
     return TextModels.load(ModelRegistry([PACKAGED_ROOT]), embeddings=False)
 
 
+@pytest.mark.parametrize("loss", ["logreg", "svm"])
+def test_v3_features_round_trip_and_single_text_path(tmp_path: Path, loss: str) -> None:
+    m = LinearTextModel("toy3", bits=14, C=1.0, featurizer_version=3, char_min=2, word_weight=1.0, loss=loss,
+                        class_weight=None).fit(TOY, TOY_Y)
+    assert m.feature_schema[0] == "featurizer=hashing-poly64-v3"
+    reg = ModelRegistry([tmp_path])
+    reg.save("toy3", m.to_artifact())
+    m2 = LinearTextModel.from_artifact(reg.load("toy3"))
+    assert (m2.featurizer.version, m2.loss, m2.class_weight) == (3, loss, None)
+    texts = ["you idiot", "nice day", "", "1d10t l0ser", "ѕtuрid", "idiot idiot idiot"]
+    assert np.array_equal(m.predict_proba(texts), m2.predict_proba(texts))
+    assert np.allclose([m2.score_one(t) for t in texts], m2.predict_proba(texts), atol=1e-5)
+    assert m2.score_one("what an idiot") > m2.threshold_ > m2.score_one("have a lovely day")
+
+
+def test_v3_char_ngrams_stay_inside_words() -> None:
+    from bastion.models.text.features import HashingFeaturizer
+
+    f = HashingFeaturizer(bits=20, char_min=2, char_max=3, word_max=1, version=3)
+    chars, words = f.blocks_normalized("ab cd")
+    # padded " ab cd ": inside-word grams are " a", "ab", "b ", " ab", "ab ", " c", "cd", "d ", " cd", "cd "
+    assert len(chars) == 10 and len(words) == 2
+    f2 = HashingFeaturizer(bits=20, char_min=2, char_max=3, word_max=1, version=2)
+    assert len(f2.blocks_normalized("ab cd")[0]) == 6 + 5  # every 2- and 3-gram of " ab cd "
+
+
+def test_crossfit_keeps_out_of_fold_scores() -> None:
+    m = LinearTextModel("toy", bits=12, C=1.0, featurizer_version=3).fit_crossfit(TOY, TOY_Y, folds=3)
+    assert m.oof_decision_.shape == (len(TOY),)
+    assert m.score_one("you are an idiot") > m.threshold_ > m.score_one("have a nice day")
+
+
 def test_round_trip_gives_identical_scores(tmp_path: Path) -> None:
     m = LinearTextModel("toy", bits=14, C=5.0).fit(TOY, TOY_Y)
     reg = ModelRegistry([tmp_path])
@@ -106,9 +138,9 @@ def test_score_cache_and_api(shipped: TextModels) -> None:
         shipped.score("nope", "x")
 
 
-# The target for the fast tier is 0.75; the shipped model measures 0.733 (docs/evaluation.md), so the
+# The target for the fast tier is 0.75; the shipped model measures 0.749 (docs/evaluation.md), so the
 # CI floor guards against regressions just below the measured value rather than at the unmet target.
-OFFENSIVE_FLOOR = 0.72
+OFFENSIVE_FLOOR = 0.74
 
 
 def test_ci_floor_offensive_macro_f1(shipped: TextModels) -> None:

@@ -43,7 +43,7 @@ def train(
 
     from bastion.models.registry import PACKAGED_ROOT
     from bastion.models.text.embed import embeddings_available
-    from bastion.models.text.train import EMBED_SUFFIX, SPECS, train_cascade, train_fast
+    from bastion.models.text.train import EMBED_SUFFIX, SPECS, train_cascade, train_text
 
     if name == "abuse_context":
         _train_context(ship)
@@ -65,7 +65,7 @@ def train(
         return reg.save(model_name, artifact, root=root)
 
     for n in names:
-        fast = train_fast(n)
+        fast = train_text(n)
         path = save(n, fast.to_artifact())
         fast.meta.update({"version": path.name})
         import json

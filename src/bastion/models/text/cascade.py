@@ -1,7 +1,10 @@
 """The embedding tier and the cascade.
 
 The embedding head is a logistic regression over sentence embeddings; a two-feature stacker (fast-tier logit,
-head logit) fitted on validation data gives the cascade's calibrated probability. Only texts whose fast-tier
+head logit) fitted on held-out scores gives the cascade's calibrated probability: on validation data
+(:meth:`EmbeddingCascade.fit`), or - when the fast model was itself cross-fitted on train+val
+(``fit_crossfit``) - on 5-fold out-of-fold fast and head logits over train+val (:meth:`EmbeddingCascade.fit_oof`),
+so neither input to the stacker has seen the row it scores. Only texts whose fast-tier
 logit lies within ``band`` of the fast threshold's logit are embedded, so the average cost stays near the fast
 tier's. All state is arrays (float32), saved with the registry like the fast tier.
 """
@@ -58,31 +61,66 @@ class EmbeddingCascade:
         self.head_coef_ = head.coef_[0].astype(np.float32)
         self.head_intercept_ = float(head.intercept_[0])
         fast_logit = self.fast.decision(list(val_texts))
-        z = np.stack([fast_logit, self._head_logit(eva)], axis=1)
-        # the stacker is fitted and thresholded on validation data; 3 parameters, so it barely overfits
+        return self._fit_stack(fast_logit, self._head_logit(eva), yva, max_cost_share)
+
+    def fit_oof(self, labels: Sequence[int], emb: np.ndarray, fast_oof: np.ndarray, folds: int = 5, seed: int = 0,
+                max_cost_share: float = 0.5) -> Self:
+        """Cross-fitted training over one labelled set (train+val): ``fast_oof`` are the fast tier's
+        out-of-fold raw scores (``LinearTextModel.oof_decision_``); the head's out-of-fold logits come from
+        ``folds`` heads on the same kind of split; the stacker, threshold and band are fitted on the pairs, and
+        the shipped head on every row."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        y = np.asarray(labels)
+        head_oof = np.zeros(len(y))
+        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(emb, y):
+            h = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000).fit(emb[a], y[a])
+            head_oof[b] = h.decision_function(emb[b])
+        head = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000).fit(emb, y)
+        self.head_coef_ = head.coef_[0].astype(np.float32)
+        self.head_intercept_ = float(head.intercept_[0])
+        return self._fit_stack(np.asarray(fast_oof, dtype=np.float64), head_oof, y, max_cost_share)
+
+    def _fit_stack(self, fast_logit: np.ndarray, head_logit: np.ndarray, yva: np.ndarray,
+                   max_cost_share: float) -> Self:
+        from sklearn.linear_model import LogisticRegression
+
+        z = np.stack([fast_logit, head_logit], axis=1)
+        # the stacker is fitted and thresholded on held-out scores; 3 parameters, so it barely overfits
         stack = LogisticRegression(C=1.0, max_iter=1000).fit(z, yva)
         self.stack_coef_ = stack.coef_[0].astype(np.float64)
         self.stack_intercept_ = float(stack.intercept_[0])
         p_full = sigmoid(z @ self.stack_coef_ + self.stack_intercept_)
         self.threshold_ = best_threshold(p_full, yva, self.fast.objective, self.fast.max_fpr)
-        # band: the smallest share of texts (nearest the fast threshold) that keeps val macro-F1 within 0.005
+        # band: the smallest share of texts (nearest the fast threshold) that keeps macro-F1 within 0.005
         centre = _logit(self.fast.threshold_)
         fast_raw_centre = self._fast_raw_for_prob_logit(centre)
         dist = np.abs(fast_logit - fast_raw_centre)
         p_fast = self.fast.calibration_.apply(fast_logit)
         best = binary_metrics(yva, p_full >= self.threshold_)["macro_f1"]
+        ordered = np.sort(dist)
+
+        def edge(share: float) -> float:
+            # halfway between two held-out distances, so that no held-out text sits on the edge (where the
+            # batch and single-text paths, which differ in the last float bits, could disagree)
+            k = min(len(ordered), max(1, int(np.ceil(share * len(ordered)))))
+            d = ordered[k - 1]
+            above = ordered[k:][ordered[k:] > d]
+            return float((d + above[0]) / 2) if len(above) else float(d) + 1e-6
+
         self.band_ = float(np.inf)
         for share in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8):
             if share > max_cost_share:
                 break
-            d = float(np.quantile(dist, share))
+            d = edge(share)
             sent = dist <= d
             pred = np.where(sent, p_full >= self.threshold_, p_fast >= self.fast.threshold_)
             if binary_metrics(yva, pred)["macro_f1"] >= best - 0.005:
                 self.band_ = d
                 break
         if not np.isfinite(self.band_):
-            self.band_ = float(np.quantile(dist, max_cost_share))
+            self.band_ = edge(max_cost_share)
         return self
 
     def _fast_raw_for_prob_logit(self, prob_logit: float) -> float:

@@ -50,15 +50,39 @@ def eval_offensive(tm: TextModels, cascade: bool = True) -> dict[str, Any]:
     return out
 
 
+def prior_matched_threshold(scores: np.ndarray, prior: float) -> float:
+    """The threshold that flags a share ``prior`` of ``scores``: label-free, from the scores alone.
+
+    >>> prior_matched_threshold(np.array([0.1, 0.2, 0.3, 0.9]), 0.25)
+    0.6
+    """
+    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    k = int(round(prior * len(s)))
+    if k <= 0:
+        return float(s[0] + 1e-9)
+    if k >= len(s):
+        return float(s[-1])
+    return float((s[k - 1] + s[k]) / 2)
+
+
 def eval_hate(tm: TextModels, cascade: bool = True) -> dict[str, Any]:
+    """HatEval test at the thresholds chosen on training data, and - a transductive diagnostic, reported
+    apart - at the threshold that flags the training prior's share of the test tweets (no test labels used:
+    HatEval's test set is shifted, and the trained threshold flags most of it)."""
     X, y = _xy(load_corpus("hate", "test"))
+    prior = float(np.mean([lab for _, lab in load_corpus("hate", "train")]))
     m = tm.model("hate")
-    out: dict[str, Any] = {"fast": score_metrics(y, m.predict_proba(X), m.threshold_)}
+    p = m.predict_proba(X)
+    out: dict[str, Any] = {"fast": score_metrics(y, p, m.threshold_), "train_prior": prior}
+    out["fast_prior_matched"] = score_metrics(y, p, prior_matched_threshold(p, prior))
+    out["fast"]["flagged"] = float((p >= m.threshold_).mean())
     if cascade and tm.has_cascade("hate"):
         casc = tm.cascades["hate"]
         pc, sent = casc.predict_with_cost(X)
         out["cascade"] = score_metrics(y, pc, casc.threshold_)
         out["cascade"]["embedded_share"] = float(sent.mean())
+        out["cascade"]["flagged"] = float((pc >= casc.threshold_).mean())
+        out["cascade_prior_matched"] = score_metrics(y, pc, prior_matched_threshold(pc, prior))
     return out
 
 
@@ -73,26 +97,36 @@ def eval_sms(tm: TextModels) -> dict[str, Any]:
 
 def eval_youtube_lovo() -> dict[str, Any]:
     """Leave-one-video-out: for each video, a fresh spam model trained on SMS train + the other four videos
-    (80/20 stratified train/val, seed 13), evaluated on the held-out video at its validation threshold."""
+    (80/20 stratified train/val, seed 13), evaluated on the held-out video at its *comment threshold*: the
+    message threshold (at most 0.5% of validation ham blocked) moved by a logit offset chosen by an inner
+    leave-one-video-out over the four training videos only (:func:`~bastion.models.text.train.comment_offset`).
+    The held-out video plays no part in its model, threshold or offset. The F1 at the message threshold is
+    reported beside it."""
     from bastion.datasets.text import _stratified_split
-    from bastion.models.text.train import train_fast
+    from bastion.models.text.train import comment_offset, comment_threshold, train_fast
 
     videos = youtube_videos()
     sms_tr, sms_va = load_corpus("sms", "train"), load_corpus("sms", "val")
     folds: dict[str, Any] = {}
+    message_f1: dict[str, float] = {}
     all_y, all_pred = [], []
     for v in YOUTUBE_VIDEOS:
         others = [r for o in YOUTUBE_VIDEOS if o != v for r in videos[o]]
         tr, va = _stratified_split(others)
         model = train_fast("spam", sms_tr + tr, sms_va + va)
+        offset = comment_offset({o: videos[o] for o in YOUTUBE_VIDEOS if o != v}, sms_tr, sms_va)
+        threshold = comment_threshold(model, offset)
         X, y = _xy(videos[v])
         p = model.predict_proba(X)
-        folds[v] = score_metrics(y, p, model.threshold_)
+        folds[v] = score_metrics(y, p, threshold)
+        folds[v]["offset_logit"] = offset
+        message_f1[v] = binary_metrics(y, p >= model.threshold_)["f1"]
         all_y.append(y)
-        all_pred.append(p >= model.threshold_)
+        all_pred.append(p >= threshold)
     pooled = binary_metrics(np.concatenate(all_y), np.concatenate(all_pred))
     return {"folds": folds, "mean_f1": float(np.mean([f["f1"] for f in folds.values()])),
-            "pooled_f1": pooled["f1"]}
+            "pooled_f1": pooled["f1"], "message_threshold_f1": message_f1,
+            "message_threshold_mean_f1": float(np.mean(list(message_f1.values())))}
 
 
 def evaluate_all(tm: TextModels | None = None, lovo: bool = True) -> dict[str, Any]:
@@ -124,9 +158,13 @@ def markdown(res: dict[str, Any], command: str) -> str:
     lines = [
         "## Text models: abuse, hate, spam",
         "",
-        f"Produced by `{command}` (test splits read once, thresholds/C/calibration chosen on validation data;",
-        "models from the registry: shipped artifacts in `src/bastion/artifacts` unless `BASTION_MODELS_DIR`",
-        "holds newer ones). Train them with `bastion train abuse|hate|spam [--ship]`.",
+        f"Produced by `{command}` (test splits read only here; features, C, calibration and thresholds chosen",
+        "on training data: cross-validation or out-of-fold scores on train+val for `abuse` and `hate`, the val",
+        "split for `spam`; models from the registry: shipped artifacts in `src/bastion/artifacts` unless",
+        "`BASTION_MODELS_DIR` holds newer ones: point it at an empty folder to evaluate the shipped ones"
+        + (f"; {res['seconds']:.0f} s on the shared 2-core machine" if "seconds" in res else "")
+        + "). Train them with",
+        "`bastion train abuse --ship`, `bastion train hate --ship` and `bastion train spam --ship --no-embed`.",
         "",
         "| task | model | metric | value | target | status |",
         "|---|---|---|---|---|---|",
@@ -150,14 +188,26 @@ def markdown(res: dict[str, Any], command: str) -> str:
         c = hate["cascade"]
         lines.append(f"| TweetEval hate test | cascade ({c['embedded_share']:.0%} embedded) | macro-F1 | "
                      f"{_fmt(c['macro_f1'])} | >= 0.57 | {_ok(c['macro_f1'], 0.57)} |")
+    if "fast_prior_matched" in hate:
+        prior = hate["train_prior"]
+        for key, label in (("fast_prior_matched", "fast tier"),):
+            if key in hate:
+                v = hate[key]["macro_f1"]
+                lines.append(f"| TweetEval hate test, transductive: threshold flags the training prior "
+                             f"({prior:.1%}) of the test tweets | {label} | macro-F1 | {_fmt(v)} | (>= 0.57) | "
+                             f"diagnostic, not counted |")
     lines.append(f"| SMS Spam test (1,035 of {sms['rows_after_dedupe']:,} deduplicated) | fast tier `spam` | spam F1 | "
                  f"{_fmt(sms['f1'])} | >= 0.95 | {_ok(sms['f1'], 0.95)} |")
     lines.append(f"| SMS Spam test | fast tier `spam` | ham blocked | {sms['ham_blocked']:.2%} | <= 0.5% | "
                  f"{_ok(sms['ham_blocked'], 0.005, False)} |")
     if "youtube_lovo" in res:
         yl = res["youtube_lovo"]
-        lines.append(f"| YouTube Spam, leave-one-video-out | fast tier (retrained per fold) | F1 mean (pooled) | "
-                     f"{yl['mean_f1']:.4f} ({yl['pooled_f1']:.4f}) | >= 0.93 | {_ok(yl['mean_f1'], 0.93)} |")
+        lines.append(f"| YouTube Spam, leave-one-video-out | fast tier (retrained per fold), comment threshold | "
+                     f"F1 mean (pooled) | {yl['mean_f1']:.4f} ({yl['pooled_f1']:.4f}) | >= 0.93 | "
+                     f"{_ok(yl['mean_f1'], 0.93)} |")
+        if "message_threshold_mean_f1" in yl:
+            lines.append(f"| YouTube Spam, leave-one-video-out | same models, message threshold (0.5% of SMS+comment "
+                         f"val ham) | F1 mean | {yl['message_threshold_mean_f1']:.4f} | - | |")
     lines += ["", "Ranking quality beside F1 (PR-AUC = average precision; P@R = best precision at recall >= R):", "",
               "| task | model | PR-AUC | ROC-AUC | P@R0.5 | P@R0.8 | P@R0.9 | precision | recall | threshold |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -176,6 +226,8 @@ def markdown(res: dict[str, Any], command: str) -> str:
     lines.append(row("hate", "fast", hate["fast"]))
     if "cascade" in hate:
         lines.append(row("hate", "cascade", hate["cascade"]))
+    if "fast_prior_matched" in hate:
+        lines.append(row("hate, prior-matched threshold (transductive)", "fast", hate["fast_prior_matched"]))
     lines.append(row("SMS spam", "fast", sms))
     if "youtube_lovo" in res:
         for v, m in res["youtube_lovo"]["folds"].items():
@@ -186,16 +238,42 @@ def markdown(res: dict[str, Any], command: str) -> str:
         "added to `abuse` because TweetEval offensive train+val are exactly OLID's training tweets and its test",
         "split is OLID's test set. SMS: 403 exact duplicate texts dropped before the stratified 80/20 split",
         "(`random_state=13`); val is carved from train the same way. The `spam` model is one model for SMS and",
-        "YouTube comments; its threshold allows at most 0.5% of validation ham to be blocked, which also sets",
-        "the YouTube folds' thresholds (recall on comments is what it costs).",
+        "YouTube comments; its message threshold allows at most 0.5% of validation ham to be blocked. Comments on",
+        "public posts use a *comment threshold*: the message threshold moved by a logit offset that an inner",
+        "leave-one-video-out over the training videos only chooses for the best comment F1 (the held-out video",
+        "plays no part; the shipped `spam` records it as `thresholds.comment`, from the four non-test videos).",
         "",
-        "Why targets are missed: the fast tier is a linear model on hashed n-grams; on TweetEval offensive it is",
-        "level with alt-profanity-check (docs/benchmarks.md) and a little below the TweetEval paper's SVM",
-        "baseline (0.754); the frozen MiniLM embedding head adds about one point, and reaching 0.80 needs a",
-        "fine-tuned transformer (not trained here: CPU only, and it would not fit the 5 MB artifact). HatEval's",
-        "test set is shifted from its train/val (the threshold chosen on val flags most test tweets: see the",
-        "precision/recall columns); PR-AUC shows the ranking is weak too, not only the threshold.",
-        "Disclosure: the CI floor test read the offensive test split once during development (first `abuse`",
-        "model, C=1: macro-F1 0.730); the final C=2 was then chosen by 5-fold CV on train+val, not on test.",
+        "Fast tier (`abuse`, `hate`): featurizer v3 - character 2-5-grams inside words and word 1-2-grams,",
+        "sublinear TF, each block TF-IDF-weighted and scaled to unit length apart - and a linear SVM (C=0.1, no",
+        "class weights), fitted on train+val; Platt calibration and the macro-F1 threshold come from 5-fold",
+        "out-of-fold scores on train+val. Choices by 5-fold CV on train+val (TweetEval offensive, macro-F1 at the",
+        "best pooled threshold): previous model 0.730, v3 features 0.736, + unweighted SVM 0.740; fitting on",
+        "train+val with an out-of-fold threshold beat fitting on 90% with the threshold on 10% by 0.0055 in a",
+        "nested 5-fold check (4 of 5 folds). Cascade: the embedding head (logistic regression on mean-pooled",
+        "MiniLM embeddings) and the 2-feature stacker are cross-fitted the same way (out-of-fold fast and head",
+        "logits over train+val); a stacker over every text gave CV macro-F1 0.756 (ROC-AUC 0.842) vs 0.739",
+        "(0.814) for the fast tier; a one-layer MLP head was no better (0.756).",
+        "",
+        "Why targets are missed: 0.80 on TweetEval offensive needs a fine-tuned transformer (leaderboard:",
+        "RoBERTa-base 0.795); frozen MiniLM embeddings add about 1.5 points over the fast tier in CV. HatEval's",
+        "test set is shifted from train/val: the words and hashtags that mark hate in train (`bitch`, `hoe`,",
+        "#buildthatwall, #maga: 78-100% hate among train tweets holding them) are in far more test tweets",
+        "(`bitch`: 47% of test tweets vs 11% of train), so the trained threshold flags "
+        + (f"{hate['fast']['flagged']:.0%}" if "flagged" in hate["fast"] else "most")
+        + " of the test tweets",
+        f"(training prior {hate.get('train_prior', 0.42):.0%}). In distribution the same model scores CV macro-F1",
+        "0.786. The previous `hate` model (v2 features, logistic regression C=3 fitted on train, threshold on",
+        "val) scored 0.405 on this test set; the new recipe was adopted for both TweetEval tasks before the",
+        "HatEval test labels were read, and is kept (going back because of the test score would be choosing",
+        "on test). The prior-matched row is a transductive diagnostic (the threshold flags the training",
+        "prior's share of the test tweets, from the scores alone; no test labels), not a model result.",
+        "",
+        "Disclosure (test reads during development): the CI floor test read the offensive test split once for",
+        "the first `abuse` model (C=1: 0.730). For this version the offensive test split was read twice: after",
+        "the v3 features + SVM were chosen by CV (fit on train, threshold on val: 0.745), then after the",
+        "train+val fit with out-of-fold threshold, chosen by the nested check above (0.749); nothing was changed",
+        "after the second read. The YouTube leave-one-video-out folds were read twice (the message threshold,",
+        "then the comment threshold). HatEval test: its texts were inspected without labels (token shares, the",
+        "share the model flags); its labels are read once, in this evaluation.",
     ]
     return "\n".join(lines)

@@ -1,5 +1,8 @@
 """The fast tier: hashed n-gram TF-IDF features and a logistic regression, calibrated on held-out data.
 
+``featurizer_version`` 3 (char n-grams inside words, sublinear TF, each block scaled to unit length on its own;
+see :mod:`bastion.models.text.features`) is the current layout; version 2 models still load and score.
+
 State is plain arrays (float16 coefficients and IDF weights, intercept, calibration), so it round-trips through
 the registry's npz files without pickle. One post is scored without building a sparse matrix.
 
@@ -9,6 +12,9 @@ the registry's npz files without pickle. One post is scored without building a s
 True
 >>> m2 = LinearTextModel.from_artifact(m.to_artifact())
 >>> m2.score_one("what an idiot") == m.score_one("what an idiot")
+True
+>>> m3 = LinearTextModel("demo3", bits=12, C=10.0, featurizer_version=3).fit(texts, [1, 0, 1, 0] * 10)
+>>> bool(abs(m3.score_one("what an idiot") - m3.predict_proba(["what an idiot"])[0]) < 1e-5)
 True
 """
 
@@ -30,9 +36,16 @@ class LinearTextModel:
     """Fast-tier text classifier following the :class:`~bastion.models.registry.Scorer` protocol."""
 
     def __init__(self, name: str, bits: int = 20, C: float = 1.0, word_weight: float = 0.5,
-                 calibration: str = "platt", objective: str = "macro_f1", max_fpr: float | None = None) -> None:
+                 calibration: str = "platt", objective: str = "macro_f1", max_fpr: float | None = None,
+                 featurizer_version: int = 2, char_min: int = 1, char_max: int = 5, loss: str = "logreg",
+                 class_weight: str | None = "balanced") -> None:
+        if loss not in ("logreg", "svm"):
+            raise ValueError(f"unknown loss {loss!r}")
         self.name = name
-        self.featurizer = HashingFeaturizer(bits=bits, word_weight=word_weight)
+        self.loss = loss
+        self.class_weight = class_weight
+        self.featurizer = HashingFeaturizer(bits=bits, word_weight=word_weight, version=featurizer_version,
+                                            char_min=char_min, char_max=char_max)
         self.C = C
         self.calibration = calibration
         self.objective = objective
@@ -45,10 +58,22 @@ class LinearTextModel:
 
     # --- features -------------------------------------------------------------------------------------------
 
-    def _counts(self, texts: Sequence[str]):  # -> csr_matrix
+    @property
+    def _blockwise(self) -> bool:
+        return self.featurizer.version >= 3
+
+    def _counts(self, texts: Sequence[str]):  # -> csr_matrix, or (chars, words) for version 3
+        if self._blockwise:
+            return self.featurizer.transform_blocks(list(texts))
         return self.featurizer.transform(list(texts))
 
     def _tfidf(self, counts):  # csr -> csr, rows l2-normalised (no sklearn import on the scoring path)
+        if self._blockwise:
+            chars, words = counts
+            return self._tfidf_block(chars) + self._tfidf_block(words) * np.float32(self.featurizer.word_weight)
+        return self._tfidf_block(counts)
+
+    def _tfidf_block(self, counts):
         X = counts.astype(np.float32)
         X.data *= self.idf_[X.indices].astype(np.float32)
         sq = np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)), weights=X.data.astype(np.float64) ** 2,
@@ -62,20 +87,55 @@ class LinearTextModel:
 
     def fit_raw(self, texts: Sequence[str], labels: Sequence[int]) -> Self:
         """Fit IDF and the linear model only (no calibration): raw scores come from :meth:`decision`."""
+        return self._fit_counts(self._counts(texts), np.asarray(labels, dtype=np.int64))
+
+    @staticmethod
+    def _rows(counts, rows: np.ndarray):  # -> the same layout, those rows only
+        return tuple(c[rows] for c in counts) if isinstance(counts, tuple) else counts[rows]
+
+    def _fit_counts(self, counts, y: np.ndarray) -> Self:
         from sklearn.linear_model import LogisticRegression
 
-        y = np.asarray(labels, dtype=np.int64)
-        counts = self._counts(texts)
-        df = np.bincount(counts.indices, minlength=self.featurizer.n_features)
+        present = (counts[0] + counts[1]) if self._blockwise else counts.copy()  # a bucket in either block
+        present.sum_duplicates()
+        df = np.bincount(present.indices, minlength=self.featurizer.n_features)
         idf = np.log((1.0 + len(y)) / (1.0 + df)) + 1.0
         idf[df == 0] = 0.0  # unseen buckets carry no weight (and compress to nothing)
         self.idf_ = idf.astype(np.float16)
-        lr = LogisticRegression(C=self.C, solver="liblinear", class_weight="balanced", max_iter=1000)
+        if self.loss == "svm":  # hinge loss; Platt calibration on held-out data turns margins into probabilities
+            from sklearn.svm import LinearSVC
+
+            lr = LinearSVC(C=self.C, class_weight=self.class_weight, max_iter=5000, random_state=0)
+        else:
+            lr = LogisticRegression(C=self.C, solver="liblinear", class_weight=self.class_weight, max_iter=1000)
         lr.fit(self._tfidf(counts), y)
         self.coef_ = lr.coef_[0].astype(np.float16)
         self.intercept_ = float(lr.intercept_[0])
         self.calibration_ = Calibration("identity", np.zeros(0))
         self.threshold_ = 0.5
+        return self
+
+    def _decision_counts(self, counts) -> np.ndarray:
+        X = self._tfidf(counts)
+        return np.asarray(X @ self.coef_.astype(np.float32), dtype=np.float64) + self.intercept_
+
+    def fit_crossfit(self, texts: Sequence[str], labels: Sequence[int], folds: int = 5, seed: int = 0) -> Self:
+        """Fit on all of ``texts`` and calibrate/threshold on out-of-fold scores: ``folds`` models, each trained
+        on the other folds (IDF included), score their held-out fold; the final model is trained on everything.
+        Uses every labelled row for training *and* for a steadier threshold than one small validation split.
+        The out-of-fold raw scores are kept in ``oof_decision_`` (not serialised) for stacking on top."""
+        from sklearn.model_selection import StratifiedKFold
+
+        y = np.asarray(labels, dtype=np.int64)
+        counts = self._counts(texts)
+        oof = np.zeros(len(y))
+        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+            self._fit_counts(self._rows(counts, a), y[a])
+            oof[b] = self._decision_counts(self._rows(counts, b))
+        self._fit_counts(counts, y)
+        self.calibration_ = Calibration.fit(oof, y, method=self.calibration)
+        self.threshold_ = best_threshold(self.calibration_.apply(oof), y, self.objective, self.max_fpr)
+        self.oof_decision_ = oof
         return self
 
     def calibrate(self, texts: Sequence[str], labels: Sequence[int]) -> Self:
@@ -99,10 +159,27 @@ class LinearTextModel:
 
     def decision(self, texts: Sequence[str]) -> np.ndarray:
         """Raw (uncalibrated) scores, i.e. logits."""
-        X = self._tfidf(self._counts(texts))
-        return np.asarray(X @ self.coef_.astype(np.float32), dtype=np.float64) + self.intercept_
+        return self._decision_counts(self._counts(texts))
+
+    def _weights32(self) -> tuple[np.ndarray, np.ndarray]:
+        f32 = getattr(self, "_f32", None)
+        if f32 is None or f32[0] is not self.idf_ or f32[1] is not self.coef_:
+            # float32 copies of the float16 weights (exact), so one row gathers without converting
+            f32 = self._f32 = (self.idf_, self.coef_, self.idf_.astype(np.float32), self.coef_.astype(np.float32))
+        return f32[2], f32[3]
 
     def decision_one(self, text: str) -> float:
+        if self._blockwise:
+            idf, coef = self._weights32()
+            z = self.intercept_
+            for (uniq, tf), weight in zip(self.featurizer.block_counts_one(text),
+                                          (1.0, self.featurizer.word_weight), strict=True):
+                if len(uniq):
+                    v = tf * idf[uniq]
+                    norm = float(np.sqrt(np.dot(v, v)))
+                    if norm > 0.0:
+                        z += weight * float(np.dot(v, coef[uniq])) / norm
+            return z
         uniq, counts = self.featurizer.counts_one(text)
         if counts is None:
             return self.intercept_
@@ -133,7 +210,9 @@ class LinearTextModel:
             "feature_schema": self.feature_schema,
             "threshold": self.threshold_,
             "params": {"bits": self.featurizer.bits, "C": self.C, "word_weight": self.featurizer.word_weight,
-                       "calibration": self.calibration, "objective": self.objective, "max_fpr": self.max_fpr},
+                       "calibration": self.calibration, "objective": self.objective, "max_fpr": self.max_fpr,
+                       "featurizer_version": self.featurizer.version, "char_min": self.featurizer.char_min,
+                       "char_max": self.featurizer.char_max, "loss": self.loss, "class_weight": self.class_weight},
             **{k: v for k, v in self.meta.items() if k not in {"name", "kind", "feature_schema", "threshold"}},
         }
         arrays = {"coef": self.coef_, "idf": self.idf_, "intercept": np.array([self.intercept_]),
@@ -147,7 +226,10 @@ class LinearTextModel:
             raise ModelError(f"artifact {meta.get('name')!r} is a {meta.get('kind')!r}, not {KIND!r}")
         p = meta["params"]
         model = cls(meta["name"], bits=int(p["bits"]), C=float(p["C"]), word_weight=float(p["word_weight"]),
-                    calibration=p["calibration"], objective=p["objective"], max_fpr=p.get("max_fpr"))
+                    calibration=p["calibration"], objective=p["objective"], max_fpr=p.get("max_fpr"),
+                    featurizer_version=int(p.get("featurizer_version", 2)), char_min=int(p.get("char_min", 1)),
+                    char_max=int(p.get("char_max", 5)), loss=p.get("loss", "logreg"),
+                    class_weight=p.get("class_weight", "balanced"))
         live = model.feature_schema
         if list(meta.get("feature_schema", [])) != live:
             raise ModelError(
