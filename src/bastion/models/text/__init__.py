@@ -76,6 +76,10 @@ class TextModels:
                                 n + EMBED_SUFFIX, n)
                     continue
                 cascades[n] = EmbeddingCascade.from_artifact(art, fast[n])
+            for n in names:  # a fine-tuned encoder, where one is shipped for this model, replaces the head
+                tuned = _load_finetuned(registry, n, fast[n])
+                if tuned is not None:
+                    cascades[n] = tuned
         return cls(fast, cascades)
 
     @property
@@ -119,3 +123,27 @@ class TextModels:
     def score_cascade_many(self, name: str, texts: Sequence[str]) -> np.ndarray:
         casc = self.cascades.get(name)
         return casc.predict_proba(list(texts)) if casc is not None else self.score_many(name, texts)
+
+
+FINETUNED_SUFFIX = "-ft"
+
+
+def _load_finetuned(registry: ModelRegistry, name: str, fast: LinearTextModel) -> Any:
+    """The fine-tuned cascade of ``name`` (``NAME-ft``), or None when there is none or it does not fit."""
+    try:
+        art = registry.load(name + FINETUNED_SUFFIX)
+    except ModelError:
+        return None
+    from bastion.models.text.finetuned import FineTunedCascade, FineTunedTextModel
+
+    casc = art.meta.get("cascade") or {}
+    if casc.get("fast_model", {}).get("created") != fast.meta.get("created"):
+        log.warning("fine-tuned model %s was banded over another %s model; using the embedding head instead",
+                    name + FINETUNED_SUFFIX, name)
+        return None
+    try:
+        tuned = FineTunedTextModel.from_artifact(art)
+    except ModelError as exc:
+        log.warning("fine-tuned model %s not loaded: %s", name + FINETUNED_SUFFIX, exc)
+        return None
+    return FineTunedCascade(name + FINETUNED_SUFFIX, fast, tuned, float(casc["band"]))

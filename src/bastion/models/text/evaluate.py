@@ -45,6 +45,7 @@ def eval_offensive(tm: TextModels, cascade: bool = True) -> dict[str, Any]:
         pc, sent = casc.predict_with_cost(X)
         out["cascade"] = score_metrics(y, pc, casc.threshold_)
         out["cascade"]["embedded_share"] = float(sent.mean())
+        out["cascade"]["second_tier"] = casc.name
         pcp, _ = casc.predict_with_cost(pert)
         out["cascade_perturbed"] = score_metrics(y, pcp, casc.threshold_)
     return out
@@ -165,6 +166,13 @@ def markdown(res: dict[str, Any], command: str) -> str:
         + (f"; {res['seconds']:.0f} s on the shared 2-core machine" if "seconds" in res else "")
         + "). Train them with",
         "`bastion train abuse --ship`, `bastion train hate --ship` and `bastion train spam --ship --no-embed`.",
+        "The cascade's second tier for `abuse` is `abuse-ft`, the packaged MiniLM encoder fine-tuned on the",
+        "offensive train split (epoch, Platt calibration, threshold and cascade band on val; the band uses",
+        "out-of-fold fast-tier scores): `bastion train abuse-ft --ship --device cuda` (about 2 minutes on one",
+        "H200: 3 epochs, lr 6e-5, batch 32, bf16; the word-embedding table frozen so the 10 MB int8 artifact",
+        "omits it); it scores on the CPU. Where it is absent, the embedding head `abuse-embed` is the second tier.",
+        "Test reads for `abuse-ft`: the GPU run printed the test macro-F1 of its val-selected epoch (0.804, float16),",
+        "the shipped int8 model alone was scored once (0.806), then this cascade; nothing changed after them.",
         "",
         "| task | model | metric | value | target | status |",
         "|---|---|---|---|---|---|",
@@ -174,8 +182,8 @@ def markdown(res: dict[str, Any], command: str) -> str:
                  f"{_ok(f['macro_f1'], 0.75)} |")
     if "cascade" in off:
         c = off["cascade"]
-        lines.append(f"| TweetEval offensive test | cascade `abuse` + `abuse-embed` ({c['embedded_share']:.0%} "
-                     f"embedded) | macro-F1 | {_fmt(c['macro_f1'])} | >= 0.80 | {_ok(c['macro_f1'], 0.80)} |")
+        lines.append(f"| TweetEval offensive test | cascade `abuse` + `{c.get('second_tier', 'abuse-embed')}` "
+                     f"({c['embedded_share']:.0%} sent to the second tier) | macro-F1 | {_fmt(c['macro_f1'])} | >= 0.80 | {_ok(c['macro_f1'], 0.80)} |")
     else:
         lines.append("| TweetEval offensive test | cascade | macro-F1 | not run (embed extra missing) | >= 0.80 | - |")
     lines.append(f"| offensive test, perturbed (leet/spacing/homoglyph/zero-width/emoji, seed {PERTURB_SEED}) | "
