@@ -137,7 +137,7 @@ class MemoryCounterStore:
         self.series: dict[tuple[str, str], _Series] = {}
         self.max_window: dict[str, int] = {}
         self._last_pass: dict[str, int] = {}  # counter name -> stream time of its last eviction pass
-        self._names: set[str] = set()  # every counter name that has had a series
+        self._keys: dict[str, set[str]] = {}  # counter name -> the keys of its series (eviction walks one name)
 
     # -- configuration ----------------------------------------------------------------------------------
     def configure(self, name: str, window_ms: int) -> None:
@@ -155,7 +155,10 @@ class MemoryCounterStore:
         s = self.series.get(sk)
         if s is None:
             s = self.series[sk] = _Series()
-            self._names.add(name)
+            keys = self._keys.get(name)
+            if keys is None:
+                keys = self._keys[name] = set()
+            keys.add(key)
         elif s.last_event == event_id:
             return None
         s.last_event = event_id
@@ -337,43 +340,50 @@ class MemoryCounterStore:
         dropped = 0
         # A counter whose last pass is less than an eighth of its horizon ago is skipped: its entries live at
         # most 9/8 of the horizon (reads filter by time, so answers stay exact), and a pass costs what it drops.
-        due = {n for n in self._names if now_ms - self._last_pass.get(n, -(1 << 62)) >= self._horizon(n) // 8}
-        if not due:
-            return 0
+        due = [n for n in self._keys if now_ms - self._last_pass.get(n, -(1 << 62)) >= self._horizon(n) // 8]
         for n in due:
             self._last_pass[n] = now_ms
-        for sk, s in list(self.series.items()):
-            name = sk[0]
-            if name not in due:
-                continue
-            horizon_ms = self._horizon(name)
-            horizon = now_ms - horizon_ms
-            cut = bisect_right(s.times, horizon)
-            if cut:
-                del s.times[:cut]
-                if s.weights is not None:
-                    del s.weights[:cut]
-                dropped += cut
-            if s.coarse:
-                width = max(1, horizon_ms // COARSE_BUCKETS)
-                keep = [c for c in s.coarse if (c[0] + 1) * width > horizon]
-                dropped += len(s.coarse) - len(keep)
-                s.coarse = keep or None
-            if s.members:
-                old = _expired_members(s.members, horizon)
-                for m in old:
-                    del s.members[m]
-                dropped += len(old)
-            if s.hll:
-                width = max(1, horizon_ms // HLL_SLICES)
-                old_sl = [sl for sl in s.hll if (sl + 1) * width <= horizon]
-                for sl in old_sl:
-                    del s.hll[sl]
-                dropped += len(old_sl)
-                if not s.hll:
-                    s.hll = None
-            if not s.times and not s.coarse and not s.members and not s.hll:
-                del self.series[sk]
+        series = self.series
+        for name in due:
+            keys = self._keys[name]
+            for key in list(keys):
+                sk = (name, key)
+                s = series[sk]
+                dropped += self._evict_series(s, name, now_ms)
+                if not s.times and not s.coarse and not s.members and not s.hll:
+                    del series[sk]
+                    keys.discard(key)
+        return dropped
+
+    def _evict_series(self, s: _Series, name: str, now_ms: int) -> int:
+        """Drop what of one series is older than its counter's horizon; returns the entries dropped."""
+        dropped = 0
+        horizon_ms = self._horizon(name)
+        horizon = now_ms - horizon_ms
+        cut = bisect_right(s.times, horizon)
+        if cut:
+            del s.times[:cut]
+            if s.weights is not None:
+                del s.weights[:cut]
+            dropped += cut
+        if s.coarse:
+            width = max(1, horizon_ms // COARSE_BUCKETS)
+            keep = [c for c in s.coarse if (c[0] + 1) * width > horizon]
+            dropped += len(s.coarse) - len(keep)
+            s.coarse = keep or None
+        if s.members:
+            old = _expired_members(s.members, horizon)
+            for m in old:
+                del s.members[m]
+            dropped += len(old)
+        if s.hll:
+            width = max(1, horizon_ms // HLL_SLICES)
+            old_sl = [sl for sl in s.hll if (sl + 1) * width <= horizon]
+            for sl in old_sl:
+                del s.hll[sl]
+            dropped += len(old_sl)
+            if not s.hll:
+                s.hll = None
         return dropped
 
     def __len__(self) -> int:
@@ -409,7 +419,7 @@ class MemoryCounterStore:
                      if hll is not None else None)
             s.last_event = last_event
             store.series[(name, key)] = s
-            store._names.add(name)
+            store._keys.setdefault(name, set()).add(key)
         return store
 
 
