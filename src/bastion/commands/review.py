@@ -109,12 +109,16 @@ def train_prioritiser(
     if events is not None and truth is not None:
         import tempfile
 
-        from bastion.review.evaluation import replay, train_on_replay
+        from bastion.review.evaluation import replay, sim_command, train_on_replay
 
         typer.echo(f"replaying {events} ...")
         run_settings = _settings(config, db_path=Path(tempfile.mkdtemp(prefix="bastion-review-train-")) / "r.db")
         model = train_on_replay(replay(truth, events, run_settings))
         model.meta_["trained_on"].update(events=str(events), truth=str(truth))
+        # how to make it again: the simulated run, then this command
+        model.meta_["command"] = " && ".join((
+            sim_command(model.meta_["trained_on"], events.parent.as_posix()),
+            f"bastion review train-prioritiser --events {events} --truth {truth}" + (" --ship" if ship else "")))
         source = f"simulated decisions on {events}"
     else:
         decisions = ReviewStore(settings.db_path).decisions()
@@ -124,6 +128,7 @@ def train_prioritiser(
             typer.echo(f"error: {exc} ({len(decisions)} decisions so far)", err=True)
             raise typer.Exit(2) from None
         model.meta_["trained_on"] = {"decisions": len(decisions), "db": str(settings.db_path)}
+        model.meta_["command"] = "bastion review train-prioritiser" + (" --ship" if ship else "")
         source = f"{model.n_train_} decisions"
     registry, root = _model_registry(settings, ship)
     path = model.save(registry, root=root)
@@ -173,10 +178,13 @@ def review_eval(
 
     commands = []
     tr = (model.meta_.get("trained_on") or {}) if model is not None else {}
-    if tr.get("events"):
+    made = model.meta_.get("command") if model is not None else None
+    if made:  # the commands that made the model (recorded in its metadata)
+        commands.append(made)
+    elif tr.get("events"):
         commands.append(sim_command(tr, Path(tr["events"]).parent.as_posix()))
     commands.append(sim_command(json.loads(truth.read_text()).get("meta", {}), truth.parent.as_posix()))
-    if tr.get("events"):
+    if tr.get("events") and not made:
         commands.append(f"bastion review train-prioritiser --truth {tr['truth']} --events {tr['events']}")
     metrics["commands"] = commands
     typer.echo(json.dumps(metrics, indent=2, default=str))

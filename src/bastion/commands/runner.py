@@ -118,14 +118,18 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     attach_recorder(rt, sim_dir / "truth.json")  # hourly queue snapshots: the review evaluation ranks with them
     summary = replay_file(demo_settings, sim_dir / "events.jsonl", res_dir, runtime=rt, close=False)
     print_summary(summary, res_dir)
+    console.print(f"review queue ranked by: [bold]{rt.queue.ranking}[/bold]{_trained_on(rt.queue.prioritiser)}")
     console.print("[bold]3/4 evaluating[/bold] against the simulator's ground truth")
-    metrics = evaluate(sim_dir / "truth.json", res_dir)
     try:
-        from bastion.review.evaluation import evaluate_review
+        # the review queue's exposure prevented from the hourly snapshots, as `bastion review eval` scores it
+        from bastion.review.evaluation import from_runtime, queue_metrics
 
-        metrics["review_live"] = evaluate_review(sim_dir / "truth.json", rt, model=rt.queue.prioritiser)
+        review = queue_metrics(from_runtime(rt), rt.queue.prioritiser)
+        metrics = evaluate(sim_dir / "truth.json", res_dir, review=review)
     except Exception as exc:  # the scoreboard still prints the rest
         console.print(f"[yellow]review evaluation failed: {exc}[/yellow]")
+        metrics = evaluate(sim_dir / "truth.json", res_dir)
+    metrics["review_queue"]["ranking"] = rt.queue.ranking
     (res_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=2, default=str))
     print_scoreboard(metrics)
     console.print(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
@@ -141,6 +145,12 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
                       f"[bold]{seed_admin[0]}[/bold] with password [bold]{seed_admin[1]}[/bold] (shown once)")
     console.print(f"  API docs at http://{demo_settings.host}:{demo_settings.port}/docs")
     serve_forever(demo_settings, runtime=rt)
+
+
+def _trained_on(model: Any) -> str:
+    """Which simulated run a review prioritiser was trained on, for the console ("" for the formula)."""
+    tr = (getattr(model, "meta_", None) or {}).get("trained_on") or {}
+    return f" (trained on simulated seed {tr['seed']})" if tr.get("seed") is not None else ""
 
 
 def _seed_admin(settings: Settings) -> tuple[str, str]:

@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
         results: Path = typer.Option(..., "--results", help="results directory (actions/scores/clusters/queue)"),
         report: Path | None = typer.Option(None, "--report", help="write an HTML report here"),
         json_out: Path | None = typer.Option(None, "--json", help="write metrics.json here"),
+        events: Path | None = typer.Option(None, "--events", help="the run's events: replayed (as `bastion review "
+                                                                  "eval` does) for the review queue's exposure "
+                                                                  "prevented, which needs the queue at every hour"),
     ) -> None:
         """Score a results directory against the simulator's ground truth."""
         import json
@@ -68,7 +71,21 @@ def register(app: typer.Typer) -> None:
         if not truth.is_file():
             raise typer.BadParameter(f"truth file {truth} does not exist")
         plots: dict = {}
-        metrics = evaluate(truth, results, plots=plots)
+        review = None
+        if events is not None:
+            import tempfile
+
+            from bastion.models.registry import ModelRegistry
+            from bastion.review.evaluation import queue_metrics, replay
+            from bastion.review.prioritiser import load_prioritiser
+            from bastion.settings import Settings
+
+            settings = Settings.load(db_path=Path(tempfile.mkdtemp(prefix="bastion-eval-")) / "review.db")
+            model = load_prioritiser(ModelRegistry.default(settings.models_dir))  # what a live queue would load
+            typer.echo(f"replaying {events} for the review queue (ranked by "
+                       f"{'review_prioritiser v' + str(model.version) if model else 'the formula'}) ...")
+            review = queue_metrics(replay(truth, events, settings), model)
+        metrics = evaluate(truth, results, plots=plots, review=review)
         print_scoreboard(metrics)
         if json_out:
             json_out.parent.mkdir(parents=True, exist_ok=True)

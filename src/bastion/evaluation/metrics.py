@@ -366,72 +366,52 @@ def _coordination(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
     return out
 
 
-def _queue(truth: dict[str, Any], res: _Results, capacities: tuple[int, ...] = (10, 50)) -> dict[str, Any]:
-    meta = truth.get("meta", {})
-    start, end = int(meta.get("start", 0)), int(meta.get("end", 0))
-    acc = truth.get("accounts", {})
-    exposure = truth.get("exposure", {})
-    post_ts = truth.get("post_ts", {})
-    reports = {k: sorted(v) for k, v in (truth.get("reports") or {}).items()}
-    bad_posts = set()
-    for k in ("abusive", "spam", "campaign"):
-        bad_posts.update(truth.get("posts", {}).get(k, []))
-    cases = []
-    for rank, q in enumerate(sorted(res.queue, key=lambda r: _num(r.get("rank"), 1e18))):
+def _queue(truth: dict[str, Any], res: _Results, capacities: tuple[int, ...] = (10, 50),
+           review: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Review-queue metrics, with the definitions of ``bastion review eval`` (:mod:`bastion.review.evaluation`).
+
+    From the results directory: precision@10/50/100 of the end-of-day queue (``queue.jsonl``; a replay has no
+    reviewer decisions), a cluster case violating when most of its members are, and the violating exposure in
+    the queue with each violating account or post counted once. Exposure prevented at K cases per hour needs
+    the queue as it was at every hour, which ``queue.jsonl`` (the end-of-day queue) does not hold: ranking every
+    hour with it would use what was learned later in the day. It comes from ``review``, the output of
+    :func:`bastion.review.evaluation.queue_metrics` on a replay of the run with hourly snapshots (the code of
+    ``bastion review eval``); without it the capacity entries are None."""
+    from bastion.review.world import World
+
+    world = World(truth)
+    members: dict[str, list[str]] = {}
+    for c in res.clusters:
+        if isinstance(c.get("members"), list):
+            members[str(c.get("id", ""))] = [str(m) for m in c["members"]]
+    for act in res.actions:
+        sub = _subject(act)
+        ev = act.get("evidence")
+        if (sub and sub[0] == "cluster" and sub[1] not in members and act.get("action") == "cluster.flag"
+                and isinstance(ev, dict) and isinstance(ev.get("members"), list)):
+            members[sub[1]] = [str(m) for m in ev["members"]]
+    labels: list[bool] = []
+    units: set[tuple[str, str]] = set()
+    for q in sorted(res.queue, key=lambda r: _num(r.get("rank"), 1e18)):
         sub = _subject(q)
         if not sub:
             continue
-        sid = sub[1]
-        is_bad = bool(acc.get(sid, {}).get("bad")) if sub[0] == "account" else sid in bad_posts
-        if sub[0] == "account":
-            a0 = int(acc.get(sid, {}).get("start", start))
-            a1 = int(acc.get(sid, {}).get("end", end))
-        else:
-            a0 = int(post_ts.get(sid, start))
-            a1 = a0 + 24 * 3_600_000
-        enq = res.enqueued.get(sid)
-        if enq is None:
-            enq = reports[sid][0] if reports.get(sid) else start
-        cases.append({"id": sid, "rank": rank, "priority": _num(q.get("priority")), "bad": is_bad,
-                      "exposure": _num(exposure.get(sid)) if is_bad else 0.0, "a0": a0, "a1": max(a1, a0 + 1),
-                      "enq": enq})
-    out: dict[str, Any] = {"cases": len(cases)}
+        mem = members.get(sub[1]) if sub[0] == "cluster" else None
+        labels.append(world.is_bad(sub[0], sub[1], mem))
+        units.update(world.units(sub[0], sub[1], mem))
+    out: dict[str, Any] = {"cases": len(labels), "bad_cases": sum(labels)}
     for k in (10, 50, 100):
-        top = cases[:k]
-        out[f"precision_at_{k}"] = sum(c["bad"] for c in top) / len(top) if top else None
-    total = sum(c["exposure"] for c in cases)
-    out["total_bad_exposure_in_queue"] = total
-    if not cases or end <= start:
-        for cap in capacities:
-            out[f"capacity_{cap}"] = {"bastion": 0.0, "fifo": 0.0, "report_count": 0.0, "vs_fifo": None, "vs_reports": None}
-        return out
-
-    def prevented(order: str, cap: int) -> float:
-        pending = list(cases)
-        done = 0.0
-        t = start
-        while t < end and pending:
-            t += 3_600_000
-            avail = [c for c in pending if c["enq"] <= t]
-            if not avail:
-                continue
-            if order == "bastion":
-                avail.sort(key=lambda c: c["rank"])
-            elif order == "fifo":
-                avail.sort(key=lambda c: c["enq"])
-            else:
-                avail.sort(key=lambda c: (-bisect.bisect_right(reports.get(c["id"], []), t), c["enq"]))
-            for c in avail[:cap]:
-                frac = 1.0 if t <= c["a0"] else max(0.0, (c["a1"] - t) / (c["a1"] - c["a0"]))
-                done += c["exposure"] * frac
-            chosen = {id(c) for c in avail[:cap]}
-            pending = [c for c in pending if id(c) not in chosen]
-        return done
-
+        top = labels[:k]
+        out[f"precision_at_{k}"] = sum(top) / len(top) if top else None
+    out["total_bad_exposure_in_queue"] = sum(world.span(u)[2] for u in units)
+    if review is None:
+        out["exposure_prevented"] = ("not computed: needs the queue at every hour (a replay: `bastion eval "
+                                     "--events`, `bastion review eval`, `bastion demo`)")
+    else:
+        out.update(review)
+    empty = {"bastion": None, "fifo": None, "report_count": None, "vs_fifo": None, "vs_reports": None}
     for cap in capacities:
-        b, f, r = prevented("bastion", cap), prevented("fifo", cap), prevented("reports", cap)
-        out[f"capacity_{cap}"] = {"bastion": b, "fifo": f, "report_count": r,
-                                  "vs_fifo": b / f if f > 0 else None, "vs_reports": b / r if r > 0 else None}
+        out.setdefault(f"capacity_{cap}", dict(empty))
     return out
 
 
@@ -451,10 +431,13 @@ def _time_to_detection(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
                 "median_hours": float(np.median(by[c])) if by[c] else None} for c in sorted(n_by)}
 
 
-def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, Any] | None = None,
+             review: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every metric of ``results_dir`` against ``truth_path`` as a JSON-ready dict.
 
     ``plots``, when given, is filled with ``(labels, scores)`` arrays per capability for the HTML report.
+    ``review``, the review-queue metrics of a replay of the run with hourly queue snapshots
+    (:func:`bastion.review.evaluation.queue_metrics`), gives the queue's exposure prevented (see :func:`_queue`).
     """
     truth = msgspec.json.decode(Path(truth_path).read_bytes())
     res = _Results(Path(results_dir))
@@ -469,7 +452,7 @@ def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, A
         "posts": _posts(truth, res, plots),
         "repeat_offenders": _repeat_offenders(truth, res),
         "coordination": _coordination(truth, res),
-        "review_queue": _queue(truth, res),
+        "review_queue": _queue(truth, res, review=review),
         "time_to_detection": _time_to_detection(truth, res),
     }
 
@@ -512,10 +495,12 @@ def print_scoreboard(metrics: dict[str, Any], console: Any = None) -> None:
         ("household members flagged", co.get("household_members_flagged")),
         ("queue precision@10", q.get("precision_at_10")), ("queue precision@100", q.get("precision_at_100")),
     ]
-    for cap_key in sorted(k for k in q if k.startswith("capacity_")):
-        c = q[cap_key]
-        rows.append((f"exposure prevented, {cap_key.split('_')[1]} cases/h: vs FIFO", c.get("vs_fifo")))
-        rows.append((f"exposure prevented, {cap_key.split('_')[1]} cases/h: vs report count", c.get("vs_reports")))
+    for cap_key in sorted((k for k in q if k.startswith("capacity_")), key=lambda k: int(k.split("_")[1])):
+        c = q[cap_key] or {}
+        how = f" ({c['ordering']})" if c.get("ordering") else ""
+        rows.append((f"exposure prevented, {cap_key.split('_')[1]} cases/h{how}: vs FIFO", c.get("vs_fifo")))
+        rows.append((f"exposure prevented, {cap_key.split('_')[1]} cases/h{how}: vs report count",
+                     c.get("vs_reports")))
     for k, v in rows:
         t2.add_row(k, _fmt(v))
     console.print(t2)

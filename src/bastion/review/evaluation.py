@@ -36,70 +36,16 @@ from __future__ import annotations
 
 import bisect
 import copy
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bastion.review.queue import Case, ReviewQueue
+from bastion.review.world import HOUR, World
+from bastion.review.world import load_truth as _load_truth
 
-HOUR = 3_600_000
 ORDERINGS = ("formula", "formula_feedback", "formula_measured", "learned", "fifo", "report_count", "oracle")
-
-
-def _load_truth(truth: dict[str, Any] | str | Path) -> dict[str, Any]:
-    if isinstance(truth, dict):
-        return truth
-    return json.loads(Path(truth).read_text())
-
-
-class World:
-    """The simulator truth: which subjects violate, their exposure and when it accrues."""
-
-    def __init__(self, truth: dict[str, Any]) -> None:
-        meta = self.meta = truth.get("meta", {})
-        self.start, self.end = int(meta.get("start", 0)), int(meta.get("end", 0))
-        self.acc = truth.get("accounts", {})
-        self.exposure = truth.get("exposure", {})
-        self.post_ts = truth.get("post_ts", {})
-        self.reports = {k: sorted(v) for k, v in (truth.get("reports") or {}).items()}
-        self.bad_posts: set[str] = set()
-        for k in ("abusive", "spam", "campaign", "hate"):
-            self.bad_posts.update(truth.get("posts", {}).get(k, []))
-
-    def is_bad(self, kind: str, sid: str, members: list[str] | None = None) -> bool:
-        if kind == "account":
-            return bool(self.acc.get(sid, {}).get("bad"))
-        if kind == "post":
-            return sid in self.bad_posts
-        if members:
-            bad = sum(1 for m in members if self.acc.get(m, {}).get("bad"))
-            return bad * 2 > len(members)
-        return False
-
-    def units(self, kind: str, sid: str, members: list[str] | None = None) -> list[tuple[str, str]]:
-        """The violating accounts and posts a decision on this subject actions."""
-        if kind == "account":
-            return [("account", sid)] if self.acc.get(sid, {}).get("bad") else []
-        if kind == "post":
-            return [("post", sid)] if sid in self.bad_posts else []
-        return [("account", m) for m in dict.fromkeys(members or []) if self.acc.get(m, {}).get("bad")]
-
-    def span(self, unit: tuple[str, str]) -> tuple[int, int, float]:
-        """(start, end, exposure) of a violating unit."""
-        kind, sid = unit
-        if kind == "account":
-            a0 = int(self.acc.get(sid, {}).get("start", self.start))
-            a1 = int(self.acc.get(sid, {}).get("end", self.end))
-        else:
-            a0 = int(self.post_ts.get(sid, self.start))
-            a1 = a0 + 24 * HOUR
-        return a0, max(a1, a0 + 1), float(self.exposure.get(sid, 0.0))
-
-    def prevented(self, unit: tuple[str, str], t: int) -> float:
-        a0, a1, exp = self.span(unit)
-        return exp * (1.0 if t <= a0 else max(0.0, (a1 - t) / (a1 - a0)))
 
 
 # -- snapshots of the queue -------------------------------------------------------------------------------
@@ -376,7 +322,8 @@ def evaluate_replay(rep: Replay, model: Any = None, capacities: tuple[int, ...] 
                            "seed": world.meta.get("seed")}
     if model is not None:
         out["model"] = {"version": getattr(model, "version", None), "n_train": getattr(model, "n_train_", None),
-                        "trained_on": getattr(model, "meta_", {}).get("trained_on")}
+                        "trained_on": getattr(model, "meta_", {}).get("trained_on"),
+                        "command": getattr(model, "meta_", {}).get("command")}
 
     def make(name: str) -> Ordering | None:
         if name == "fifo":
@@ -430,18 +377,65 @@ def evaluate_replay(rep: Replay, model: Any = None, capacities: tuple[int, ...] 
     return out
 
 
+def to_replay(truth: dict[str, Any] | str | Path, source: Any, settings: Any = None) -> Replay:
+    """``source`` as a :class:`Replay`: an events file (replayed here), a :class:`Replay`, or a runtime that
+    ran with :func:`attach_recorder`."""
+    if isinstance(source, Replay):
+        return source
+    if isinstance(source, (str, Path)):
+        return replay(truth, Path(source), settings)
+    return from_runtime(source)
+
+
+def trained_on_seed(model: Any, rep: Replay) -> bool:
+    """Whether ``model`` was trained on the simulated run ``rep`` replays (same seed): its numbers there
+    would be scored on its own training labels."""
+    seed = rep.world.meta.get("seed")
+    trained = (getattr(model, "meta_", None) or {}).get("trained_on") or {}
+    return model is not None and seed is not None and trained.get("seed") == seed
+
+
 def evaluate_review(truth: dict[str, Any] | str | Path, source: Any, capacities: tuple[int, ...] = (10, 50),
                     model: Any = None, settings: Any = None) -> dict[str, Any]:
     """Score review orderings against the simulator truth. ``source`` is an events file (replayed here), a
     :class:`Replay`, or a runtime that ran with :func:`attach_recorder`; ``model`` a trained prioritiser
     (trained on another run)."""
-    if isinstance(source, Replay):
-        rep = source
-    elif isinstance(source, (str, Path)):
-        rep = replay(truth, Path(source), settings)
-    else:
-        rep = from_runtime(source)
-    return evaluate_replay(rep, model, capacities)
+    return evaluate_replay(to_replay(truth, source, settings), model, capacities)
+
+
+def live_ordering(model: Any) -> str:
+    """The ordering of :func:`evaluate_replay` that simulates the live queue: the learned prioritiser when one
+    is loaded, else the formula with its feedback loop (both update reporter reputations, and the formula its
+    per-source precision, after every decision, as :class:`~bastion.review.service.ReviewService` does)."""
+    return "learned" if model is not None else "formula_feedback"
+
+
+def queue_metrics(rep: Replay, model: Any = None, capacities: tuple[int, ...] = (10, 50)) -> dict[str, Any]:
+    """The review-queue metrics of ``bastion eval`` (:func:`bastion.evaluation.metrics.evaluate`) on a replayed
+    run, with the code of ``bastion review eval``: the live queue's ordering (:func:`live_ordering`) against
+    FIFO, report count and the oracle at each capacity. A ``model`` trained on this very run's seed is not
+    scored (its own training labels): the formula is, with a note."""
+    out: dict[str, Any] = {}
+    if trained_on_seed(model, rep):
+        out["note"] = (f"review_prioritiser v{getattr(model, 'version', None)} was trained on seed "
+                       f"{rep.world.meta.get('seed')}, the evaluated run: the formula is scored instead")
+        model = None
+    live = live_ordering(model)
+    m = evaluate_replay(rep, model, capacities, orderings=(live, "fifo", "report_count", "oracle"))
+    o = m["orderings"]
+    out.update({"ordering": live, "replay_cases": m["cases"], "replay_bad_cases": m["bad_cases"],
+                "replay_bad_exposure": m["bad_exposure"], "hours": m["hours"], "seed": m["seed"],
+                "replay_precision_at_100": o[live].get("precision_at_100")})
+    if "model" in m:
+        out["model"] = m["model"]
+    for cap in capacities:
+        k = f"capacity_{cap}"
+        c = o[live][k]
+        out[k] = {"ordering": live, "bastion": c["prevented"], "fifo": o["fifo"][k]["prevented"],
+                  "report_count": o["report_count"][k]["prevented"], "oracle": o["oracle"][k]["prevented"],
+                  "vs_fifo": c.get("vs_fifo"), "vs_reports": c.get("vs_report_count"),
+                  "reviewed_precision_at_100": c.get("reviewed_precision_at_100")}
+    return out
 
 
 # -- training from a simulated run -----------------------------------------------------------------------
@@ -481,7 +475,8 @@ def train_on_replay(rep: Replay, **params: Any) -> Any:
     model = fit_cases(training_cases(rep), **params)
     meta = rep.world.meta
     model.meta_["trained_on"] = {"seed": meta.get("seed"), "users": meta.get("users"), "days": meta.get("days"),
-                                 "cases": len(rep.final.cases),
+                                 "text_split": meta.get("text_split"), "ctx": meta.get("ctx"),
+                                 "backfill": meta.get("backfill"), "cases": len(rep.final.cases),
                                  "decisions": "simulated decisions (every case, every hour it was open, "
                                               "decided by the truth)"}
     return model
@@ -490,7 +485,14 @@ def train_on_replay(rep: Replay, **params: Any) -> Any:
 def sim_command(meta: dict[str, Any], out: str) -> str:
     days = meta.get("days")
     days_s = f"{days:g}" if isinstance(days, (int, float)) else str(days)
-    return f"bastion sim --out {out} --users {meta.get('users')} --days {days_s} --seed {meta.get('seed')}"
+    extra = ""
+    if meta.get("text_split") not in (None, "test"):
+        extra += f" --text-split {meta['text_split']}"
+    if meta.get("ctx") is False:
+        extra += " --no-ctx"
+    if meta.get("backfill") is False:
+        extra += " --no-backfill"
+    return f"bastion sim --out {out} --users {meta.get('users')} --days {days_s} --seed {meta.get('seed')}{extra}"
 
 
 def markdown(metrics: dict[str, Any], command: str, capacity: int = 10) -> str:
@@ -504,7 +506,9 @@ def markdown(metrics: dict[str, Any], command: str, capacity: int = 10) -> str:
     mod = metrics.get("model")
     if mod:
         tr = mod.get("trained_on") or {}
-        lines += [f"Learned prioritiser: `review_prioritiser` v{mod.get('version')}, trained on "
+        shipped = " (the one shipped in the package, `bastion/artifacts/review_prioritiser/`)" if "--ship" in str(
+            mod.get("command") or "") else ""
+        lines += [f"Learned prioritiser: `review_prioritiser` v{mod.get('version')}{shipped}, trained on "
                   f"{tr.get('decisions', 'decisions')} of the seed-{tr.get('seed')} run ({tr.get('cases')} cases, "
                   f"{mod.get('n_train')} rows); evaluated on the seed-{metrics.get('seed')} run.", ""]
     lines += ["| ordering | precision@100 | reviewed precision@100 | prevented | vs FIFO | vs report count |",
@@ -527,5 +531,14 @@ def markdown(metrics: dict[str, Any], command: str, capacity: int = 10) -> str:
               "the 100 highest-priority cases of the end-of-day queue, ranked without the day's decisions; "
               "*reviewed precision@100*: of the first 100 cases the simulated reviewers took, feedback included. "
               "The feedback orderings update reporter reputations (and the formula's per-source precision) "
-              "after every decision, as the live service does."]
+              "after every decision, as the live service does.", "",
+              "`bastion eval` (the shared scoreboard) reports the review queue with these definitions: "
+              "precision@k of the results' `queue.jsonl` (the end-of-day queue, a cluster case violating when "
+              "most of its members are) and the violating exposure in it, each account or post once. Its "
+              "exposure prevented at K = 10 and 50 needs the queue at every hour, which a results directory does "
+              "not hold (`queue.jsonl` is the end-of-day queue; ranking every hour with it was the hindsight "
+              "flaw), so it comes from this code on a replay - `bastion eval --events EVENTS`, and `bastion demo` "
+              "from its own run's hourly snapshots - for the ordering the live queue uses (the learned "
+              "prioritiser when one is loaded, else the formula with its feedback loop); with the results "
+              "directory alone it is left empty."]
     return "\n".join(lines)

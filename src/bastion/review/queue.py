@@ -345,6 +345,14 @@ class ReviewQueue:
             return list(self.prioritiser.priorities(cases, self, now))
         return [c.priority(now, calibrate=self.calibrate, reputation=self.reputation) for c in cases]
 
+    def p_violations(self, cases: list[Case], now_ms: int | None = None) -> list[float]:
+        """P(violation) of ``cases`` as the ranking sees it: the learned prioritiser's calibrated P when one is
+        loaded, else the formula's."""
+        now = self.now_ms if now_ms is None else now_ms
+        if self.prioritiser is not None and cases:
+            return [float(p) for p in self.prioritiser.p(cases, self, now)]
+        return [c.p_violation(self.calibrate, self.reputation) for c in cases]
+
     def priority_of(self, case: Case, now_ms: int | None = None) -> float:
         return self.priorities([case], now_ms)[0]
 

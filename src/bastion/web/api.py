@@ -165,7 +165,8 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["ops"], summary="Readiness")
 def readyz(request: Request) -> dict[str, Any]:
     svc = _service(request)
-    return {"status": "ready", "events": svc.runtime.engine.stats.events}
+    return {"status": "ready", "events": svc.runtime.engine.stats.events,
+            "review_ranking": svc.runtime.queue.ranking}
 
 
 @router.get("/metrics", tags=["ops"], summary="Prometheus metrics")

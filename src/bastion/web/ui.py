@@ -226,14 +226,13 @@ async def logout(request: Request, who: Principal = Depends(ui_require(*HUMANS))
 # -- queue and cases -------------------------------------------------------------------------------------
 def _queue_rows(svc: ReviewService, queue: str | None, limit: int = 100) -> list[dict[str, Any]]:
     now = svc.now_ms()
+    top = svc.queue.ranked(now, queue)[:limit]
+    ps = svc.queue.p_violations([case for case, _ in top], now)  # the learned P when it ranks, else the formula's
     rows = []
-    for rank, (case, prio) in enumerate(svc.queue.ranked(now, queue), 1):
-        if rank > limit:
-            break
+    for rank, ((case, prio), p) in enumerate(zip(top, ps, strict=True), 1):
         dl = case.deadline_ms()
         rows.append({"rank": rank, "case": case, "priority": prio, "deadline": fmt_rel(dl - now),
-                     "breached": now > dl, "p": case.p_violation(svc.queue.calibrate, svc.queue.reputation),
-                     "reasons": case.reason_list()[:4]})
+                     "breached": now > dl, "p": p, "reasons": case.reason_list()[:4]})
     return rows
 
 
@@ -245,7 +244,8 @@ def queue_page(request: Request, queue: str | None = None,
         svc.queue.sync()
         rows = _queue_rows(svc, queue if queue in QUEUES else None)
         counts = svc.queue.breaches(svc.now_ms())
-    return render(request, "queue.html", rows=rows, counts=counts, current=queue or "", deadlines=DEADLINE_H)
+    return render(request, "queue.html", rows=rows, counts=counts, current=queue or "", deadlines=DEADLINE_H,
+                  ranking=svc.queue.ranking)
 
 
 @router.get("/ui/cases/{case_id}", include_in_schema=False)
