@@ -116,3 +116,18 @@ def test_heavy_users_meeting_on_common_items_by_volume_are_no_pair():
     for i in range(3):
         got += w2.observe(f"url:s{i}", "s1", i * 10) + w2.observe(f"url:s{i}", "s2", i * 10 + 1)
     assert got == [("s1", "s2")]
+
+
+def test_score_run_counts_what_only_the_expansion_found(tmp_path):
+    write_clusters(tmp_path, [
+        {"id": "lockstep_batch-1", "kind": "lockstep_batch", "members": ["a", "b", "c"], "score": 0.9,
+         "evidence": {"expanded": {"b": ["infrastructure:device+network with a"],
+                                   "c": ["owned item:1 + suspended by the platform"]}}},
+        {"id": "near_duplicate-1", "kind": "near_duplicate", "members": ["b", "p"], "score": 0.9, "evidence": {}},
+    ])
+    ex = score_run(tmp_path, TRUTH)["expansion"]
+    # b is also in a near-duplicate cluster: only c was found through the expansion alone, on a suspension
+    assert ex["attached"] == 2 and ex["attached_correct"] == 2 and ex["benign_attached"] == []
+    assert ex["found_only_by_expansion"] == 1 and ex["only_by_reason"] == {"owned item + suspended by the platform": 1}
+    assert ex["target_found_only_on_a_suspension"] == 1
+    assert ex["recall_target_without_suspension_corroboration"] == round(2 / 3, 4)

@@ -89,107 +89,194 @@ def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def exact_near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.6, k: int = 5,
                                chunk: int = 1000) -> set[tuple[int, int]]:
     """Every pair with exact k-gram Jaccard >= threshold (quadratic; the baseline on a sample)."""
+    return set(exact_near_duplicate_jaccard(texts, threshold, k, chunk))
+
+
+def exact_near_duplicate_jaccard(texts: Sequence[str], threshold: float = 0.6, k: int = 5,
+                                 chunk: int = 1000) -> dict[tuple[int, int], float]:
+    """``(i, j) -> exact k-gram Jaccard`` of every pair i < j at or above ``threshold`` (all pairs, by sparse
+    products of ``chunk`` rows against every text)."""
     from scipy.sparse import csr_matrix
 
     from .minhash import kgram_hashes
 
+    if not len(texts):
+        return {}
     h, owner = kgram_hashes([normalise(t) for t in texts], k)
     pairs_u = np.unique(np.stack([owner, h.astype(np.int64)]), axis=1)
     _, cols = np.unique(pairs_u[1], return_inverse=True)
     x = csr_matrix((np.ones(pairs_u.shape[1], np.float32), (pairs_u[0], cols)), shape=(len(texts), cols.max() + 1))
     sizes = np.asarray(x.sum(axis=1)).ravel()
-    out: set[tuple[int, int]] = set()
+    out: dict[tuple[int, int], float] = {}
     xt = x.T.tocsc()
     for lo in range(0, len(texts), chunk):
         inter = (x[lo:lo + chunk] @ xt).toarray()
         union = sizes[lo:lo + chunk, None] + sizes[None, :] - inter
         jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         ii, jj = np.nonzero(jac >= threshold)
-        ii = ii + lo
-        for i, j in zip(ii.tolist(), jj.tolist(), strict=True):
-            if i < j:
-                out.add((i, j))
+        keep = ii + lo < jj
+        for i, j, v in zip((ii[keep] + lo).tolist(), jj[keep].tolist(), jac[ii[keep], jj[keep]].tolist(),
+                           strict=True):
+            out[(i, j)] = v
     return out
 
 
 # -- shared infrastructure -------------------------------------------------------------------------------------
-def _pair_weights(args: tuple[list[tuple[str, list[str]]], int]) -> dict[tuple[str, str], list[Any]]:
-    """For a partition of identifiers: summed popularity weights and evidence kinds of each account pair."""
-    idents, max_degree = args
-    out: dict[tuple[str, str], list[Any]] = {}
-    for ident, accounts in idents:
-        n = len(accounts)
-        if n < 2 or n > max_degree:
-            continue
-        w = 1.0 / math.log2(1 + n)
-        family = KIND_FAMILY.get(ident.split(":", 1)[0], "other")
-        accs = sorted(accounts)
-        for i in range(n):
-            for j in range(i + 1, n):
-                key = (accs[i], accs[j])
-                st = out.get(key)
-                if st is None:
-                    out[key] = [w, {family}]
-                else:
-                    st[0] += w
-                    st[1].add(family)
-    return out
+# the graph job runs on integer arrays: identifier -> accounts as CSR (``ptr``, ``acc``: account indices sorted
+# within each identifier) with one evidence-family bit per identifier; account pairs are packed into one int64
+# key (``a * n + b``, a < b) and aggregated by sorting, so a million accounts and ten million memberships take
+# seconds and the partitions' results travel to and from Ray workers as a few numpy arrays
+FAMILIES = ("network", "device", "email", "avatar", "created", "other")
+FAMILY_BIT = {f: 1 << i for i, f in enumerate(FAMILIES)}
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def family_bit(ident: str) -> int:
+    return FAMILY_BIT[KIND_FAMILY.get(ident.split(":", 1)[0], "other")]
+
+
+def family_names(bits: int) -> list[str]:
+    return sorted(f for f, b in FAMILY_BIT.items() if bits & b)
+
+
+def identifier_arrays(identifiers: dict[str, set[str]], max_degree: int) -> tuple[list[str], np.ndarray, np.ndarray,
+                                                                                    np.ndarray]:
+    """``identifier -> accounts`` as arrays: (account names, ptr, acc, family bits), keeping the identifiers
+    shared by 2 to ``max_degree`` accounts (in identifier order; account indices follow the sorted names)."""
+    items = sorted((k, v) for k, v in identifiers.items() if 2 <= len(v) <= max_degree)
+    names = sorted({a for _, v in items for a in v})
+    index = {n: i for i, n in enumerate(names)}
+    sizes = np.fromiter((len(v) for _, v in items), np.int64, len(items))
+    ptr = np.zeros(len(items) + 1, np.int64)
+    np.cumsum(sizes, out=ptr[1:])
+    acc = np.fromiter((index[a] for _, v in items for a in sorted(v)), np.int64, int(ptr[-1]))
+    fam = np.fromiter((family_bit(k) for k, _ in items), np.uint8, len(items))
+    return names, ptr, acc, fam
+
+
+def _reduce_pairs(keys: np.ndarray, w: np.ndarray, fam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum the weights and OR the family bits of equal pair keys (a stable sort: deterministic sums)."""
+    if not len(keys):
+        return keys, w, fam
+    order = np.argsort(keys, kind="stable")
+    keys, w, fam = keys[order], w[order], fam[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[starts], np.add.reduceat(w, starts), np.bitwise_or.reduceat(fam, starts)
+
+
+def _pair_arrays(args: tuple[np.ndarray, np.ndarray, np.ndarray, int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray]:
+    """For a partition of identifiers (CSR): every account pair sharing one, its summed popularity weight
+    (1 / log2(1 + accounts) per identifier) and the OR of the identifiers' family bits."""
+    ptr, acc, fam, n, max_degree = args
+    sizes = np.diff(ptr)
+    keys, ws, fams = [], [], []
+    for s in np.unique(sizes).tolist():
+        if s < 2 or s > max_degree:
+            continue   # an identifier more accounts share is popular (a carrier NAT, gmail.com): links nobody
+        sel = np.flatnonzero(sizes == s)
+        members = acc[ptr[sel][:, None] + np.arange(s)]          # (identifiers, s), sorted within a row
+        iu, ju = np.triu_indices(s, 1)
+        a, b = members[:, iu].ravel(), members[:, ju].ravel()
+        keys.append(np.minimum(a, b) * n + np.maximum(a, b))
+        ws.append(np.full(len(a), 1.0 / math.log2(1 + s)))
+        fams.append(np.repeat(fam[sel], len(iu)))
+    if not keys:
+        return np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint8)
+    return _reduce_pairs(np.concatenate(keys), np.concatenate(ws), np.concatenate(fams))
+
+
+def _csr_slice(ptr: np.ndarray, acc: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sizes = ptr[rows + 1] - ptr[rows]
+    new_ptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(sizes, out=new_ptr[1:])
+    idx = np.repeat(ptr[rows] - new_ptr[:-1], sizes) + np.arange(int(new_ptr[-1]))
+    return new_ptr, acc[idx]
+
+
+def infrastructure_edges(ptr: np.ndarray, acc: np.ndarray, fam: np.ndarray, n_accounts: int, config: ClusterConfig,
+                         ray_address: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted account edges ``(src, dst, weight, family bits)`` (src < dst, sorted) from identifier
+    memberships in CSR form: pairs that share at least ``infra_min_weight`` across at least two families of
+    identifier. Identifiers are dealt round-robin to ``config.partitions`` partitions (in-process or on Ray)."""
+    sizes = np.diff(ptr)
+    rows = np.flatnonzero((sizes >= 2) & (sizes <= config.infra_max_degree))
+    parts = []
+    for p in range(max(1, config.partitions)):
+        r = rows[p::max(1, config.partitions)]
+        sub_ptr, sub_acc = _csr_slice(ptr, acc, r)
+        parts.append((sub_ptr, sub_acc, fam[r], n_accounts, config.infra_max_degree))
+    res = run_partitions(_pair_arrays, parts, ray_address)
+    keys, w, f = _reduce_pairs(np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res]),
+                               np.concatenate([r[2] for r in res]))
+    keep = (w >= config.infra_min_weight) & (_POPCOUNT[f] >= 2)
+    keys, w, f = keys[keep], w[keep], f[keep]
+    return keys // n_accounts, keys % n_accounts, w, f
 
 
 def infrastructure_graph(identifiers: dict[str, set[str]], config: ClusterConfig,
                          ray_address: str | None = None) -> list[tuple[str, str, float, list[str]]]:
     """Weighted account edges from shared identifiers (``identifier -> accounts``)."""
-    items = sorted((k, sorted(v)) for k, v in identifiers.items() if 2 <= len(v) <= config.infra_max_degree)
-    parts = [([items[i] for i in range(p, len(items), config.partitions)], config.infra_max_degree)
-             for p in range(config.partitions)]
-    merged: dict[tuple[str, str], list[Any]] = {}
-    for res in run_partitions(_pair_weights, parts, ray_address):
-        for key, (w, fams) in res.items():
-            st = merged.get(key)
-            if st is None:
-                merged[key] = [w, set(fams)]
-            else:
-                st[0] += w
-                st[1] |= fams
-    return sorted((a, b, round(w, 6), sorted(f)) for (a, b), (w, f) in merged.items()
-                  if w >= config.infra_min_weight and len(f) >= 2)
+    names, ptr, acc, fam = identifier_arrays(identifiers, config.infra_max_degree)
+    src, dst, w, f = infrastructure_edges(ptr, acc, fam, max(1, len(names)), config, ray_address)
+    return [(names[a], names[b], round(x, 6), family_names(bits))
+            for a, b, x, bits in zip(src.tolist(), dst.tolist(), w.tolist(), f.tolist(), strict=True)]
 
 
-def communities(edges: Sequence[tuple[str, str, float, Any]], k: int, min_size: int,
-                seed: int = 0, dense: float = 0.25) -> list[list[str]]:
-    """k-core of the weighted graph; each connected component denser than ``dense`` is one group, a sparser
-    one is split into Leiden (modularity) communities; groups of at least ``min_size``."""
+def communities_arrays(src: np.ndarray, dst: np.ndarray, w: np.ndarray, k: int, min_size: int, seed: int = 0,
+                       dense: float = 0.25) -> list[np.ndarray]:
+    """:func:`communities` over integer edges: groups of vertex ids (sorted), largest first."""
     import igraph as ig
     import leidenalg
 
-    if not edges:
+    if not len(src):
         return []
-    names = sorted({a for a, _, _, _ in edges} | {b for _, b, _, _ in edges})
-    index = {n: i for i, n in enumerate(names)}
-    g = ig.Graph(n=len(names), edges=[(index[a], index[b]) for a, b, _, _ in edges])
-    g.vs["name"] = names
-    g.es["weight"] = [w for _, _, w, _ in edges]
+    verts, inv = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    g = ig.Graph(n=len(verts), edges=np.stack([inv[:len(src)], inv[len(src):]], axis=1).tolist())
+    g.vs["vid"] = verts.tolist()
+    g.es["weight"] = np.asarray(w, np.float64).tolist()
     if k > 0:
-        core = g.coreness()
-        g = g.induced_subgraph([i for i, c in enumerate(core) if c >= k])
+        core = np.asarray(g.coreness())
+        g = g.induced_subgraph(np.flatnonzero(core >= k).tolist())
     out = []
     for comp in g.connected_components():
         if len(comp) < min_size:
             continue
         sub = g.induced_subgraph(comp)
         if sub.density() >= dense:
-            out.append(sorted(sub.vs["name"]))
+            out.append(np.sort(np.array(sub.vs["vid"], np.int64)))
             continue
         part = leidenalg.find_partition(sub, leidenalg.ModularityVertexPartition, weights="weight", seed=seed)
         for members in part:
             if len(members) >= min_size:
-                out.append(sorted(sub.vs[m]["name"] for m in members))
-    return sorted(out, key=lambda m: (-len(m), m[0]))
+                out.append(np.sort(np.array([sub.vs[m]["vid"] for m in members], np.int64)))
+    return sorted(out, key=lambda m: (-len(m), int(m[0])))
+
+
+def communities(edges: Sequence[tuple[str, str, float, Any]], k: int, min_size: int,
+                seed: int = 0, dense: float = 0.25) -> list[list[str]]:
+    """k-core of the weighted graph; each connected component denser than ``dense`` is one group, a sparser
+    one is split into Leiden (modularity) communities; groups of at least ``min_size``."""
+    if not edges:
+        return []
+    names = sorted({a for a, _, _, _ in edges} | {b for _, b, _, _ in edges})
+    index = {n: i for i, n in enumerate(names)}
+    src = np.fromiter((index[a] for a, _, _, _ in edges), np.int64, len(edges))
+    dst = np.fromiter((index[b] for _, b, _, _ in edges), np.int64, len(edges))
+    w = np.fromiter((x for _, _, x, _ in edges), np.float64, len(edges))
+    return [[names[i] for i in g.tolist()] for g in communities_arrays(src, dst, w, k, min_size, seed, dense)]
 
 
 def infrastructure_clusters(identifiers: dict[str, set[str]], config: ClusterConfig,
                             ray_address: str | None = None) -> tuple[list[list[str]], dict[str, dict[str, Any]]]:
     """Communities of the shared-infrastructure graph, and per-account evidence (degree, kinds)."""
+    groups, info, _ = infrastructure_job(identifiers, config, ray_address)
+    return groups, info
+
+
+def infrastructure_job(identifiers: dict[str, set[str]], config: ClusterConfig, ray_address: str | None = None
+                       ) -> tuple[list[list[str]], dict[str, dict[str, Any]], list[tuple[str, str, float, list[str]]]]:
+    """(groups, per-account evidence, edges) of the shared-infrastructure graph, the graph built once."""
     edges = infrastructure_graph(identifiers, config, ray_address)
     groups = communities(edges, config.infra_kcore, config.min_size)
     info: dict[str, dict[str, Any]] = defaultdict(lambda: {"degree": 0.0, "kinds": set()})
@@ -197,7 +284,7 @@ def infrastructure_clusters(identifiers: dict[str, set[str]], config: ClusterCon
         for x in (a, b):
             info[x]["degree"] += w
             info[x]["kinds"].update(fams)
-    return groups, dict(info)
+    return groups, dict(info), edges
 
 
 def group_density(members: list[str], edges: Sequence[tuple[str, str, float, Any]]) -> float:
@@ -220,6 +307,21 @@ def _audience_signature_part(args: tuple[list[list[str]], int]) -> np.ndarray:
     return set_signatures(audiences, num_perm)
 
 
+def item_target(item: str) -> str:
+    """The account an item acts on: the followed account of ``follow:<account>@<day>``, the author of
+    ``post:<id>@<author>``; any other item is its own target.
+
+    >>> item_target("follow:u7@20777"), item_target("post:p1@u9"), item_target("post:p1")
+    ('u7', 'u9', 'post:p1')
+    """
+    kind, _, rest = item.partition(":")
+    if kind == "follow":
+        return rest.rpartition("@")[0] or item
+    if kind == "post" and "@" in rest:
+        return rest.split("@", 1)[1]
+    return item
+
+
 def lockstep_groups(items: dict[str, set[str]], config: ClusterConfig,
                     ray_address: str | None = None) -> list[tuple[list[str], list[str], float]]:
     """CopyCatch-style lockstep groups from ``item -> accounts`` where an item is a (target, time bucket): the
@@ -230,7 +332,9 @@ def lockstep_groups(items: dict[str, set[str]], config: ClusterConfig,
     are MinHashed over their audiences (sub-quadratic: LSH banding proposes the item pairs, partitions run
     in-process or on Ray), candidate pairs are verified by exact Jaccard (``cc_min_jaccard``, at least
     ``cc_min_shared`` common accounts), items joined into target groups, and the accounts that acted on at
-    least two of a group's targets (and ``cc_min_cover`` of them) are its members.
+    least two of a group's targets (and ``cc_min_cover`` of them) are its members. A group must span at least
+    ``cc_min_targets`` target accounts (:func:`item_target`): a crowd on the posts of one account is a pile-on
+    or a viral moment, not a farm working through its customers.
 
     Returns ``(members, targets, mean coverage)`` for each group with at least ``min_size`` members.
     """
@@ -253,7 +357,7 @@ def lockstep_groups(items: dict[str, set[str]], config: ClusterConfig,
     index = {n: i for i, n in enumerate(names)}
     out = []
     for group in uf.groups().values():
-        if len(group) < 2:
+        if len(group) < 2 or len({item_target(t) for t in group}) < cfg.cc_min_targets:
             continue
         counts: dict[str, int] = defaultdict(int)
         for t in group:

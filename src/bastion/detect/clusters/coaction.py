@@ -176,7 +176,8 @@ class LockstepBatchDetector(BatchClusterDetector):
             return
         if ctx.state.graph.has("follow", actor, post.author) or self._popular(ctx, post.author):
             return   # a fan engaging the account it follows, or a crowd on a popular one: links nobody
-        self.record(actor, f"post:{post_id}", post.ts)
+        # the item names the post's author (its target account, see batch.item_target); the time is the action's
+        self.record(actor, f"post:{post_id}@{post.author}", ctx.now_ms)
 
     def _popular(self, ctx: EvalContext, account: str) -> bool:
         acc = ctx.state.accounts.get(account)
@@ -191,9 +192,8 @@ class LockstepBatchDetector(BatchClusterDetector):
             if ev.post.reply_to:
                 self._engaged(ctx, ev.post.reply_to)
         elif isinstance(ev, GraphFollow) and ev.target != ev.actor and not self._popular(ctx, ev.target):
-            size = self.config.cc_follow_bucket_ms
-            bucket = ctx.now_ms // size
-            self.record(ev.actor, f"follow:{ev.target}@{bucket}", bucket * size)
+            bucket = ctx.now_ms // self.config.cc_follow_bucket_ms
+            self.record(ev.actor, f"follow:{ev.target}@{bucket}", ctx.now_ms)
 
     def items(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}

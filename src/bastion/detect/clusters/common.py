@@ -121,6 +121,7 @@ class ClusterConfig:
     cc_min_jaccard: float = 0.4       # audiences of two items overlap at least this much
     cc_min_shared: int = 4            # ... and share at least this many accounts
     cc_min_cover: float = 0.0         # a member acted on at least two of its group's targets and this share
+    cc_min_targets: int = 2           # distinct target accounts (followed accounts, post authors) a group spans
     # coordination network: co-hashtag and co-link sharing within a window
     tag_window_ms: int | None = None  # None: estimated from the data (a quantile of co-use gaps)
     cn_window_quantile: float = 0.95
@@ -135,6 +136,14 @@ class ClusterConfig:
     cn_owned_min: int = 3             # an item a group owns: used by at least this many of its members ...
     cn_owned_share: float = 0.8       # ... who are at least this share of everyone who used it
     cn_attach_items: int = 2          # an outside account using this many owned items joins (0: never)
+    # expansion of confirmed clusters by secondary evidence (expand.py)
+    expand_min_score: float = 0.35    # clusters scoring at least this recruit (above 1: no expansion) ...
+    expand_weak_min_score: float = 0.6   # ... and at least this on one owned item and a corroboration
+    expand_owned_min: int = 3         # an item the cluster owns: used by at least this many members ...
+    expand_owned_share: float = 0.5   # ... who are at least this share of everyone who used it
+    expand_items: int = 2             # owned items (distinct target accounts) that attach an account on their own
+    expand_burst: int = 3             # creation burst: created within an hour of this many members (0: off)
+    expand_enforced: bool = True      # a platform suspension corroborates one owned item
     # batch jobs
     infra_max_degree: int = 50        # identifiers shared by more accounts than this are popular (carriers)
     infra_min_weight: float = 0.6      # summed 1/log2(1 + accounts) over shared identifiers (two kinds at least)

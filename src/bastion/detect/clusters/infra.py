@@ -8,7 +8,7 @@ from bastion.engine import EvalContext
 from bastion.events.model import AccountCreate, AccountUpdate
 from bastion.state.apply import ip_network
 
-from .batch import group_density, infrastructure_clusters, infrastructure_graph
+from .batch import group_density, infrastructure_job
 from .common import (
     HOUR_MS,
     ClusterConfig,
@@ -78,12 +78,11 @@ class InfrastructureDetector:
         cfg = self.config
         ray_address = ray_address or cfg.ray_address
         idents = self.identifiers()
-        groups, info = infrastructure_clusters(idents, cfg, ray_address)
-        edges = infrastructure_graph(idents, cfg, ray_address) if groups else []
+        groups, info, edges = infrastructure_job(idents, cfg, ray_address)
         out = []
         for members in groups:
             feats = cluster_features(state, members, now_ms, sync=group_density(members, edges),
-                                     created=self.created)
+                                     created=self.created, kind=self.kind)
             score = cluster_score(feats, cfg.weights)
             if score < cfg.min_score:
                 continue
