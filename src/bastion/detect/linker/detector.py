@@ -20,7 +20,7 @@ import numpy as np
 
 from bastion.actions.effects import ACCOUNT_LINK, REVIEW_ENQUEUE, Effect, Subject
 from bastion.detect.linker.fingerprint import Fingerprint, Profile, build, observe
-from bastion.detect.linker.index import NS_FP, OffenderIndex, encode
+from bastion.detect.linker.index import NS_FP, OffenderIndex, decode, encode
 from bastion.detect.linker.model import LinkModel, load_model
 from bastion.detect.linker.pairs import ago, evidence_lines, features
 from bastion.detect.linker.text import normalise_name
@@ -87,7 +87,9 @@ class Linker:
         self._state = state
         self.index = OffenderIndex()
         self.profiles.clear()
-        self.index.load((k, v) for k, v in state.kv.items(NS_FP) if v)
+        # in suspension order, as they were indexed (the index's positions break ties in its searches)
+        fps = sorted(((k, v) for k, v in state.kv.items(NS_FP) if v), key=lambda kv: (decode(kv[1]).suspended_ms, kv[0]))
+        self.index.load(fps)
         self.names = {k: int(v) for k, v in state.kv.items(NS_NAMES)}
         self.links = {k: _l_dec.decode(v) for k, v in state.kv.items(NS_LINK)}
 
@@ -182,7 +184,9 @@ class Linker:
         pids = list(cands)
         rows = [features(fp, self.index.fps[pid], now_ms, pop, followers_of, cands[pid]) for pid in pids]
         probs = self.model.predict_list(np.array(rows, float))
-        out = sorted(zip(pids, probs.tolist(), rows, strict=True), key=lambda x: -x[1])
+        # ties by id: the candidates' order follows the index's insertion order, which a restart (rebuilt from
+        # state.kv) or another worker does not reproduce
+        out = sorted(zip(pids, probs.tolist(), rows, strict=True), key=lambda x: (-x[1], x[0]))
         if self.collect is not None:
             for pid, p, row in out:
                 self.collect(fp.id, pid, row, now_ms, {"channels": sorted(cands[pid]), "p": p,

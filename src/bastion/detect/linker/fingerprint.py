@@ -10,7 +10,7 @@ import math
 
 import msgspec
 
-from bastion.detect.linker.text import FUNCTION_WORDS, STYLE_DIM, domain_of, style_counts
+from bastion.detect.linker.text import FUNCTION_WORDS, STYLE_DIM, domain_of, link_of, style_counts
 from bastion.events.model import AnyEvent, GraphFollow, MessageSend, PostCreate
 from bastion.state.apply import ip_network
 from bastion.state.model import Account
@@ -19,6 +19,7 @@ from bastion.state.protocols import State
 MAX_TARGETS = 64
 MAX_TAGS = 48
 MAX_DOMAINS = 24
+MAX_LINKS = 24
 MAX_FIRST_FOLLOWS = 50
 MAX_NEIGHBOURS = 300
 VECTOR_DIM = STYLE_DIM + len(FUNCTION_WORDS) + 24
@@ -40,6 +41,7 @@ class Profile(msgspec.Struct, array_like=True, omit_defaults=True):
     scored: int = 0
     best_parent: str = ""
     best_score: float = 0.0
+    links: dict[str, int] = {}   # whole links (host and path): a spam ring's own short links
 
 
 def _bump(d: dict[str, int], key: str, cap: int) -> None:
@@ -65,12 +67,14 @@ def observe(profile: Profile, event: AnyEvent) -> bool:
             changed = True
         for url in body.urls:
             _bump(profile.domains, domain_of(url), MAX_DOMAINS)
+            _bump(profile.links, link_of(url), MAX_LINKS)
             changed = True
     elif isinstance(event, MessageSend):
         text = event.text
         _bump(profile.targets, event.recipient, MAX_TARGETS)
         for url in event.urls:
             _bump(profile.domains, domain_of(url), MAX_DOMAINS)
+            _bump(profile.links, link_of(url), MAX_LINKS)
         changed = True
     elif (isinstance(event, GraphFollow) and len(profile.first_follows) < MAX_FIRST_FOLLOWS
           and event.target not in profile.first_follows):
@@ -115,6 +119,7 @@ class Fingerprint(msgspec.Struct, array_like=True, omit_defaults=True):
     reports: int = 0
     posts: int = 0
     actions: int = 0
+    links: list[str] = []
 
 
 def build(state: State, acc: Account, profile: Profile | None, event: AnyEvent | None = None) -> Fingerprint:
@@ -150,7 +155,7 @@ def build(state: State, acc: Account, profile: Profile | None, event: AnyEvent |
         hashtags=sorted(prof.hashtags), domains=sorted(prof.domains), style=list(prof.style), fw=list(prof.fw),
         hours=hours, n_texts=prof.n_texts, n_words=prof.n_words, created_ms=acc.created_ms or acc.first_seen_ms,
         suspended_ms=acc.status_ms or 0 if acc.status == "suspended" else 0, reason=acc.status_reason or "",
-        reports=acc.reports_received, posts=acc.posts, actions=prof.actions,
+        reports=acc.reports_received, posts=acc.posts, actions=prof.actions, links=sorted(prof.links),
     )
 
 

@@ -1,6 +1,6 @@
-"""The offender index: fingerprints of suspended accounts and the three ways to retrieve candidates for a
-new account - exact identifier joins, MinHash LSH over name/bio/neighbourhood sets, and nearest neighbours
-over style-and-behaviour vectors.
+"""The offender index: fingerprints of suspended accounts and the four ways to retrieve candidates for a
+new account - exact identifier joins, a weighted neighbourhood join (the same accounts followed or targeted),
+MinHash LSH over name/bio/neighbourhood sets, and nearest neighbours over style-and-behaviour vectors.
 
 Fingerprints are the source of truth and live in ``state.kv`` (namespace ``linker.fp``); the in-memory
 structures are rebuilt from them on load, so the index survives a restart of a persistent backend.
@@ -8,6 +8,7 @@ structures are rebuilt from them on load, so the index survives a restart of a p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +24,17 @@ LSH_THRESHOLD = 0.3
 MAX_POSTING = 200          # an identifier shared by more suspended accounts than this is no evidence
 # a linked-to site shared by more suspended accounts than this is a popular site, not a campaign's own domain
 MAX_DOMAIN_POSTING = 25
+# the neighbourhood join: suspended accounts that followed or targeted at least NBR_MIN_SHARED of the same
+# accounts as the new one (a neighbour followed or targeted by more suspended accounts than NBR_POSTING - a
+# celebrity, a spam ring's random mentions piling up on one victim - is skipped), best K_NEIGHBOUR by weight
+NBR_POSTING = 50
+NBR_MIN_SHARED = 2
+K_NEIGHBOUR = 10
 EXACT_VECTOR_LIMIT = 20_000  # below this many fingerprints an exact scan is faster than an ANN index
+# the usearch HNSW graph of the vector channel (`bastion bench linker` measures these same settings at 1M)
+HNSW_CONNECTIVITY = 16
+HNSW_EXPANSION_ADD = 64
+HNSW_EXPANSION_SEARCH = 256
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(Fingerprint)
@@ -62,6 +73,8 @@ def identifier_keys(fp: Fingerprint) -> list[tuple[str, str]]:
     # the sites it links to: a spam ring's own domains find a stealthy returning bot whose name, bio and
     # identifiers are all new (popular sites drop out through MAX_DOMAIN_POSTING)
     keys.extend(("domain", d) for d in fp.domains if d)
+    # whole links: a ring's own short links name the ring even where its shortener domains are shared
+    keys.extend(("link", u) for u in fp.links if u)
     return keys
 
 
@@ -79,6 +92,14 @@ class _MinHasher:
         if data:
             m.update_batch(data)
         return m
+
+
+def hnsw_index(dim: int) -> Any:
+    """An empty usearch HNSW index (cosine, float32) with the linker's graph settings."""
+    from usearch.index import Index
+
+    return Index(ndim=dim, metric="cos", dtype="f32", connectivity=HNSW_CONNECTIVITY,
+                 expansion_add=HNSW_EXPANSION_ADD, expansion_search=HNSW_EXPANSION_SEARCH)
 
 
 class VectorIndex:
@@ -111,11 +132,8 @@ class VectorIndex:
             self._build_ann()
 
     def _build_ann(self) -> None:
-        from usearch.index import Index
-
         n = len(self.ids)
-        self._ann = Index(ndim=self.dim, metric="cos", dtype="f32", connectivity=16, expansion_add=64,
-                          expansion_search=96)
+        self._ann = hnsw_index(self.dim)
         self._ann.add(np.arange(n, dtype=np.uint64), self.mat[:n], threads=1)
 
     def search(self, vec: list[float] | np.ndarray, k: int = 10) -> list[tuple[str, float]]:
@@ -141,6 +159,7 @@ class OffenderIndex:
 
         self.fps: dict[str, Fingerprint] = {}
         self.postings: dict[tuple[str, str], set[str]] = {}
+        self.nbr_postings: dict[str, set[str]] = {}
         self.minhash = _MinHasher()
         self.lsh = {k: MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM) for k in ("name", "bio", "nbr")}
         self.vectors = VectorIndex()
@@ -157,6 +176,8 @@ class OffenderIndex:
         self.fps[fp.id] = fp
         for key in identifier_keys(fp):
             self.postings.setdefault(key, set()).add(fp.id)
+        for nkey in neighbour_set(fp):
+            self.nbr_postings.setdefault(nkey, set()).add(fp.id)
         for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):
             if items:
                 self.lsh[kind].insert(fp.id, self.minhash(items))
@@ -168,10 +189,29 @@ class OffenderIndex:
             return
         for key in identifier_keys(fp):
             self.postings.get(key, set()).discard(account_id)
+        for nkey in neighbour_set(fp):
+            self.nbr_postings.get(nkey, set()).discard(account_id)
         for lsh in self.lsh.values():
             if account_id in lsh.keys:
                 lsh.remove(account_id)
         self.vectors.add(account_id, np.zeros(self.vectors.dim, np.float32))
+
+    def neighbour_join(self, fp: Fingerprint, k: int = K_NEIGHBOUR) -> list[tuple[str, float]]:
+        """Suspended accounts sharing at least :data:`NBR_MIN_SHARED` followed or targeted accounts with
+        ``fp``, weighted by how few suspended accounts share each (1 / log(2 + posting)), best ``k`` first."""
+        weight: dict[str, float] = {}
+        shared: dict[str, int] = {}
+        for key in neighbour_set(fp):
+            ids = self.nbr_postings.get(key)
+            if not ids or len(ids) > NBR_POSTING:
+                continue
+            w = 1.0 / math.log(2 + len(ids))
+            for pid in ids:
+                weight[pid] = weight.get(pid, 0.0) + w
+                shared[pid] = shared.get(pid, 0) + 1
+        hits = [(pid, w) for pid, w in weight.items() if shared[pid] >= NBR_MIN_SHARED and pid != fp.id]
+        hits.sort(key=lambda x: (-x[1], x[0]))
+        return hits[:k]
 
     def candidates(self, fp: Fingerprint, k_vector: int = 10) -> dict[str, set[str]]:
         """Suspended accounts worth scoring against ``fp``, each with the channels that found it."""
@@ -180,9 +220,11 @@ class OffenderIndex:
             return out
         for kind, value in identifier_keys(fp):
             ids = self.postings.get((kind, value))
-            if ids and len(ids) <= (MAX_DOMAIN_POSTING if kind == "domain" else MAX_POSTING):
+            if ids and len(ids) <= (MAX_DOMAIN_POSTING if kind in ("domain", "link") else MAX_POSTING):
                 for pid in ids:
                     out.setdefault(pid, set()).add(kind)
+        for pid, _w in self.neighbour_join(fp):
+            out.setdefault(pid, set()).add("nbr")
         for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):
             if items:
                 for pid in self.lsh[kind].query(self.minhash(items)):

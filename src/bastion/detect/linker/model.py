@@ -36,7 +36,7 @@ _PRIOR_WEIGHTS = {
 REL_FEATURES = (
     "dev_weight", "ip_weight", "net_weight", "avatar_weight", "email_weight", "handle_sim", "name_weight",
     "bio_jaccard", "follow_overlap_weighted", "first_follow_overlap", "follows_parent_followers", "target_overlap",
-    "hashtag_jaccard", "domain_jaccard", "style_cos", "fw_cos", "hours_cos",
+    "hashtag_jaccard", "domain_jaccard", "style_cos", "fw_cos", "hours_cos", "link_jaccard",
 )
 LIST_FEATURES = ("s1", "s1_margin", "s1_rank", "s1_share", "n_candidates", *(f"{f}_margin" for f in REL_FEATURES))
 RERANK_FEATURES = (*FEATURES, *LIST_FEATURES)

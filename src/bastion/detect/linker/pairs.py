@@ -29,7 +29,8 @@ FEATURES = (
     "name_jaccard", "bio_same", "bio_jaccard", "follow_overlap", "follow_overlap_weighted", "follow_common",
     "first_follow_overlap", "follows_parent_followers", "target_overlap", "target_common", "hashtag_jaccard",
     "domain_jaccard", "domain_common", "style_cos", "fw_cos", "hours_cos", "child_texts", "parent_texts",
-    "child_follows", "hours_since_suspension", "child_actions", "has_ctx", "n_channels", "ann_hit",
+    "child_follows", "hours_since_suspension", "child_actions", "has_ctx", "n_channels", "ann_hit", "nbr_hit",
+    "link_jaccard", "link_common",
 )
 
 
@@ -86,7 +87,8 @@ def features(child: Fingerprint, parent: Fingerprint, now_ms: int, pop: Populari
         cosine(child.fw, parent.fw) if child.n_words and parent.n_words else 0.0,
         cosine(child.hours, parent.hours), float(child.n_texts), float(parent.n_texts), float(len(c_follows)),
         hours_since, float(child.actions), float(bool(child.ips or child.devices)), float(len(chans)),
-        float("ann" in chans),
+        float("ann" in chans), float("nbr" in chans),
+        jaccard(child.links, parent.links), float(len(set(child.links) & set(parent.links))),
     ]
 
 
@@ -146,6 +148,9 @@ def evidence_lines(child: Fingerprint, parent: Fingerprint, row: list[float], no
     if f["domain_common"]:
         common_d = sorted(set(child.domains) & set(parent.domains))
         lines.append((3 + f["domain_jaccard"], f"links to the same sites as {pid} ({', '.join(common_d[:3])})"))
+    if f["link_common"]:
+        common_l = sorted(set(child.links) & set(parent.links))
+        lines.append((4 + f["link_jaccard"], f"posted the same links as {pid} ({', '.join(common_l[:2])})"))
     if f["hashtag_jaccard"] >= 0.2:
         lines.append((2.5, f"uses the same hashtags as {pid} ({', '.join(sorted(set(child.hashtags) & set(parent.hashtags))[:3])})"))
     if f["style_cos"] >= 0.9 and child.n_texts >= 2:

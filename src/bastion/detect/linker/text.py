@@ -139,3 +139,13 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 def domain_of(url: str) -> str:
     host = url.split("://", 1)[-1].split("/", 1)[0].lower()
     return host.removeprefix("www.")
+
+
+def link_of(url: str) -> str:
+    """A link as a campaign reuses it: host (no ``www.``) and path, lower case, no query or fragment.
+
+    >>> link_of("https://WWW.bit.ly/3fA9x?utm=1#top")
+    'bit.ly/3fa9x'
+    """
+    rest = url.split("://", 1)[-1].split("#", 1)[0].split("?", 1)[0].lower().rstrip("/")
+    return rest.removeprefix("www.")
