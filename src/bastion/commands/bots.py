@@ -112,7 +112,7 @@ def bots_train(
     ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts"),
     models_dir: Path = typer.Option(Path("models"), help="where user-trained models go (without --ship)"),
     behaviour: bool = typer.Option(False, "--behaviour",
-                                   help="train bot_behaviour on simulator truth (seeds 101-104) instead"),
+                                   help="train bot_behaviour on simulator truth (seeds 101-104, 107-112) instead"),
     work: Path | None = typer.Option(None, help="--behaviour: folder for the training simulations"),
 ) -> None:
     """Train bot_profile (cresci + kaggle) and bot_activity (gilani canonical features) on all rows; with

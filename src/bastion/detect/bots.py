@@ -9,17 +9,30 @@ from typing import Any
 
 from bastion.actions.effects import Subject
 from bastion.engine import EvalContext
-from bastion.events.model import AnyEvent, MessageSend, PostCreate
+from bastion.events.model import AnyEvent, MessageSend, PostCreate, PostEngage
 from bastion.features.registry import FeatureRegistry
 from bastion.state.activity import observe
 from bastion.state.model import Account
 from bastion.state.protocols import State
 
-MIN_EVENTS_TO_RECORD = 3
+MIN_EVENTS_TO_RECORD = 2   # = bastion.models.bots.behaviour.MIN_EVENTS (not imported: no model code here)
 
 
 def activity_observer(acc: Account, event: AnyEvent, state: State, text_hash_value: int | None) -> None:
-    """The engine's ``observe`` hook: fold the event into the actor's online behaviour aggregates."""
+    """The engine's ``observe`` hook: fold the event into the actor's online behaviour aggregates (called
+    before the event is applied, so an engaged post's counts are those before this engagement)."""
+    if isinstance(event, PostEngage):
+        engaged = None
+        if event.kind in ("like", "repost"):
+            post = state.posts.get(event.post.id)
+            if post is not None:
+                author = post.author
+                author_acc = state.accounts.get(author)
+                engaged = (author, event.ts_ms - post.ts, post.likes + post.reposts,
+                           author_acc.followers if author_acc is not None else 0,
+                           state.graph.has("follow", acc.id, author))
+        observe(acc.activity, event, engaged=engaged)
+        return
     if isinstance(event, PostCreate):
         other = event.post.reply_to_author
     elif isinstance(event, MessageSend):
@@ -37,7 +50,7 @@ class BotScoring:
     """Per-actor, deterministic scoring: ``score.bot`` is the model's probability for the actor as it stands,
     cached until the actor's features move (the detector's cache key: profile, count buckets, age bucket,
     activity every 16 events), so an account is rescored a handful of times in its life. The score is
-    recorded for the account when its activity reaches 3, 6, 12, 16, 32, ... events (then every 64) and for
+    recorded for the account when its activity reaches 2, 3, 4, 6, 8, 12, 16, 32, ... events (then every 64) and for
     every account at the end of a replay. Explanations are computed only when asked (API, review)."""
 
     name = "bots"

@@ -26,6 +26,7 @@ from bastion.models.bots.behaviour import (
     BEHAVIOUR_SCHEMA,
     COMBINE_WEIGHT,
     MIN_EVENTS,
+    NO_CTX_TRAIN_SEEDS,
     TRAIN_SEEDS,
     SimRows,
     SnapshotCollector,
@@ -167,7 +168,8 @@ def sim_markdown(res: dict[str, Any], command: str) -> str:
         SIM_HEADING,
         "",
         f"Command: `{command}` ({res['seconds']} s). Seeds {', '.join(map(str, res['seeds']))} "
-        f"(`--text-split test`; training used seeds 101-104, the combination weight was chosen on 105-106), "
+        f"(`--text-split test`; training used seeds {_seed_list(TRAIN_SEEDS)}, the combination weight and the "
+        "behaviour model's configuration were chosen on 105-106), "
         f"{res['users']} users, {res['days']} day(s), `--bad-scale {res['bad_scale']}`, each seed once with "
         "ip/device context and once with `--no-ctx`; simulations pooled per setting. Score of an account = "
         "the maximum `bot` score in scores.jsonl (as `bastion evaluate`); negatives = all non-adversary "
@@ -193,17 +195,25 @@ def sim_markdown(res: dict[str, Any], command: str) -> str:
         lines.append("")
     lines += [
         "A missing cohort/difficulty row means the seeds drew no group of it (difficulty is drawn per group). "
-        "`bot_behaviour` (profile + activity + follow-graph, two-hop and shared-identifier features; "
+        "`bot_behaviour` (profile + activity + follow-graph, two-hop and shared-identifier features, and the "
+        "engagement features of like farms: the age, earlier likes and reposts and author's followers of the "
+        "posts an account likes or reposts, the share on accounts it follows, the top liked author's share, and "
+        "its last engaged posts' engagement now against their authors' followers; "
         "`bastion bots train --behaviour --ship`) is trained on simulator truth, so these numbers say how "
         "well it learns the simulator's bots, not how it transfers to real platforms; its strongest feature "
-        "is account age (the simulator's farm and spam accounts are fresh). The real-data numbers above "
-        "are unchanged by it (it scores only where the engine passes its state).",
+        "is account age (the simulator's farm and spam accounts are fresh). Accounts are scored from their "
+        "second event on (a moderate like-farm member may only sign up and like once). The real-data "
+        "numbers above are unchanged by it (it scores only where the engine passes its state).",
         "",
     ]
     return "\n".join(lines)
 
 
 SIM_HEADING = "### Simulator (bot cohorts, through the engine)"
+
+
+def _seed_list(seeds: Sequence[int]) -> str:
+    return ", ".join(map(str, seeds))
 
 
 def merge_bots_section(doc: Path, real_md: str | None = None, sim_md: str | None = None) -> str:
@@ -225,20 +235,22 @@ def train_from_sims(seeds: Sequence[int] = TRAIN_SEEDS, users: int = 3000, days:
                     bad_scale: float = 2.0, work: Path | None = None, ship: bool = False,
                     models_dir: Path | None = None, rounds_scale: float = 1.0,
                     log: Callable[[str], None] = print) -> Path:
-    """Simulate the training seeds (``--text-split train``; the last one without ip/device context), collect
-    snapshot rows, train ``bot_behaviour`` and save it (into the package's artifacts with ``ship``)."""
+    """Simulate the training seeds (``--text-split train``; those of :data:`NO_CTX_TRAIN_SEEDS` without
+    ip/device context), collect snapshot rows, train ``bot_behaviour`` and save it (into the package's
+    artifacts with ``ship``)."""
     from bastion.models.registry import PACKAGED_ROOT, ModelRegistry
 
     work = work or Path(tempfile.mkdtemp(prefix="bastion-bots-train-"))
     parts = []
-    for i, seed in enumerate(seeds):
-        no_ctx = i == len(seeds) - 1
+    for seed in seeds:
+        no_ctx = seed in NO_CTX_TRAIN_SEEDS
         d = simulate(work / f"train-{seed}", seed, users, days, no_ctx, bad_scale, split="train")
         parts.append(collect(d))
         log(f"seed {seed}{' no-ctx' if no_ctx else ''}: {len(parts[-1].y)} rows")
     rows = concat(parts)
     model = train_behaviour(rows, rounds_scale=rounds_scale, log=log)
-    meta = {"trained_on": f"simulator seeds {list(seeds)} (text split train, last one --no-ctx), {users} users, "
+    no_ctx_seeds = [s for s in seeds if s in NO_CTX_TRAIN_SEEDS]
+    meta = {"trained_on": f"simulator seeds {list(seeds)} (text split train, {no_ctx_seeds} --no-ctx), {users} users, "
                           f"{days:g} day(s), bad-scale {bad_scale:g}",
             "rows": int(len(rows.y)), "bot_rows": int(rows.y.sum()), "combine_weight": COMBINE_WEIGHT,
             "min_events": MIN_EVENTS, "created": time.time(),

@@ -47,6 +47,10 @@ ACTIVITY_SCHEMA: tuple[str, ...] = (
     "act_url_rate", "act_hashtag_rate", "act_mention_rate", "act_media_rate", "act_dup_ratio",
     "act_stranger_reply_ratio", "act_stranger_msg_ratio", "act_follow_churn",
     "act_n_clients", "act_top_client_share",
+    # likes and reposts of known posts (like farms): the engaged posts' age, earlier engagements and velocity,
+    # their authors' followers, the share on followed accounts, the top engaged author's share
+    "act_eng_young_share", "act_eng_age_log_mean", "act_eng_prior_log_mean", "act_eng_velocity_log_mean",
+    "act_eng_author_log_mean", "act_eng_followed_share", "act_eng_top_author_share", "act_eng_per_post",
 )
 
 # The subset of canonical features that the gilani-2017 aggregates determine (see
@@ -222,6 +226,7 @@ def activity_features(acc: Account, now_ms: int) -> dict[str, float]:
     else:
         rate = NAN
     top_client = max(st.clients.values()) if st.clients else 0
+    seen = st.n_eng_seen
     return {
         "act_log_events": _log(n),
         "act_log_posts": _log(st.n_posts),
@@ -253,6 +258,14 @@ def activity_features(acc: Account, now_ms: int) -> dict[str, float]:
         "act_follow_churn": st.n_unfollows / (st.n_follows + 1.0) if n else NAN,
         "act_n_clients": float(len(st.clients)) if st.clients else NAN,
         "act_top_client_share": top_client / sum(st.clients.values()) if st.clients else NAN,
+        "act_eng_young_share": st.n_eng_young / seen if seen else NAN,
+        "act_eng_age_log_mean": st.eng_age_log_sum / seen if seen else NAN,
+        "act_eng_prior_log_mean": st.eng_prior_log_sum / seen if seen else NAN,
+        "act_eng_velocity_log_mean": st.eng_velocity_log_sum / seen if seen else NAN,
+        "act_eng_author_log_mean": st.eng_author_log_sum / seen if seen else NAN,
+        "act_eng_followed_share": st.n_eng_followed / seen if seen else NAN,
+        "act_eng_top_author_share": max(st.eng_authors.values()) / seen if seen and st.eng_authors else NAN,
+        "act_eng_per_post": math.log((st.n_likes + st.n_reposts + 1.0) / (authored + 1.0)) if n else NAN,
     }
 
 

@@ -4,6 +4,7 @@ They read the engine's state (follow graph, identifier index, neighbours' accoun
 same function serves training (the final state of a replayed simulation) and the live engine. Neighbour
 aggregates follow Deep Entity Classification: statistics of the accounts at the other end of the account's
 follow edges, over at most ``MAX_NEIGHBOURS`` of them (the smallest ids, so the sample is deterministic).
+The ``eng_post_*`` features read the posts of the account's engagement ring (at most 8) as they stand now.
 Missing information is ``nan``.
 
 >>> from bastion.state.memory import MemoryState
@@ -37,6 +38,9 @@ GRAPH_SCHEMA: tuple[str, ...] = (
     "g_nb_in_log_followers", "g_nb_in_log_following", "g_nb_in_age", "g_nb_in_log_events",
     "g_nb_in_frac_new", "g_nb2_young_share", "g_nb2_log_young",
     "id_ip_max", "id_device_max", "id_ip_net_max", "id_n_ips", "id_n_devices",
+    # the account's last engaged posts as they stand now (like farms: a small account's post that many
+    # accounts liked within minutes): their likes + reposts, and those relative to the author's followers
+    "eng_post_log_eng", "eng_post_eng_vs_author",
 )
 
 
@@ -99,6 +103,15 @@ def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
             if k:
                 shares.append(y / k)
                 counts.append(math.log1p(y))
+    eng, eng_rel = [], []
+    for pid in acc.activity.recent_engaged:
+        post = state.posts.get(pid)
+        if post is None:
+            continue
+        n_eng = post.likes + post.reposts
+        author = accounts.get(post.author)
+        eng.append(math.log1p(n_eng))
+        eng_rel.append(math.log((n_eng + 1.0) / ((author.followers if author is not None else 0) + 1.0)))
     ips = list(acc.ips)
     devices = list(acc.devices)
     nets = sorted({ip_network(ip) for ip in ips}) if ips else []
@@ -123,4 +136,6 @@ def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
         "id_ip_net_max": _id_max(state, "ip_net", nets),
         "id_n_ips": float(len(ips)) if ips else NAN,
         "id_n_devices": float(len(devices)) if devices else NAN,
+        "eng_post_log_eng": _mean(eng),
+        "eng_post_eng_vs_author": _mean(eng_rel),
     }

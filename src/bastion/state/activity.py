@@ -2,8 +2,10 @@
 
 The live engine calls :func:`observe` for the actor of every event; the bot detector reads the aggregates
 through :func:`bastion.features.account.activity_features`. No per-event history is kept: counts, Welford
-moments of the inter-event gaps, a 16-bin log2 gap histogram, hour/weekday histograms and a bounded ring of
-recent text hashes (duplicate ratio).
+moments of the inter-event gaps, a 16-bin log2 gap histogram, hour/weekday histograms, a bounded ring of
+recent text hashes (duplicate ratio) and, for likes and reposts of posts the engine knows (``engaged``), sums
+over the engaged posts' age, earlier engagements and author's followers, whether the actor follows the author,
+a Misra-Gries sketch of the engaged authors and a ring of the last engaged post ids (like farms).
 
 >>> from bastion.events.codec import decode_event
 >>> st = ActivityStats()
@@ -24,6 +26,9 @@ from bastion.state.model import ActivityStats
 RECENT_TEXTS = 32          # ring size for duplicate detection
 GAP_BINS = 16
 MAX_CLIENTS = 16           # distinct clients kept per account (bounded state)
+MAX_AUTHORS = 8            # Misra-Gries sketch of engaged authors: keys kept per account
+RECENT_ENGAGED = 8         # ring of recently engaged post ids (the scorer reads those posts' counts now)
+YOUNG_POST_MS = 3_600_000  # an engaged post under an hour old is "young"
 _DAY_MS = 86_400_000
 
 
@@ -64,11 +69,46 @@ def _note_time(stats: ActivityStats, ts: int) -> None:
     stats.weekdays[(ts // _DAY_MS + 3) % 7] += 1   # 1970-01-01 was a Thursday; Monday = 0
 
 
-def observe(stats: ActivityStats, event: Any, *, stranger: bool = False, text_hash_value: int | None = None) -> None:
+def _note_engagement(stats: ActivityStats, post_id: str, engaged: tuple[str, int, int, int, bool]) -> None:
+    author, age_ms, prior, author_followers, followed = engaged
+    ring = stats.recent_engaged
+    if post_id not in ring:
+        if len(ring) >= RECENT_ENGAGED:
+            ring.pop(0)
+        ring.append(post_id)
+    age_min = max(0.0, age_ms / 60_000.0)
+    stats.n_eng_seen += 1
+    if age_ms < YOUNG_POST_MS:
+        stats.n_eng_young += 1
+    if followed:
+        stats.n_eng_followed += 1
+    stats.eng_age_log_sum += math.log1p(age_min)
+    prior = max(0, prior)
+    stats.eng_prior_log_sum += math.log1p(prior)
+    stats.eng_velocity_log_sum += math.log1p(prior * 60.0 / (age_min + 1.0))
+    stats.eng_author_log_sum += math.log1p(max(0, author_followers))
+    if author:
+        sketch = stats.eng_authors
+        if author in sketch:
+            sketch[author] += 1
+        elif len(sketch) < MAX_AUTHORS:
+            sketch[author] = 1
+        else:  # Misra-Gries: decrement every key, drop those at zero
+            for k in list(sketch):
+                if sketch[k] <= 1:
+                    del sketch[k]
+                else:
+                    sketch[k] -= 1
+
+
+def observe(stats: ActivityStats, event: Any, *, stranger: bool = False, text_hash_value: int | None = None,
+            engaged: tuple[str, int, int, int, bool] | None = None) -> None:
     """Fold one event of the account into ``stats`` (O(1) time, bounded memory).
 
     ``stranger`` is the engine's graph answer for replies and messages: the other side neither follows nor is
     followed by the actor. ``text_hash_value`` lets a caller that already hashed the text skip hashing again.
+    ``engaged``, for a like or repost of a post the engine knows: (its author, its age in ms, its likes +
+    reposts before this one, the author's followers, whether the actor follows the author).
     """
     etype = event.type
     stats.n_events += 1
@@ -96,10 +136,13 @@ def observe(stats: ActivityStats, event: Any, *, stranger: bool = False, text_ha
         stats.n_media += len(post.media)
         _note_text(stats, post.text, text_hash_value)
     elif etype == "post.engage":
-        if event.kind == "like":
+        kind = event.kind
+        if kind == "like":
             stats.n_likes += 1
-        elif event.kind == "repost":
+        elif kind == "repost":
             stats.n_reposts += 1
+        if engaged is not None and kind in ("like", "repost"):
+            _note_engagement(stats, str(event.post.id), engaged)
     elif etype == "graph.follow":
         stats.n_follows += 1
     elif etype == "graph.unfollow":

@@ -48,6 +48,16 @@ class ActivityStats(msgspec.Struct, omit_defaults=True):
     gap_raw_m2: float = 0.0
     gap_hist: list[int] = msgspec.field(default_factory=lambda: [0] * 16)  # log2(1 + gap seconds) bins
     n_texts: int = 0              # posts and messages whose text was hashed (duplicate-ratio denominator)
+    # likes and reposts of posts the state knows (issue 6, like farms); O(1) per engagement, bounded
+    n_eng_seen: int = 0           # engagements whose post (and so its age and author) was known
+    n_eng_young: int = 0          # ... on posts under an hour old
+    n_eng_followed: int = 0       # ... on posts of accounts the actor follows
+    eng_age_log_sum: float = 0.0  # sum of log1p(post age in minutes)
+    eng_prior_log_sum: float = 0.0     # sum of log1p(likes + reposts the post had before this one)
+    eng_velocity_log_sum: float = 0.0  # sum of log1p(those earlier engagements per hour of the post's age)
+    eng_author_log_sum: float = 0.0    # sum of log1p(followers of the post's author)
+    eng_authors: dict[str, int] = {}   # Misra-Gries sketch of engaged authors (at most 8 keys)
+    recent_engaged: list[str] = []     # ring of the last 8 engaged known posts (read when scoring)
 
 
 class Account(msgspec.Struct, omit_defaults=True):

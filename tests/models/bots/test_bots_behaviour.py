@@ -12,7 +12,7 @@ import pytest
 from bastion.evaluation.bots_sim import cohort_metrics, collect, recall_at_precision
 from bastion.features.graph import GRAPH_SCHEMA, graph_features
 from bastion.models.bots import BotDetector, BotModel
-from bastion.models.bots.behaviour import BEHAVIOUR_SCHEMA, is_record_point, train_behaviour
+from bastion.models.bots.behaviour import BEHAVIOUR_SCHEMA, MIN_EVENTS, is_record_point, train_behaviour
 from bastion.models.bots.features import MODEL_SCHEMAS
 from bastion.models.registry import ModelError, ModelRegistry
 from bastion.state.memory import MemoryState
@@ -53,7 +53,7 @@ def test_identifier_sharing() -> None:
 def test_schema_registered_and_record_points() -> None:
     assert MODEL_SCHEMAS["bot_behaviour"] == BEHAVIOUR_SCHEMA
     assert len(set(BEHAVIOUR_SCHEMA)) == len(BEHAVIOUR_SCHEMA)
-    assert [n for n in range(1, 20) if is_record_point(n)] == [3, 4, 6, 8, 12, 16]
+    assert [n for n in range(1, 20) if is_record_point(n)] == [2, 3, 4, 6, 8, 12, 16]
 
 
 def test_recall_at_precision() -> None:
@@ -87,7 +87,7 @@ def tiny_rows(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 def test_collect_train_round_trip_and_detector(tiny_rows, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     rows = tiny_rows
     assert rows.X.shape[1] == len(BEHAVIOUR_SCHEMA) and rows.final.any() and 0 < rows.y.sum() < len(rows.y)
-    assert (rows.n_events >= 3).all()
+    assert (rows.n_events >= MIN_EVENTS).all() and (rows.n_events == 2).any()
     model = train_behaviour(rows, rounds_scale=0.05, log=lambda _: None)
     art = model.to_artifact({"combine_weight": 1.0, "min_events": 3})
     back = BotModel.from_artifact(art)
@@ -127,3 +127,17 @@ def test_merge_bots_section_keeps_the_other_part(tmp_path: Path) -> None:
     write_section(doc, "bots", merge_bots_section(doc, sim_md=SIM_HEADING + "\n\nsim v2"))
     text = doc.read_text()
     assert "real v2" in text and "sim v2" in text and "sim v1" not in text and text.count(SIM_HEADING) == 1
+
+
+def test_engaged_post_features_read_the_posts_now() -> None:
+    from bastion.state.model import Post
+
+    st = _state()
+    st.posts.put(Post(id="p1", author="b", ts=0, likes=30, reposts=2))   # b has 3 followers
+    st.posts.put(Post(id="p2", author="c", ts=0, likes=0))
+    acc = st.accounts.get("a")
+    acc.activity.recent_engaged = ["p1", "p2", "gone"]
+    f = graph_features(acc, st, 10)
+    assert f["eng_post_log_eng"] == pytest.approx((math.log1p(32) + 0.0) / 2)
+    assert f["eng_post_eng_vs_author"] == pytest.approx((math.log(33 / 4) + math.log(1 / 4)) / 2)
+    assert math.isnan(graph_features(st.accounts.get("b"), st, 10)["eng_post_log_eng"])

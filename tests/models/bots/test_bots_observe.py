@@ -66,3 +66,52 @@ def test_observe_matches_batch_computation():
 def test_text_hash_is_normalised_and_stable():
     # one hash for the text-hash entity, post records and duplicate detection (BLAKE2b, process-independent)
     assert text_hash("Buy  NOW ") == text_hash("buy now") == 6245661459177822692
+
+
+def test_engagement_aggregates_from_the_engine_state():
+    """Likes and reposts of known posts: age, earlier engagements, author followers, followed share and a
+    bounded sketch of engaged authors - computed by the engine's observer before the like is applied."""
+    from bastion.detect.bots import activity_observer
+    from bastion.features.account import activity_features
+    from bastion.state.activity import MAX_AUTHORS
+    from bastion.state.apply import apply_event
+    from bastion.state.memory import MemoryState
+    from bastion.state.model import Account
+
+    st = MemoryState()
+    t0 = 1_700_000_000_000
+    st.accounts.put(Account(id="author", followers=7))
+    st.accounts.put(Account(id="fan"))
+    st.graph.add("follow", "fan", "author", t0)
+    apply_event(st, PostCreate(id="e0", ts=t0, actor="author", post=PostBody(id="p0", text="hi")),
+                st.accounts.get("author"))
+    for i, who in enumerate(("x1", "x2")):
+        st.accounts.put(Account(id=who))
+        apply_event(st, PostEngage(id=f"l{i}", ts=t0 + 60_000, actor=who, kind="like", post=PostRef(id="p0")),
+                    st.accounts.get(who), activity_observer)
+    fan = st.accounts.get("fan")
+    like = PostEngage(id="l9", ts=t0 + 10 * 60_000, actor="fan", kind="like", post=PostRef(id="p0"))
+    apply_event(st, like, fan, activity_observer)
+    a = fan.activity
+    assert (a.n_likes, a.n_eng_seen, a.n_eng_young, a.n_eng_followed) == (1, 1, 1, 1)
+    assert math.isclose(a.eng_age_log_sum, math.log1p(10.0))
+    assert math.isclose(a.eng_prior_log_sum, math.log1p(2))           # two likes before this one
+    assert math.isclose(a.eng_velocity_log_sum, math.log1p(2 * 60.0 / 11.0))
+    assert math.isclose(a.eng_author_log_sum, math.log1p(7))
+    assert a.eng_authors == {"author": 1}
+    f = activity_features(fan, t0 + 10 * 60_000)
+    assert f["act_eng_young_share"] == 1.0 and f["act_eng_followed_share"] == 1.0
+    assert f["act_eng_top_author_share"] == 1.0
+    # an unknown post counts as a like but adds nothing else; other actions leave the aggregates alone
+    apply_event(st, PostEngage(id="l10", ts=t0 + 11 * 60_000, actor="fan", kind="like", post=PostRef(id="zz")),
+                fan, activity_observer)
+    assert (a.n_likes, a.n_eng_seen) == (2, 1)
+
+    # the author sketch stays bounded (Misra-Gries) and keeps a heavy hitter
+    stats = ActivityStats()
+    ev = PostEngage(id="x", ts=t0, actor="a", kind="like", post=PostRef(id="q"))
+    for i in range(200):
+        author = "heavy" if i % 2 else f"a{i}"
+        observe(stats, ev, engaged=(author, 3_600_000 * 5, 0, 10, False))
+        assert len(stats.eng_authors) <= MAX_AUTHORS
+    assert "heavy" in stats.eng_authors and stats.n_eng_young == 0 and stats.n_eng_seen == 200
