@@ -285,12 +285,7 @@ def from_state_files(name: str, files: Sequence[Path], platt: tuple[float, float
     raw: dict[str, np.ndarray] = {}
     for f in files:
         raw.update(load_file(str(f)))
-    merged: dict[str, np.ndarray] = {}
-    for k in sorted(raw):
-        base, _, idx = k.partition("##")
-        if idx:
-            continue
-        merged[k] = raw[k]
+    merged = {k: v for k, v in raw.items() if "##" not in k}
     chunked = sorted({k.partition("##")[0] for k in raw if "##" in k})
     for base in chunked:
         parts = sorted((int(k.partition("##")[2]), v) for k, v in raw.items() if k.partition("##")[0] == base)
