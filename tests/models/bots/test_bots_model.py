@@ -88,24 +88,24 @@ def test_live_detector_scores_caches_and_explains():
 
 @needs_data
 def test_shipped_profile_config_cv_floor_on_cresci(cresci):
-    """Floor: nested 5-fold CV of the profile model on cresci keeps F1 >= 0.80 and PR-AUC >= 0.90 (quick inner
-    folds; 0.808 and 0.908 when written)."""
+    """Floor: nested 5-fold CV of the profile model on cresci keeps F1 >= 0.79 and PR-AUC >= 0.89 (quick inner
+    folds; with the boosted trees alone 0.807 and 0.897 by the published 5 inner folds)."""
     X, y = cresci
     res = cross_validate(X, y, PROFILE_SCHEMA, inner_folds=3)
-    assert res["mean"]["f1"] >= 0.80, res["mean"]
-    assert res["mean"]["pr_auc"] >= 0.90, res["mean"]
+    assert res["mean"]["f1"] >= 0.79, res["mean"]
+    assert res["mean"]["pr_auc"] >= 0.89, res["mean"]
 
 
 def test_random_forest_candidate_calibrates_and_compiles():
     """LightGBM's ``rf`` mode reports the sum of its trees as the raw score (hundreds): Platt scaling still
-    converges, and the event loop's compiled forest gives the booster's probabilities."""
-    from bastion.models.bots.model import CANDIDATES, fit_platt
+    converges, and the event loop's compiled forest gives the booster's probabilities (the forest is no longer
+    a shipped candidate; the evaluation still runs it for comparison)."""
+    from bastion.models.bots.model import RF_CANDIDATE, fit_platt
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 4))
     y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
-    rf = next(c for c in CANDIDATES if c.get("boosting") == "rf")
-    m = BotModel(("a", "b", "c", "d"), candidates=[rf], rounds_scale=0.2, inner_folds=3).fit(X, y)
+    m = BotModel(("a", "b", "c", "d"), candidates=[RF_CANDIDATE], rounds_scale=0.2, inner_folds=3).fit(X, y)
     assert np.abs(m.oof_margin_).max() > 10          # sums, not means
     a, _b = m.platt_
     assert 0 < a < 1 and 0.05 < m.threshold_ < 0.95
@@ -120,11 +120,13 @@ def test_random_forest_candidate_calibrates_and_compiles():
 
 def test_nested_selection_sees_only_training_rows():
     """With several candidates, ``fit`` chooses by inner out-of-fold average precision on its own rows."""
-    from bastion.models.bots.model import CANDIDATES
+    from bastion.models.bots.model import CANDIDATES, RF_CANDIDATE
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(240, 3))
     y = (X[:, 1] > 0).astype(int)
-    m = BotModel(("a", "b", "c"), rounds_scale=0.1, inner_folds=3).fit(X, y)
-    assert m.chosen_ in [dict(c) for c in CANDIDATES]
-    assert len(CANDIDATES) >= 2
+    cands = [*CANDIDATES, RF_CANDIDATE]
+    m = BotModel(("a", "b", "c"), candidates=cands, rounds_scale=0.1, inner_folds=3).fit(X, y)
+    assert m.chosen_ in [dict(c) for c in cands]
+    # the shipped candidates: the boosted trees alone (the random forest was dropped for scoring speed)
+    assert len(CANDIDATES) == 1 and "boosting" not in CANDIDATES[0]
