@@ -19,8 +19,12 @@ engine's order), without the detectors knowing:
   the index of account creation times they share stays shared) with the journal position they include, in
   its commit, and trims the journal before it. A restarted worker loads the snapshot and replays the journal
   after it, its own entries included: a crash loses no detector state and applies none twice. ``bastion
-  collect`` does the same before the batch graph jobs run, so they see every worker's inputs. (Pickles are
-  read only from the deployment's own Redis, which is trusted like the rest of its state.)
+  collect`` does the same before the batch graph jobs run, so they see every worker's inputs. A snapshot is
+  a pickle, so it is *sealed*: an HMAC-SHA256 tag under the deployment's key (``BASTION_REPLICA_KEY``; without
+  it, a random key kept in Redis, which guards against corruption but not against someone who can write to
+  Redis - set the variable in production) is checked before anything is unpickled, and the unpickler accepts
+  only the classes a snapshot holds (detector classes of ``bastion.detect``, datasketch's LSH, containers,
+  numpy arrays; no functions, no dunder attribute access).
 * **Books** (``cluster.flag`` and ``account.link`` actions) are replayed from the committed actions stream
   (entries carry the worker's name); a starting worker reads all of it.
 * **Key-value caches** (the linker's fingerprint index, name counts, links and profiles live in
@@ -30,8 +34,13 @@ engine's order), without the detectors knowing:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import logging
+import os
 import pickle
+import secrets
 import uuid
 from typing import Any
 
@@ -191,6 +200,71 @@ class _Entry(msgspec.Struct, array_like=True):
 
 _entries_dec = msgspec.msgpack.Decoder(list[_Entry])
 SNAP_NS = "replica"
+SEAL = b"BSN1"   # sealed snapshot: this tag, 32 bytes of HMAC-SHA256, the pickle
+KEY_ENV = "BASTION_REPLICA_KEY"
+
+_SAFE_BUILTINS = frozenset({"set", "frozenset", "list", "dict", "tuple", "bytes", "bytearray", "int", "float",
+                            "str", "complex", "bool", "slice", "range"})
+_SAFE_GLOBALS = frozenset({("collections", "deque"), ("collections", "defaultdict"), ("collections", "OrderedDict"),
+                           ("collections", "Counter"), ("numpy", "ndarray"), ("numpy", "dtype"),
+                           ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                           ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                           ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")})
+_SAFE_CLASS_MODULES = ("bastion.detect.", "bastion.state.model", "datasketch.")
+
+
+class SnapshotError(RuntimeError):
+    """A snapshot that fails its seal or holds something a snapshot never holds."""
+
+
+def _safe_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` for bound methods kept as attributes (datasketch's LSH keeps one): only on an instance of an
+    allowed class, never a dunder name."""
+    if name.startswith("__") or not type(obj).__module__.startswith(_SAFE_CLASS_MODULES):
+        raise SnapshotError(f"snapshot asks for {type(obj).__name__}.{name}")
+    return getattr(obj, name)
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name == "getattr":
+            return _safe_getattr
+        if (module == "builtins" and name in _SAFE_BUILTINS) or (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        if module.startswith(_SAFE_CLASS_MODULES):
+            obj = super().find_class(module, name)
+            if isinstance(obj, type):
+                return obj
+        raise SnapshotError(f"snapshot refers to {module}.{name}, which a snapshot never holds")
+
+
+def loads_snapshot(payload: bytes) -> Any:
+    """Unpickle a snapshot's payload with the restricted unpickler (after :func:`unseal`)."""
+    return _SnapshotUnpickler(io.BytesIO(payload)).load()
+
+
+def replica_key(r: Any, prefix: str) -> bytes:
+    """The key snapshots are sealed with: ``BASTION_REPLICA_KEY``, else a random one kept in Redis (created by
+    the first worker)."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return hashlib.sha256(env.encode()).digest()
+    key_name = f"{prefix}replica:key"
+    r.set(key_name, secrets.token_bytes(32), nx=True)
+    log.warning("%s is not set: snapshots are sealed with a key kept in Redis (set it in production)", KEY_ENV)
+    return bytes(r.get(key_name))
+
+
+def seal(payload: bytes, key: bytes) -> bytes:
+    return SEAL + hmac.new(key, payload, hashlib.sha256).digest() + payload
+
+
+def unseal(blob: bytes, key: bytes) -> bytes:
+    head, tag, payload = blob[:len(SEAL)], blob[len(SEAL):len(SEAL) + 32], blob[len(SEAL) + 32:]
+    if head != SEAL or not hmac.compare_digest(tag, hmac.new(key, payload, hashlib.sha256).digest()):
+        raise SnapshotError(f"the replica snapshot's seal does not match this deployment's key ({KEY_ENV} "
+                            "changed, or the snapshot was written by someone else): refusing to load it")
+    return payload
 _PAGE = 5000
 
 
@@ -247,12 +321,13 @@ class Replica:
         self._failed = False
         self._token: str | None = None
         self._snap = False
+        self._seal_key: bytes | None = None
 
     def _pickle(self) -> bytes:
         return pickle.dumps((self.names, self.detectors, self.tracker), protocol=pickle.HIGHEST_PROTOCOL)
 
     def _unpickle(self, blob: bytes) -> bool:
-        names, dets, tracker = pickle.loads(blob)  # noqa: S301 - the deployment's own state (see the module doc)
+        names, dets, tracker = loads_snapshot(blob)
         if names != self.names:
             log.warning("snapshot of detectors %s does not match %s: ignored", names, self.names,
                         extra={"worker": self.name})
@@ -264,6 +339,11 @@ class Replica:
         if self._calls is not None and tracker is not None:
             self.tracker = self._calls.tracker = tracker
         return True
+
+    def _key(self) -> bytes:
+        if self._seal_key is None:
+            self._seal_key = replica_key(self.state.r, self.state.prefix)
+        return self._seal_key
 
     @property
     def active(self) -> bool:
@@ -287,6 +367,8 @@ class Replica:
         """The latest snapshot and its journal position (none: the pristine objects, from the start)."""
         meta = self.state.r.hgetall(self.snap_key)
         blob = self.state.kv.get(SNAP_NS, "state") if meta else None
+        if blob:
+            blob = unseal(blob, self._key())
         if not (blob and self._unpickle(blob)):
             self._unpickle(self._pristine)
             meta = {}
@@ -453,7 +535,7 @@ class Replica:
         if self.since_snapshot >= self.snapshot_every:
             self.since_snapshot = 0
             self._snap = True
-            self.state.kv.put(SNAP_NS, "state", self._pickle())
+            self.state.kv.put(SNAP_NS, "state", seal(self._pickle(), self._key()))
 
     def in_transaction(self, pipe: Any) -> None:
         """Inside the batch's transaction: its journal entry (and the snapshot's position)."""
