@@ -17,6 +17,11 @@ other accounts) is therefore never read more than ``max_skew_ms`` of event time 
 a worker that dies holds the others back until it is restarted, which is what keeps results equal to the
 embedded run. ``max_skew_ms < 0`` turns the coordination off.
 
+**Cross-partition detector state.** The cluster detectors, the content detector's interaction tracker, the
+linker's caches and the cluster and link books are kept equal on every worker by :class:`bastion.replica.Replica`
+(a journal of what each worker's events did to them, replayed by the others before each batch, with snapshots
+for restarts); the Redis state's change log carries what changed, so mirrors are updated in place.
+
 Health: ``/healthz`` (the loop is alive), ``/readyz`` (connected and consuming), ``/metrics`` (Prometheus:
 lag, throughput, errors, batch and end-to-end latency, labelled by worker).
 """
@@ -37,7 +42,9 @@ from bastion.actions.effects import AppliedAction, Effect, Subject
 from bastion.app import Runtime
 from bastion.engine import ScoreBoard
 from bastion.events.codec import BadEvent, decode_event
+from bastion.replica import Replica
 from bastion.sources.redis_streams import Message
+from bastion.state.apply import ip_network
 from bastion.state.redis import RedisState
 
 log = logging.getLogger("bastion.worker")
@@ -119,25 +126,43 @@ class Worker:
         self.latencies: list[float] = []
         self.keep_latencies = False
         self.m = WorkerMetrics(metrics, name) if metrics is not None else None
-        self._others_low: tuple[int, int] = (-INF, -INF)
+        # the other workers' lowest watermark, as last read (not read yet: holds us back until the first wait)
+        self._others_low: tuple[int, int] = (INF, INF) if max_skew_ms < 0 or workers <= 1 else (-INF, -INF)
         self._published_low: tuple[int, int] | None = None
         self.wm_key = f"{state.prefix}wm"
         self._wake_id: Any = "$"
+        self._produced: tuple[int, bool] = (0, False)
+        self._fetched_at = -1e9
+        self._lag_at = -1e9
+        self.refetch_s = 0.25
+        self.replica = Replica(runtime, state, name)
+        state.publish_updates = workers > 1
+        replicated = {id(d) for d in self.replica.detectors}
+        # detectors persisting their own (partition-owned) state at each commit; the replicated ones
+        # snapshot through the replica instead
+        self._savers = [d for d in runtime.detectors if id(d) not in replicated and getattr(d, "save", None)]
+        from bastion.detect.linker.detector import NS_PROFILE
+
+        self._kv_per_actor = [NS_PROFILE] if self.replica.linkers else []
 
     # -- coordination ---------------------------------------------------------------------------------------
     def others_low(self) -> tuple[int, int]:
         if self.max_skew_ms < 0 or self.workers <= 1:
             self._others_low = (INF, INF)
             return self._others_low
-        raw = self.state.r.hgetall(self.wm_key)
+        self._others_low = self._lows(self.state.r.hgetall(self.wm_key))
+        return self._others_low
+
+    def _lows(self, raw: dict[bytes, bytes]) -> tuple[int, int]:
+        if self.max_skew_ms < 0 or self.workers <= 1:
+            return (INF, INF)
         lows = []
         for i in range(self.workers):
             if i == self.index:
                 continue
             v = raw.get(f"w{i}".encode())
             lows.append(_wm_decode(v) if v is not None else (-INF, -INF))   # not started yet: holds us back
-        self._others_low = min(lows)
-        return self._others_low
+        return min(lows)
 
     def my_low(self, produced: tuple[int, bool]) -> tuple[int, int]:
         """(event time, sequence) of this worker's next unprocessed event: of its head, or - with nothing
@@ -207,7 +232,8 @@ class Worker:
                 self._drop_uncommitted()
                 self.stop.wait(backoff)
                 backoff = min(5.0, backoff * 2)
-        return {"worker": self.name, "processed": self.processed}
+        return {"worker": self.name, "processed": self.processed, "replayed": self.replica.replayed,
+                "replay_misses": self.replica.misses[0]}
 
     def _drop_uncommitted(self) -> None:
         self.state.drop_cache()
@@ -218,20 +244,30 @@ class Worker:
         self.scores.dirty.clear()
         self.source.reset()
         self._published_low = None
+        self._fetched_at = -1e9
+        self._wake_id = "$"
+        self.replica.failed()
 
     def step(self) -> bool:
         """One iteration; True when the worker should exit (drained)."""
-        self.heartbeat = time.monotonic()
-        produced = self.source.produced_ts()
+        now = time.monotonic()
+        self.heartbeat = now
         starved = [p for p in self.source.owned if not self.buffers.get(p) and p not in self.source.dry]
         msgs: list[Message] = []
         buffered = self._buffered()
         room = self.max_buffer - buffered
-        if starved and room < self.batch_size * len(starved):
-            # (nearly) full, but a partition ran empty: refill just that one - its events may come first
-            msgs = self.source.fetch(self.batch_size * len(starved), 0, only=starved)
-        elif room > 0:
-            msgs = self.source.fetch(room, 0 if buffered else 100)
+        if starved or buffered < self.batch_size or now - self._fetched_at > self.refetch_s:
+            # read more only when the buffer runs low, a partition ran empty, or now and then (new entries in
+            # a partition that was dry); a well-stocked worker goes straight to its next batch
+            produced = self._produced = self.source.produced_ts()
+            self._fetched_at = now
+            if starved and room < self.batch_size * len(starved):
+                # (nearly) full, but a partition ran empty: refill just that one - its events may come first
+                msgs = self.source.fetch(self.batch_size * len(starved), 0, only=starved)
+            elif room > 0:
+                msgs = self.source.fetch(room, 0 if buffered else 100)
+        else:
+            produced = self._produced   # what the dry partitions were measured against
         if msgs:
             for m in msgs:
                 self.buffers.setdefault(m.partition, deque()).append(m)
@@ -239,14 +275,16 @@ class Worker:
             del self.buffers[p]   # revoked by a rebalance: its new owner re-reads them
         self.ready = True
         batch: list[Message] = []
-        while len(batch) < self.batch_size:
+        dry = self.source.dry
+        # the next event in (time, sequence) order is the least head only when every partition has something
+        # buffered or is known to have nothing more (a partition not read yet may hold an earlier event)
+        unknown = any(not self.buffers.get(p) and p not in dry for p in self.source.owned)
+        while not unknown and len(batch) < self.batch_size:
             head = self._head()
             if head is None:
                 break
             if not self._allowed(head):
-                self.others_low()
-                if not self._allowed(head):
-                    break
+                break   # blocked by another worker: wait for its next commit (which refreshes the watermarks)
             q = self.buffers[head.partition]
             q.popleft()
             self._last[head.partition] = (head.ts, head.seq)
@@ -264,34 +302,78 @@ class Worker:
                 pipe.xadd(self.state.changes_key, {"w": self.name, "k": b"\x90"})
             pipe.execute()
             self._published_low = low
-        if self.m is not None:
+        if self.m is not None and now - self._lag_at > 1.0:
+            self._lag_at = now
             self.m.lag.set(self.source.lag())
         if low[0] >= INF and self.exit_when_drained:
             return True
-        if self._buffered():
+        if self._buffered() and not unknown:   # (with a partition not read yet: read it, do not wait)
             self._wait_for_others()
         return False
 
     def _wait_for_others(self) -> None:
         """Blocked by a slower worker: wait (at most 20 ms) for its next commit or watermark, both of which
-        append to the change log, instead of polling."""
-        got = self.state.r.xread({self.state.changes_key: self._wake_id}, count=100, block=20)
+        append to the change log, and read the watermarks as they are then - one round trip."""
+        if self._wake_id == "$":   # a concrete position, so a commit between two waits is not missed
+            last = self.state.r.xrevrange(self.state.changes_key, count=1)
+            self._wake_id = last[0][0] if last else "0-0"
+        pipe = self.state.r.pipeline(transaction=False)
+        pipe.xread({self.state.changes_key: self._wake_id}, count=100, block=20)
+        pipe.hgetall(self.wm_key)
+        got, raw = pipe.execute()
         if got and got[0][1]:
             self._wake_id = got[0][1][-1][0]
+        self._others_low = self._lows(raw)
+
+    def _hints(self, events: list[Any]) -> dict[str, list[tuple[str, ...]]]:
+        """What the batch's events will read that the state can load up front, with the batch's first round
+        trip: the identifiers they carry, the actors' and targets' follow sets, the actors' per-account
+        detector entries (the linker's behaviour profile)."""
+        ids: list[tuple[str, ...]] = []
+        graph: list[tuple[str, ...]] = []
+        kv: list[tuple[str, ...]] = []
+        per_actor = self._kv_per_actor
+        for ev in events:
+            for a in (ev.actor, getattr(ev, "target", None)):
+                if isinstance(a, str) and a:
+                    graph += (("follow", "out", a), ("follow", "in", a))
+            kv += [(ns, ev.actor) for ns in per_actor]
+            c = ev.ctx
+            if c is not None:
+                if c.ip:
+                    ids += (("ip", c.ip), ("ip_net", ip_network(c.ip)))
+                if c.device:
+                    ids.append(("device", c.device))
+            prof = getattr(ev, "profile", None)
+            if prof is not None:
+                if prof.email_domain:
+                    ids.append(("email_domain", prof.email_domain.lower()))
+                if prof.avatar:
+                    ids.append(("avatar", prof.avatar))
+        return {"ids": ids, "graph": graph, "kv": kv}
 
     def process(self, batch: list[Message], low: tuple[int, int]) -> None:
         t0 = time.perf_counter()
         engine = self.rt.engine
         events = []
+        raws = []
         for m in batch:
             try:
                 events.append(decode_event(m.raw))
+                raws.append(m.raw)
             except BadEvent as exc:
                 self.sink.dead.append((m.seq, exc.reason, m.raw.decode("utf-8", "replace")))
         state = self.state
-        state.begin_batch([e.id for e in events], [e.actor for e in events])
-        for ev in events:
-            engine.process(ev)
+        rep = self.replica
+        rep.ensure()
+        # one round trip: the other workers' changes, seen ids, actors, their detector journal and actions
+        tail = state.begin_batch([e.id for e in events], [e.actor for e in events], extra=rep.catch_up_reads,
+                                 hints=self._hints(events))
+        rep.catch_up(tail)
+        rep.begin_batch()
+        for ev, raw in zip(events, raws, strict=True):
+            rep.begin_event()
+            rep.end_event(raw, engine.process(ev) is not None)
         actions = self.sink.actions
         dead = self.sink.dead
         scores = self.scores
@@ -300,9 +382,10 @@ class Worker:
 
         def also(pipe: Any) -> None:
             self.source.ack(pipe, batch)
+            rep.in_transaction(pipe)
             for act in actions:
                 stream = "shadow" if act.stage == "shadow" else "actions"
-                pipe.xadd(f"{prefix}{stream}", {"a": _enc.encode(act)})
+                pipe.xadd(f"{prefix}{stream}", {"a": _enc.encode(act), "w": self.name})
             for line, error, raw in dead:
                 pipe.xadd(f"{prefix}dead", {"line": line or 0, "error": error, "raw": raw})
             board = {f"{subj.kind}\x1f{subj.id}\x1f{name}": repr(value)
@@ -310,13 +393,14 @@ class Worker:
             if board:
                 pipe.hset(f"{prefix}scores", mapping=board)
             pipe.hset(self.wm_key, self.name, _wm_encode(low))
+            if self.workers > 1 and not state.written:   # our watermark moved: wake the waiting workers
+                pipe.xadd(state.changes_key, {"w": self.name, "k": b"\x90"})
             if last_ts:
                 pipe.hset(f"{prefix}last_ts", self.name, last_ts)
 
-        for det in self.rt.detectors:   # detectors that keep their own state persist it in the same commit
-            save = getattr(det, "save", None)
-            if save is not None:
-                save(state)
+        for det in self._savers:   # detectors that keep their own state persist it in the same commit
+            det.save(state)
+        rep.before_commit(len(batch))
         state.checkpoint({"seq": batch[-1].seq}, also=also)
         self._published_low = low
         self.source.after_commit(batch)
@@ -448,6 +532,8 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
         kind, sid, name = key.decode().split("\x1f")
         board.set(Subject(kind, sid), name, float(raw))
     if runtime is not None:
+        # the cluster detectors' inputs as the workers left them (snapshot and journal), for the batch jobs
+        Replica(runtime, state, "collect", books=False).catch_up_now()
         # the books behind scores.jsonl's linked_to and clusters, rebuilt from the committed actions
         dec = msgspec.json.Decoder(AppliedAction)
         for raw in outcomes:

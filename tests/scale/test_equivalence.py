@@ -15,9 +15,7 @@ from tests.scale.conftest import (
     wait_all,
 )
 
-# Issue 10 acceptance test, open: N workers still differ from the embedded run (shared-infrastructure clusters
-# keep their inputs in process; N=3 does not finish in time). Deselected in CI until it passes.
-pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.pending]
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

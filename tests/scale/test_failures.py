@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import msgspec
 import pytest
 from tests.scale.conftest import (
     collect,
@@ -26,26 +25,16 @@ from tests.scale.conftest import (
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
-def looped(events: Path, total: int) -> list[bytes]:
-    """``total`` events: the simulated stream repeated with fresh ids and shifted times."""
-    lines = events.read_bytes().splitlines()
-    first, last = msgspec.json.decode(lines[0])["ts"], msgspec.json.decode(lines[-1])["ts"]
-    span = last - first + 1000
-    out: list[bytes] = []
-    k = 0
-    while len(out) < total:
-        for line in lines:
-            if len(out) >= total:
-                break
-            if k == 0:
-                out.append(line)
-                continue
-            obj = msgspec.json.decode(line)
-            obj["id"] = f"{obj['id']}~{k}"
-            obj["ts"] += k * span
-            out.append(msgspec.json.encode(obj))
-        k += 1
-    return out
+def day_stream(total: int, work: Path) -> list[bytes]:
+    """``total`` events of one simulated day (``bastion sim --users 6300 --days 1 --seed 3``: ~202k events).
+    One day, so the whole stream stays inside the 3-day window of remembered event ids (a looped copy of the
+    small simulation spanned 6 days of event time, whose oldest ids a worker rightly forgets)."""
+    from bastion.sim.engine import SimConfig, simulate
+
+    simulate(SimConfig(users=6300, days=1, seed=3), work)
+    lines = (work / "events.jsonl").read_bytes().splitlines()[:total]
+    assert len(lines) == total
+    return lines
 
 
 def _tail(log: Path, n: int = 3000) -> str:
@@ -68,12 +57,14 @@ def wait_until(cond, timeout: float, what: str, procs: list[subprocess.Popen] = 
     raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
 
-@pytest.mark.pending  # issue 10, open: the restarted worker does not finish the 200k stream in time
-def test_kill_9_and_restart_loses_nothing_and_duplicates_nothing(sim_events, redis_prefix, tmp_path):
+@pytest.mark.pending  # issue 10, open: 8+ min on a shared 2-core machine; not yet re-verified after the merge
+@pytest.mark.timeout(1500)   # ~4-5 min on an idle 2-core machine (two 200k-event runs); more when shared
+def test_kill_9_and_restart_loses_nothing_and_duplicates_nothing(redis_prefix, tmp_path):
     """One worker over four partitions, killed with SIGKILL mid-way through a 200k-event stream (with a batch
-    delivered but not committed) and restarted: it re-reads its pending entries, skips the committed ones."""
+    delivered but not committed) and restarted: it re-reads its pending entries, skips the committed ones,
+    and its replicated detector state resumes from the last snapshot and the journal after it."""
     events = tmp_path / "events.jsonl"
-    lines = looped(sim_events, 200_000)
+    lines = day_stream(200_000, tmp_path / "sim")
     events.write_bytes(b"\n".join(lines) + b"\n")
     want = normalised_actions(embedded_run(events, tmp_path / "embedded") / "actions.jsonl")
     src = url(redis_prefix)

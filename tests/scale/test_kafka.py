@@ -9,9 +9,7 @@ import time
 import pytest
 from tests.scale.conftest import collect, embedded_run, normalised_actions, start_worker, url, wait_all
 
-# Issue 10 acceptance test, open: Kafka workers differ from the embedded run (partition merge order).
-# Deselected in CI until it passes.
-pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.pending]
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 pytest.importorskip("confluent_kafka")
 
 

@@ -19,11 +19,23 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     settings = Settings.load(config)
     setup_logging(settings.log_json)
     name = f"w{index}"
+    scratch: Path | None = None
+    if settings.db_path == Settings().db_path:
+        # a worker's local review database is scratch (cases live in PostgreSQL in a deployment): one per
+        # process, not the working directory's shared file N workers would lock each other out of
+        import tempfile
+        from dataclasses import replace
+
+        scratch = Path(tempfile.mkdtemp(prefix=f"bastion-worker-{name}-"))
+        settings = replace(settings, db_path=scratch / "review.db")
     state_url = state or (source if source.startswith("redis") else settings.redis_url)
     if not state_url:
         raise SystemExit("--state redis://... is required with a Kafka source")
     st = build_state(state_url, worker=name)
     rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st, resume=True)
+    # the review service's event recorder keeps the last 100k events for an embedded server's UI and
+    # backtests; a worker serves no UI, and it would be ~200 MB of every worker's memory
+    rt.engine.detectors = [d for d in rt.engine.detectors if getattr(d, "name", "") != "recorder"]
     if source.startswith("kafka://"):
         from bastion.sources.kafka import KafkaSource
 
@@ -51,6 +63,10 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
 
         latency_out.write_text(json.dumps(w.latencies))
     log.info("worker stopped: %s", result, extra={"worker": name})
+    if scratch is not None:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_produce(events: Path, to: str, partitions: int, rate: float | None, end: bool) -> int:

@@ -112,10 +112,20 @@ class KafkaSource:
         return self.max_ts, ended
 
     def fetch(self, count: int, block_ms: int, only: list[int] | None = None) -> list[Message]:
-        from confluent_kafka import KafkaError
+        from confluent_kafka import KafkaError, TopicPartition
 
         out: list[Message] = []
-        for msg in self.c.consume(num_messages=max(1, count), timeout=max(block_ms, 10) / 1000):
+        paused = []
+        if only is not None:   # refill just these partitions: the others wait (their buffers are full)
+            paused = [TopicPartition(self.topic, p) for p in self.owned if p not in only]
+            if paused:
+                self.c.pause(paused)
+        try:
+            got = self.c.consume(num_messages=max(1, count), timeout=max(block_ms, 10) / 1000)
+        finally:
+            if paused:
+                self.c.resume(paused)
+        for msg in got:
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:

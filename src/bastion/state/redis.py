@@ -8,8 +8,10 @@ Model (see docs/deploy.md, "what is shared"):
   transaction, and :meth:`RedisState.begin_batch` drops the keys other workers changed before each batch. A
   worker therefore sees every write committed before its batch began, as with per-batch reads, at one round
   trip per batch instead of one per read. Counter keys absent from ``ctr`` are known to be empty (no read).
-  After a failure the whole mirror is dropped (:meth:`RedisState.drop_cache`); it is bounded (``cache_limit``
-  entries) and cleared when full.
+  Entity, graph and counter changes travel in the change log with the keys (counter-field deltas, new field
+  values, added and removed edges, a series' adds and trim) and are applied to the mirror instead of dropping
+  it, so N workers keep their mirrors warm. After a failure the whole mirror is dropped (:meth:`RedisState.drop_cache`); it is bounded
+  (``cache_limit`` entries: past it the largest stores' mirrors are dropped, down to half the limit).
 * **Writes** are buffered and applied at :meth:`RedisState.checkpoint` in *one* ``MULTI``/``EXEC``
   transaction together with the event ids of the batch, the source acknowledgements and the emitted actions
   (the worker passes those in ``also``) - an event's effects and its seen-id are applied atomically, which is
@@ -46,6 +48,7 @@ _label_dec = msgspec.msgpack.Decoder(Label)
 _keys_enc = msgspec.msgpack.Encoder()
 _keys_dec = msgspec.msgpack.Decoder(list[str])
 _report_dec = msgspec.msgpack.Decoder(Report)
+_updates_dec = msgspec.msgpack.Decoder(dict[str, list[Any]])
 DEFAULT_WINDOW_MS = DAY_MS
 INF = 1 << 62
 
@@ -106,10 +109,14 @@ class _EntityStore:
         self.snap: dict[str, dict[str, bytes]] = {}  # encoded fields as stored (read or committed by us)
         self.dirty: set[str] = set()
         self.live: dict[str, Any] = {}                # id -> the one object handed out for it
+        # read in the middle of a batch: may already hold another worker's change whose change-log entry we
+        # have not read yet, so such a change is not applied to it (it is dropped and read again)
+        self.fresh: set[str] = set()
 
     def forget(self, id_: str) -> None:
         self.data.pop(id_, None)
         self.snap.pop(id_, None)
+        self.fresh.discard(id_)
 
     def size(self) -> int:
         return len(self.data)
@@ -118,6 +125,7 @@ class _EntityStore:
         self.data.clear()
         self.snap.clear()
         self.live.clear()
+        self.fresh.clear()
 
     def key(self, id_: str) -> str:
         return f"{self.s.prefix}{self.kind}:{id_}"
@@ -130,6 +138,7 @@ class _EntityStore:
         for i in todo:
             pipe.hgetall(self.key(i))
         for i, raw in zip(todo, pipe.execute(), strict=True):
+            self.fresh.add(i)
             self._remember(i, raw)
 
     def _remember(self, id_: str, raw: dict[bytes, bytes]) -> Any:
@@ -152,6 +161,7 @@ class _EntityStore:
     def get(self, id_: str) -> Any:
         if id_ in self.data:
             return self.data[id_]
+        self.fresh.add(id_)
         return self._remember(id_, self.s.r.hgetall(self.key(id_)))
 
     def put(self, obj: Any) -> None:
@@ -164,8 +174,9 @@ class _EntityStore:
         """Per changed entity one ``hupdate`` script call: counter fields as deltas, the others when changed;
         then one ``ZADD`` of the entity index."""
         counters = _COUNTER_FIELDS[self.cls]
-        update = self.s.script("hupdate")
         index: dict[str, int] = {}
+        keys: list[str] = []
+        args: list[Any] = []
         for id_ in self.dirty:
             obj = self.data.get(id_)
             if obj is None:
@@ -183,16 +194,50 @@ class _EntityStore:
                         incr += (name, delta)
                 elif value != before:
                     sets += (name, value)
-            if incr:
-                update(keys=[key], args=[len(incr) // 2, *incr, *sets], client=pipe)
-            elif sets:
-                pipe.hset(key, items=sets)
+            if incr or sets:
+                keys.append(key)
+                args += (len(incr) // 2, len(sets) // 2, *incr, *sets)
             self.snap[id_] = new
-            self.s.note(f"{self.kind}:{id_}")
+            # the change for the other workers' mirrors; a new entity travels whole (likely read elsewhere next)
+            self.s.note(f"{self.kind}:{id_}", ["e", incr, sets, 0 if old else 1])
             index[obj.id] = self._index_ts(obj)
+        if keys:   # one script call for the batch's entities (commands cost more client time than bytes)
+            self.s.evalsha(pipe, "hupdate_many", keys, args)
         if index:
             pipe.zadd(f"{self.s.prefix}{self.index_name}", index)
         self.dirty.clear()
+
+    def apply(self, id_: str, incr: list[Any], sets: list[Any], created: bool = False, deltas_only: bool = False) -> bool:
+        """Another worker's committed change of a mirrored entity (counter deltas, new field values), applied
+        to the mirror instead of dropping it; False when it cannot be (read mid-batch, or known absent until
+        now). ``deltas_only``: we wrote the entity after that change, so its other fields are ours."""
+        if id_ not in self.data:
+            return True    # not mirrored: nothing to update
+        if id_ in self.fresh:
+            return False
+        obj = self.data[id_]
+        if created:
+            if obj is not None:   # we know of it too (created here concurrently?): read it again
+                return False
+            # known absent until now: the change is the whole entity (its creator's counters as deltas)
+            raw = {incr[i].encode(): str(incr[i + 1]).encode() for i in range(0, len(incr), 2)}
+            raw.update({sets[i].encode(): sets[i + 1] for i in range(0, len(sets), 2)})
+            self._remember(id_, raw)
+            return True
+        snap = self.snap.get(id_)
+        if obj is None or snap is None:
+            return False
+        decs = _DECODERS[self.cls]
+        for i in range(0, len(incr), 2):
+            name, delta = incr[i], int(incr[i + 1])
+            value = int(snap.get(name, b"0")) + delta
+            snap[name] = str(value).encode()
+            setattr(obj, name, value)
+        for i in range(0, len(sets) if not deltas_only else 0, 2):
+            name, raw = sets[i], sets[i + 1]
+            snap[name] = raw
+            setattr(obj, name, decs[name].decode(raw))
+        return True
 
     index_name = ""
 
@@ -312,10 +357,25 @@ class RedisGraph:
         for (key, member), added in net.items():
             ops.setdefault((key, added), []).append(member)
         p = self.s.prefix
+        by_key: dict[str, list[Any]] = {}
         for (key, added), members in ops.items():
             (pipe.sadd if added else pipe.srem)(f"{p}{key}", *members)
-            self.s.note(key)
+            by_key.setdefault(key, []).extend((m, added) for m in members)
+        for key, changes in by_key.items():
+            self.s.note(key, ["g", changes])
         self.changes.clear()
+
+    def apply(self, rest: str, changes: list[Any]) -> bool:
+        """Another worker's committed adds and removals of one set, applied to the mirror."""
+        kind, way, id_ = rest.split(":", 2)
+        got = self.sets.get((kind, way, id_))
+        if got is not None:
+            for member, added in changes:
+                if added:
+                    got.add(member)
+                else:
+                    got.discard(member)
+        return True
 
     def reset(self) -> None:
         self.changes.clear()
@@ -330,11 +390,13 @@ class RedisIdentifiers:
         self.cap = cap
         self.mirror: dict[tuple[str, str], tuple[dict[str, int], list[int]]] = {}
         self.pending: list[tuple[str, str, str, int, bool]] = []
+        self.fresh: set[tuple[str, str]] = set()   # read mid-batch (see _EntityStore.fresh)
 
     def _load(self, kind: str, value: str) -> tuple[dict[str, int], list[int]]:
         k = (kind, value)
         got = self.mirror.get(k)
         if got is None:
+            self.fresh.add(k)
             p = self.s.prefix
             pipe = self.s.r.pipeline(transaction=False)
             pipe.hgetall(f"{p}id:{kind}:{value}")
@@ -389,15 +451,34 @@ class RedisIdentifiers:
             g[1][0] += new
             g[1][1] = max(g[1][1], ts)
         latest: dict[str, int] = {}
+        keys: list[str] = []
+        argv: list[Any] = [self.cap]
         for (kind, value), (args, (n_new, ts)) in groups.items():
-            if n_new:
-                pipe.incrby(f"{p}idn:{kind}:{value}", n_new)
-            self.s.script("capped_hset")(keys=[f"{p}id:{kind}:{value}"], args=[self.cap, *args], client=pipe)
+            keys += (f"{p}id:{kind}:{value}", f"{p}idn:{kind}:{value}")
+            argv += (n_new, len(args) // 2, *args)
             latest[f"{kind}:{value}"] = ts
-            self.s.note(f"id:{kind}:{value}")
+            self.s.note(f"id:{kind}:{value}", ["i", args, n_new])
+        if keys:   # every identifier of the batch in one script call
+            self.s.evalsha(pipe, "capped_hset_many", keys, argv)
         if latest:
             pipe.zadd(f"{p}ids", latest, gt=True)
         self.pending.clear()
+
+    def apply(self, rest: str, args: list[Any], n_new: int) -> bool:
+        """Another worker's committed adds to one identifier (the script's rules on the local copy)."""
+        kind, value = rest.split(":", 1)
+        got = self.mirror.get((kind, value))
+        if got is None:
+            return True
+        if (kind, value) in self.fresh:
+            return False
+        members, count = got
+        count[0] += int(n_new)
+        for i in range(0, len(args), 2):
+            acc = args[i]
+            if acc in members or len(members) < self.cap:
+                members[acc] = int(args[i + 1])
+        return True
 
     def reset(self) -> None:
         self.pending.clear()
@@ -667,22 +748,43 @@ class RedisCounters:
                 got = adds[zkey] = {}
             if zkey[0] != "d" or ts > got.get(member, -INF):
                 got[member] = ts
-        for zkey, mapping in adds.items():
-            pipe.zadd(f"{p}{zkey}", mapping, gt=zkey[0] == "d")
+        keys: list[str] = []
+        args: list[Any] = []
+        for zkey, upto in trims.items():   # every key added to this batch was trimmed once (see _add)
+            mapping = adds.get(zkey, {})
+            keys.append(f"{p}{zkey}")
+            args += (1 if zkey[0] == "d" else 0, len(mapping), upto)
+            for m, t in mapping.items():
+                args += (t, m)
+        if keys:   # ZADD and ZREMRANGEBYSCORE of every key in one script call
+            self.s.evalsha(pipe, "zadd_trim_many", keys, args)
         latest: dict[str, int] = {}
         for zkey, upto in trims.items():
-            pipe.zremrangebyscore(f"{p}{zkey}", "-inf", upto)
             series = self.mirror.get(zkey)
             if series is not None:
                 self.members -= series.trim(upto)
             latest[f"{p}{zkey}"] = upto + self._horizon(zkey.split(":", 2)[1])
-            note(zkey)
+            added = adds.get(zkey, {})
+            note(zkey, ["c", [x for kv in added.items() for x in kv], upto])
             if self.exists is not None:
                 self.exists.add(zkey)
         if latest:
             pipe.zadd(f"{p}ctr", latest, gt=True)
         self.pending.clear()
         self._trimmed.clear()
+
+    def apply(self, zkey: str, flat: list[Any], upto: int) -> bool:
+        """Another worker's committed adds (member, time, ...) and trim of one series, applied to the mirror."""
+        if self.exists is not None:
+            self.exists.add(zkey)
+        series = self.mirror.get(zkey)
+        if series is None:
+            return True
+        gt = zkey[0] == "d"
+        for i in range(0, len(flat), 2):
+            self.members += series.put(flat[i], int(flat[i + 1]), gt)
+        self.members -= series.trim(int(upto))
+        return True
 
     def forget(self, zkey: str) -> None:
         got = self.mirror.pop(zkey, None)
@@ -741,6 +843,10 @@ class RedisKV:
         self.s = state
         self.memo: dict[tuple[str, str], bytes | None] = {}
         self.dirty: dict[tuple[str, str], bytes] = {}
+        # keys other workers changed (from the change log), for detectors that cache kv entries in process;
+        # ``changed_all``: the change log was lost (trimmed past us, or an eviction), anything may have changed
+        self.changed: set[tuple[str, str]] = set()
+        self.changed_all = False
 
     def get(self, namespace: str, key: str) -> bytes | None:
         k = (namespace, key)
@@ -757,9 +863,21 @@ class RedisKV:
         out.update({k: v for (ns, k), v in self.dirty.items() if ns == namespace})
         return list(out.items())
 
+    def get_many(self, keys: list[tuple[str, str]]) -> list[bytes | None]:
+        """Several entries in one round trip (those not memoised)."""
+        todo = [k for k in dict.fromkeys(keys) if k not in self.memo]
+        if todo:
+            pipe = self.s.r.pipeline(transaction=False)
+            for ns, key in todo:
+                pipe.hget(f"{self.s.prefix}kv:{ns}", key)
+            for k, v in zip(todo, pipe.execute(), strict=True):
+                self.memo[k] = v
+        return [self.memo[k] for k in keys]
+
     def forget(self, rest: str) -> None:
         ns, _, key = rest.partition("\x1f")
         self.memo.pop((ns, key), None)
+        self.changed.add((ns, key))
 
     def size(self) -> int:
         return len(self.memo)
@@ -781,6 +899,64 @@ class RedisKV:
 
 
 _SCRIPTS = {
+    # many entity hashes (Redis' Lua msgpack has no binary type, so flat arguments): per key, the number of
+    # counter fields n and of other fields m, then n (field, delta) and m (field, value) pairs
+    "hupdate_many": """
+local a = 1
+for _, key in ipairs(KEYS) do
+  local n, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, n do
+    redis.call('HINCRBY', key, ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  if m > 0 then
+    redis.call('HSET', key, unpack(ARGV, a, a + 2 * m - 1))
+    a = a + 2 * m
+  end
+end
+return 0""",
+    # many identifiers: KEYS = (id hash, idn count) per identifier; ARGV[1] = cap, then per identifier the
+    # number of new accounts, n, and n (account, ts) pairs - the capped_hset rule for each, one INCRBY
+    "capped_hset_many": """
+local cap = tonumber(ARGV[1])
+local a = 2
+for i = 1, #KEYS, 2 do
+  local h = KEYS[i]
+  local new, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  if new > 0 then
+    redis.call('INCRBY', KEYS[i + 1], new)
+  end
+  for _ = 1, n do
+    if redis.call('HEXISTS', h, ARGV[a]) == 1 or redis.call('HLEN', h) < cap then
+      redis.call('HSET', h, ARGV[a], ARGV[a + 1])
+    end
+    a = a + 2
+  end
+end
+return 0""",
+    # many sorted sets: per key, gt (1: ZADD GT), n, the trim bound, then n (score, member) pairs - ZADD
+    # [GT], then ZREMRANGEBYSCORE -inf bound
+    "zadd_trim_many": """
+local a = 1
+for _, key in ipairs(KEYS) do
+  local gt, n, upto = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  a = a + 3
+  local j = 0
+  while j < n do
+    local k = math.min(n - j, 1000)
+    if gt == '1' then
+      redis.call('ZADD', key, 'GT', unpack(ARGV, a + 2 * j, a + 2 * (j + k) - 1))
+    else
+      redis.call('ZADD', key, unpack(ARGV, a + 2 * j, a + 2 * (j + k) - 1))
+    end
+    j = j + k
+  end
+  a = a + 2 * n
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', upto)
+end
+return 0""",
     # one entity hash: ARGV[1] = n counter fields, then n (field, delta) pairs, then (field, value) pairs
     "hupdate": """
 local n = tonumber(ARGV[1])
@@ -827,6 +1003,8 @@ class RedisState:
         self.change_log_ms = 60_000
         self._chg_cursor: str | None = None
         self._written: set[str] = set()
+        self._updates: dict[str, list[Any]] = {}
+        self.publish_updates = True   # off when no other worker reads the change log (one worker)
         self._evicted = False
         self._scripts_ok = False
 
@@ -852,9 +1030,37 @@ class RedisState:
             s = self._scripts[name] = self.r.register_script(_SCRIPTS[name])
         return s
 
-    def note(self, key: str) -> None:
-        """A key (without the prefix) this batch writes: published in the change log at the commit."""
+    def evalsha(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
+        """Queue script ``name`` on ``pipe`` by its hash. The commit loads every script once beforehand
+        (a redis-py script object would instead check for them with one more round trip per commit)."""
+        pipe.evalsha(self.script(name).sha, len(keys), *keys, *args)
+
+    def note(self, key: str, update: list[Any] | None = None) -> None:
+        """A key (without the prefix) this batch writes: published in the change log at the commit, with
+        ``update`` - what changed, for the other workers to apply to their mirrors instead of dropping them."""
         self._written.add(key)
+        if update is not None and self.publish_updates:
+            self._updates[key] = update
+        else:
+            self._updates.pop(key, None)
+
+    def _apply(self, key: str, update: list[Any], ours_later: bool = False) -> bool:
+        """Apply another worker's change of ``key`` to the mirror; ``ours_later``: we wrote the key in a later
+        commit (set-like changes are idempotent; an entity keeps our field values, takes its counter deltas)."""
+        kind, _, rest = key.partition(":")
+        if update[0] == "e" and kind in ("acc", "post"):
+            store = self.accounts if kind == "acc" else self.posts
+            created = bool(update[3]) if len(update) > 3 else False
+            if created and ours_later:
+                return False
+            return store.apply(rest, update[1], update[2], created, deltas_only=ours_later)
+        if update[0] == "g" and kind == "g":
+            return self.graph.apply(rest, update[1])
+        if update[0] == "i" and kind == "id":
+            return self.identifiers.apply(rest, update[1], update[2])
+        if update[0] == "c" and kind in ("c", "d"):
+            return self.counters.apply(key, update[1], update[2])
+        return False
 
     def _stores(self) -> tuple[Any, ...]:
         return (self.accounts, self.posts, self.graph, self.identifiers, self.reports, self.labels, self.kv)
@@ -882,6 +1088,7 @@ class RedisState:
             self.kv.forget(rest)
         elif key == "*":
             self.drop_cache(keep_cursor=True)
+            self.kv.changed_all = True
 
     def drop_cache(self, keep_cursor: bool = False) -> None:
         """Forget the local mirror (after a failure: it may hold an uncommitted batch; or when told to)."""
@@ -892,12 +1099,24 @@ class RedisState:
             self._scripts_ok = False
         self.refresh()
 
-    def begin_batch(self, event_ids: list[str], actors: list[str]) -> None:
+    @property
+    def written(self) -> bool:
+        """Whether the pending commit writes any key (and so appends to the change log)."""
+        return bool(self._written) or self._evicted
+
+    def begin_batch(self, event_ids: list[str], actors: list[str],
+                    extra: Callable[[Any], int] | None = None,
+                    hints: dict[str, list[tuple[str, ...]]] | None = None) -> list[Any]:
         """Bring the mirror up to date before a batch, in one round trip: apply the other workers' change
         log since the last batch (drop what they changed), learn which of the batch's event ids are seen,
-        and load the accounts of its actors that are not mirrored."""
+        and load the accounts of its actors that are not mirrored. ``hints`` names more of what the batch
+        will read - ``ids`` (kind, value), ``graph`` (kind, out|in, id), ``kv`` (namespace, key) - loaded in
+        the same round trip when not mirrored (a cold stream's first reads cost no round trip of their own).
+        ``extra`` adds the caller's reads to the same round trip (returning how many); their results are
+        returned."""
         p = self.prefix
-        pipe = self.r.pipeline(transaction=False)
+        # one transaction, so what it loads is exactly the state after the change-log entries it reads
+        pipe = self.r.pipeline(transaction=True)
         cursor = self._chg_cursor
         if cursor is None:
             pipe.xrevrange(self.changes_key, count=1)
@@ -907,7 +1126,38 @@ class RedisState:
         ids = [i for i in event_ids if i not in self.seen.known]
         if ids:
             pipe.zmscore(f"{p}seen", ids)
+        # the actors' records in the same round trip: those not mirrored, and (small batches, where another
+        # worker's commit may just have invalidated them) all of them - read after the change log, so fresh
+        acc = self.accounts
+        distinct = list(dict.fromkeys(actors))
+        load = distinct if len(distinct) <= 16 else [a for a in distinct if a not in acc.data]
+        for a in load:
+            pipe.hgetall(acc.key(a))
+        hints = hints or {}
+        h_ids = [k for k in dict.fromkeys(hints.get("ids", ())) if k not in self.identifiers.mirror]
+        h_graph = [k for k in dict.fromkeys(hints.get("graph", ())) if k not in self.graph.sets]
+        h_kv = [k for k in dict.fromkeys(hints.get("kv", ())) if k not in self.kv.memo]
+        for kind, value in h_ids:
+            pipe.hgetall(f"{p}id:{kind}:{value}")
+            pipe.get(f"{p}idn:{kind}:{value}")
+        for kind, way, id_ in h_graph:
+            pipe.smembers(f"{p}g:{kind}:{way}:{id_}")
+        for ns, key in h_kv:
+            pipe.hget(f"{p}kv:{ns}", key)
+        n_extra = extra(pipe) if extra is not None else 0
         got = pipe.execute()
+
+        def take(n: int) -> list[Any]:
+            nonlocal got
+            part = got[len(got) - n:] if n else []
+            got = got[:len(got) - n] if n else got
+            return part
+
+        tail = take(n_extra)
+        kv_got = take(len(h_kv))
+        graph_got = take(len(h_graph))
+        ids_got = take(2 * len(h_ids))
+        loaded = take(len(load))
         if cursor is None:
             for store in self._mirrors():
                 store.clear()
@@ -918,24 +1168,61 @@ class RedisState:
             if first and _sid(first[0][0]) > _sid(cursor.encode()):   # trimmed past our cursor: start over
                 for store in self._mirrors():
                     store.clear()
+                self.kv.changed_all = True
             else:
                 me = self.worker.encode()
-                for _eid, fields in entries:
+                # a key we wrote in a later commit of this stretch: another worker's earlier change of it is
+                # already under ours in Redis (its field values overwritten by ours), see _apply
+                ours: dict[str, int] = {}
+                for i, (_e, f) in enumerate(entries):
+                    if f.get(b"w") == me:
+                        for key in _keys_dec.decode(f[b"k"]):
+                            ours[key] = i
+                for i, (_eid, fields) in enumerate(entries):
                     if fields.get(b"w") != me:
+                        raw_u = fields.get(b"u")
+                        updates = _updates_dec.decode(raw_u) if raw_u else {}
                         for key in _keys_dec.decode(fields[b"k"]):
-                            self._invalidate(key)
+                            upd = updates.get(key)
+                            if upd is None or not self._apply(key, upd, ours.get(key, -1) > i):
+                                self._invalidate(key)
             if entries:
                 self._chg_cursor = entries[-1][0].decode()
             rest = got[2:]
         if ids:
             self.seen.learn(ids, rest[0])
-        self.accounts.prefetch(actors)
+        for a, raw in zip(load, loaded, strict=True):
+            acc._remember(a, raw)
+        # hinted keys, read after the change log (fresh) and not mirrored before it
+        for (kind, value), raw, n in zip(h_ids, ids_got[0::2], ids_got[1::2], strict=True):
+            if (kind, value) not in self.identifiers.mirror:
+                self.identifiers.mirror[(kind, value)] = ({a.decode(): int(t) for a, t in raw.items()}, [int(n or 0)])
+        for (g_kind, g_way, g_id), members in zip(h_graph, graph_got, strict=True):
+            if (g_kind, g_way, g_id) not in self.graph.sets:
+                self.graph.sets[(g_kind, g_way, g_id)] = {m.decode() for m in members}
+        for (ns, kv_key), value in zip(h_kv, kv_got, strict=True):
+            self.kv.memo.setdefault((ns, kv_key), value)
+        # what was read mid-batch before this is now consistent with the change log read (see fresh)
+        self.accounts.fresh.clear()
+        self.posts.fresh.clear()
+        self.identifiers.fresh.clear()
         self._trim_mirror()
+        return tail
 
     def _trim_mirror(self) -> None:
-        if sum(store.size() for store in self._mirrors()) > self.cache_limit:
-            for store in self._mirrors():
-                store.clear()
+        """Over ``cache_limit`` entries: drop the largest stores' mirrors (in practice the counters' series,
+        which grow with the event rate) until at most half the limit is left, so the small, hot ones (accounts,
+        graph, identifiers) stay warm instead of the whole mirror being reloaded at once."""
+        sizes = [(store.size(), i) for i, store in enumerate(self._mirrors())]
+        total = sum(n for n, _ in sizes)
+        if total <= self.cache_limit:
+            return
+        mirrors = self._mirrors()
+        for n, i in sorted(sizes, reverse=True):
+            mirrors[i].clear()
+            total -= n
+            if total <= self.cache_limit // 2:
+                break
 
     def flush_counters(self) -> None:
         return None   # counter adds are written in the checkpoint transaction
@@ -944,8 +1231,11 @@ class RedisState:
         """Write every change since the last checkpoint, the event ids and ``position`` in one transaction
         (``also`` adds the caller's commands - source acks, emitted actions - to the same transaction), and
         the keys it changed to the change log the other workers invalidate their mirrors from."""
-        if self._scripts and not self._scripts_ok:
-            # scripts must be known to the server before EXEC (NOSCRIPT inside MULTI cannot be retried)
+        if not self._scripts_ok:
+            # scripts must be known to the server before EXEC (NOSCRIPT inside MULTI cannot be retried); a
+            # lost connection (a restarted server forgets them) resets this, through drop_cache
+            for name in _SCRIPTS:
+                self.script(name)
             for s in self._scripts.values():
                 if not self.r.script_exists(s.sha)[0]:
                     self.r.script_load(s.script)
@@ -959,7 +1249,10 @@ class RedisState:
         if self._evicted:
             self._written.add("*")
         if self._written:
-            pipe.xadd(self.changes_key, {"w": self.worker, "k": _keys_enc.encode(sorted(self._written))},
+            entry: dict[str, Any] = {"w": self.worker, "k": _keys_enc.encode(sorted(self._written))}
+            if self._updates:
+                entry["u"] = _enc.encode(self._updates)
+            pipe.xadd(self.changes_key, entry,
                       minid=str(int(time.time() * 1000) - self.change_log_ms), approximate=True)
         if also is not None:
             also(pipe)
@@ -975,6 +1268,7 @@ class RedisState:
         for store in (*self._stores(), self.seen, self.counters):
             store.reset()
         self._written.clear()
+        self._updates.clear()
 
     def resume_position(self) -> dict[str, Any] | None:
         raw = self.r.hget(f"{self.prefix}position", self.worker)
