@@ -1,7 +1,7 @@
 """Repeat-offender candidate retrieval against 1M suspended fingerprints: the approximate nearest-neighbour
-channel (usearch HNSW, the linker's own graph settings) beside an exact brute-force scan in the same run -
-p50/p99 per lookup and recall@10 - plus the whole retrieval (identifier joins + MinHash LSH + ANN) on a
-smaller index of full fingerprints.
+channel (the inverted file with product-quantised codes, at the linker's own settings; or a usearch HNSW graph for
+comparison) beside an exact brute-force scan in the same run - p50/p99 per lookup and recall@10 - plus the whole
+retrieval (identifier joins + MinHash LSH + ANN) on a smaller index of full fingerprints.
 
 Made to fit a 2-core, 24 GB machine: the 1M style-and-behaviour vectors are generated in vectorised chunks
 (no Python loop per fingerprint), the exact top 10 of *every* query comes from one blocked matrix product
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-DESCRIPTION = ("linker retrieval: usearch HNSW over 1M style/behaviour vectors vs exact brute-force scan "
+DESCRIPTION = ("linker retrieval: the IVF-PQ index over 1M style/behaviour vectors vs exact brute-force scan "
                "(p50/p99 per lookup, recall@10), and full candidate retrieval over planted evaders")
 
 CHUNK = 50_000
@@ -178,10 +178,14 @@ def _one_blas_thread() -> Any:
 
 
 SWEEP = (64, 96, 128, 192, 256, 384)   # HNSW expansion_search values measured after the linker's own
+# inverted-file settings measured beside the linker's own: (share of cells probed 1/N, re-rank factor)
+IVF_SWEEP = ((32, 100), (16, 100), (16, 150), (8, 100))
 
 
 def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar | None = None,
-                  data: str = "fingerprints", sweep: tuple[int, ...] = SWEEP) -> dict[str, Any]:
+                  data: str = "fingerprints", sweep: tuple[int, ...] = SWEEP,
+                  index_kind: str = "ivf") -> dict[str, Any]:
+    from bastion.detect.linker import ann as ivf
     from bastion.detect.linker.index import (
         HNSW_CONNECTIVITY,
         HNSW_EXPANSION_ADD,
@@ -202,13 +206,30 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
         x, q = _fingerprints(n, parents, 1, bar)
         dim = x.shape[1]
     gen_s = time.perf_counter() - t
-    index = hnsw_index(dim)
     t0, c0 = time.perf_counter(), time.process_time()
-    with bar.task(f"HNSW build ({threads} threads)", n) as step:
-        for s in range(0, n, CHUNK):
-            e = min(n, s + CHUNK)
-            index.add(np.arange(s, e, dtype=np.uint64), x[s:e], threads=threads)
-            step(e - s)
+    if index_kind == "hnsw":
+        index = hnsw_index(dim)
+        with bar.task(f"HNSW build ({threads} threads)", n) as step:
+            for s in range(0, n, CHUNK):
+                e = min(n, s + CHUNK)
+                index.add(np.arange(s, e, dtype=np.uint64), x[s:e], threads=threads)
+                step(e - s)
+        settings: dict[str, Any] = {"kind": "usearch HNSW", "connectivity": HNSW_CONNECTIVITY,
+                                    "expansion_add": HNSW_EXPANSION_ADD, "expansion_search": HNSW_EXPANSION_SEARCH,
+                                    "dtype": "f32", "build_threads": threads}
+        mine: Any = HNSW_EXPANSION_SEARCH
+        others: list[Any] = [ef for ef in sweep if ef != HNSW_EXPANSION_SEARCH]
+    else:
+        with bar.task(f"IVF-PQ train and add ({threads} threads)", 1) as step:
+            index = ivf.IVFPQIndex(dim).build(x, threads=threads)
+            step()
+        cells = int(index.cells or 0)
+        settings = {"kind": "faiss IVF-PQ fast scan + exact re-rank", "cells": cells, "probe": index.nprobe,
+                    "pq_subquantisers": index.pq_m, "pq_bits": 4, "k_factor": index.k_factor,
+                    "train_points": min(n, ivf.TRAIN_PER_CELL * cells), "build_threads": threads}
+        mine = (index.nprobe, index.k_factor)
+        others = [(max(ivf.MIN_PROBE, cells // share), kf) for share, kf in IVF_SWEEP]
+        others = [o for o in dict.fromkeys(others) if o != mine]
     build_s, build_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     with _one_blas_thread():
         ref = _exact_top(x, q, 10, bar)
@@ -227,21 +248,30 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
     exact_hit = (ref == parents[:, None]).any(axis=1)
     exact_p50 = float(np.median(exact_cpu))
 
-    def lookups(ef: int) -> dict[str, Any]:
-        index.expansion_search = ef
+    def one(i: int) -> np.ndarray:
+        if index_kind == "hnsw":
+            return np.asarray(index.search(q[i], 10, threads=1).keys, np.int64)
+        return index.search(q[i], 10)[0]
+
+    def lookups(setting: Any) -> dict[str, Any]:
+        if index_kind == "hnsw":
+            index.expansion_search = setting
+            label = f"ef_search {setting}"
+        else:
+            index.set_search(probe=setting[0], k_factor=setting[1])
+            label = f"probe {setting[0]}/{index.cells}, re-rank {setting[1]}x"
         cpu, wall, overlap = [], [], np.empty(queries)
         hit = np.zeros(queries, bool)
-        with bar.task(f"HNSW lookups (ef_search {ef})", queries) as step:
+        with _one_thread_faiss(), bar.task(f"ANN lookups ({label})", queries) as step:
             for i in range(queries):
                 w, c = time.perf_counter(), time.thread_time()
-                res = index.search(q[i], 10, threads=1)
+                got = one(i)
                 cpu.append(time.thread_time() - c)
                 wall.append(time.perf_counter() - w)
-                got = res.keys.astype(np.int64)
                 overlap[i] = len(np.intersect1d(got, ref[i])) / 10
                 hit[i] = parents[i] in got
                 step()
-        return {"expansion_search": ef, "ann_p50_ms": round(_pct(cpu, 50), 4), "ann_p99_ms": round(_pct(cpu, 99), 4),
+        return {"setting": label, "ann_p50_ms": round(_pct(cpu, 50), 4), "ann_p99_ms": round(_pct(cpu, 99), 4),
                 "ann_wall_p50_ms": round(_pct(wall, 50), 4), "ann_wall_p99_ms": round(_pct(wall, 99), 4),
                 "speedup_p50": round(exact_p50 / max(float(np.median(cpu)), 1e-9), 1),
                 "speedup_wall_p50": round(float(np.median(exact_wall)) / max(float(np.median(wall)), 1e-9), 1),
@@ -249,21 +279,37 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
                 "planted_parent_recall_ann": round(float(hit.mean()), 4),
                 "recall_ratio": round(float(hit.sum()) / max(int(exact_hit.sum()), 1), 4)}
 
-    main = lookups(HNSW_EXPANSION_SEARCH)
-    curve = [main] + [lookups(ef) for ef in sweep if ef != HNSW_EXPANSION_SEARCH]
-    curve.sort(key=lambda r: r["expansion_search"])
+    main = lookups(mine)
+    if index_kind != "hnsw":
+        index.set_search(probe=mine[0], k_factor=mine[1])
+    curve = [main] + [lookups(o) for o in others]
     return {
         "data": data, "fingerprints": n, "dim": dim, "lookups": queries, "exact_lookups_timed": len(sample),
-        "hnsw": {"connectivity": HNSW_CONNECTIVITY, "expansion_add": HNSW_EXPANSION_ADD,
-                 "expansion_search": HNSW_EXPANSION_SEARCH, "dtype": "f32", "build_threads": threads},
+        "index": settings, "hnsw": settings if index_kind == "hnsw" else {},
         "generate_s": round(gen_s, 1), "ann_build_s": round(build_s, 1), "ann_build_cpu_s": round(build_cpu_s, 1),
         "exact_p50_ms": round(_pct(exact_cpu, 50), 3), "exact_p99_ms": round(_pct(exact_cpu, 99), 3),
         "exact_wall_p50_ms": round(_pct(exact_wall, 50), 3),
         "exact_single_vs_blocked_agreement": round(float(np.mean(agree)), 4),
         "planted_parent_recall_exact": round(float(exact_hit.mean()), 4),
-        **{k: v for k, v in main.items() if k != "expansion_search"},
-        "ef_sweep": curve,
+        **{k: v for k, v in main.items() if k != "setting"},
+        "sweep": curve,
     }
+
+
+@contextmanager
+def _one_thread_faiss() -> Iterator[None]:
+    """Single-query lookups on one OpenMP thread (as a worker serving one event runs them)."""
+    try:
+        import faiss
+    except ImportError:      # pragma: no cover - faiss-cpu is a core dependency
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _full_retrieval(n: int, queries: int, bar: _Bar | None = None) -> dict[str, Any]:
@@ -322,22 +368,23 @@ def _full_retrieval(n: int, queries: int, bar: _Bar | None = None) -> dict[str, 
 
 def run(events: int | None = None, quick: bool = False, progress: bool = True,
         queries: int | None = None, exact_lookups: int | None = None, full: int | None = None,
-        data: str = "fingerprints", sweep: tuple[int, ...] = SWEEP) -> dict[str, Any]:
-    """``events``: vectors in the ANN part (default 1,000,000; 50,000 with ``quick``). ``queries``: HNSW
+        data: str = "fingerprints", sweep: tuple[int, ...] = SWEEP, index: str = "ivf") -> dict[str, Any]:
+    """``events``: vectors in the ANN part (default 1,000,000; 50,000 with ``quick``). ``queries``: ANN
     lookups (all of them get an exact top 10 for recall); ``exact_lookups``: single brute-force lookups timed;
     ``full``: fingerprints in the whole-retrieval part; ``data``: ``fingerprints`` (the linker's own vectors of
-    simulated writers) or ``gaussian`` (isotropic Gaussian clusters, a stress case); ``sweep``: other HNSW
-    ``expansion_search`` values to measure on the same graph."""
+    simulated writers) or ``gaussian`` (isotropic Gaussian clusters, a stress case); ``index``: ``ivf`` (the
+    linker's own channel, :mod:`bastion.detect.linker.ann`) or ``hnsw`` (a usearch graph, for comparison;
+    ``sweep``: its other ``expansion_search`` values)."""
     from bastion.detect.linker.fingerprint import VECTOR_DIM
 
     n = events or (50_000 if quick else 1_000_000)
     with _Bar(progress) as bar:
         ann = _ann_vs_exact(n, queries or (300 if quick else 1000), VECTOR_DIM,
-                            exact_lookups or (100 if quick else 200), bar, data, sweep)
+                            exact_lookups or (100 if quick else 200), bar, data, sweep, index)
         fr = _full_retrieval(full or (2_000 if quick else 20_000), 100 if quick else 300, bar)
     ok = ann["recall_at_10_vs_exact"] >= 0.95 and ann["speedup_p50"] >= 50
     return {"ann_vs_exact": ann, "full_retrieval": fr,
-            "target": ">= 0.95 of brute-force recall@10 at >= 50x its speed (p50), at the linker's ef_search",
+            "target": ">= 0.95 of brute-force recall@10 at >= 50x its speed (p50), at the linker's settings",
             "target_met": ok}
 
 
@@ -346,23 +393,32 @@ def markdown(res: dict[str, Any], command: str = "bastion linker bench --write-d
     import platform
 
     a, f = res["ann_vs_exact"], res["full_retrieval"]
-    h = a.get("hnsw", {})
+    h = a.get("index") or {"kind": "usearch HNSW", **a.get("hnsw", {})}
     data = ("fingerprint vectors of simulated writers (the linker's own style, function-word and hour blocks; "
             "each query is a returning account: fresh, sparser counts from the same writer)"
             if a.get("data", "fingerprints") == "fingerprints" else "isotropic Gaussian clusters (stress case)")
+    if "cells" in h:
+        how = (f"{h['kind']}, {h['cells']:,} cells, probe {h['probe']}, {h['pq_subquantisers']} x 4-bit codes, "
+               f"re-rank {h['k_factor']}x - the linker's settings")
+        built = (f"IVF-PQ trained on {h['train_points']:,} points and filled in {a['ann_build_s']} s wall "
+                 f"({a.get('ann_build_cpu_s', 'n/a')} s CPU, {h.get('build_threads', 1)} threads)")
+    else:
+        how = f"{h['kind']} (M={h.get('connectivity')}, ef_search={h.get('expansion_search')})"
+        built = (f"HNSW build {a['ann_build_s']} s wall ({a.get('ann_build_cpu_s', 'n/a')} s CPU, "
+                 f"{h.get('build_threads', 1)} threads)")
     lines = [
         "## Repeat-offender lookup (linker)", "",
         f"Command: `{command}` (the same run as `bastion bench linker`), {platform.machine()}, "
         f"{os.cpu_count()} cores shared with other jobs. Data: {data}. Every lookup is single-threaded; times are "
-        "the lookup thread's CPU time (BLAS held to one thread), wall-clock p50 in brackets. Recall@10 of every "
-        "HNSW lookup is against the exact top 10 of the same query in the same run (one blocked matrix product); "
-        f"the single brute-force lookup is timed on {a['exact_lookups_timed']} of the {a['lookups']:,} queries.", "",
+        "the lookup thread's CPU time (BLAS and OpenMP held to one thread), wall-clock p50 in brackets. Recall@10 "
+        "of every ANN lookup is against the exact top 10 of the same query in the same run (one blocked matrix "
+        f"product); the single brute-force lookup is timed on {a['exact_lookups_timed']} of the "
+        f"{a['lookups']:,} queries.", "",
         "| what | p50 ms | p99 ms | recall |", "|---|---|---|---|",
         f"| exact brute-force scan, {a['fingerprints']:,} vectors x {a['dim']} | {a['exact_p50_ms']} "
         f"({a.get('exact_wall_p50_ms', 'n/a')}) | {a['exact_p99_ms']} | planted parent in top 10: "
         f"{a['planted_parent_recall_exact']} |",
-        f"| usearch HNSW, same vectors (M={h.get('connectivity')}, ef_search={h.get('expansion_search')}, the "
-        f"linker's settings) | {a['ann_p50_ms']} ({a.get('ann_wall_p50_ms', 'n/a')}) | {a['ann_p99_ms']} | "
+        f"| {how} | {a['ann_p50_ms']} ({a.get('ann_wall_p50_ms', 'n/a')}) | {a['ann_p99_ms']} | "
         f"recall@10 vs exact top 10: {a['recall_at_10_vs_exact']}; planted parent: {a['planted_parent_recall_ann']}"
         f" ({a['recall_ratio']} of the exact scan's) |",
         f"| full retrieval (identifiers + neighbourhood join + LSH + ANN), {f['fingerprints']:,} fingerprints | "
@@ -371,16 +427,27 @@ def markdown(res: dict[str, Any], command: str = "bastion linker bench --write-d
         f"Speed-up at p50: {a['speedup_p50']}x in CPU time ({a.get('speedup_wall_p50', 'n/a')}x wall) at recall@10 "
         f"{a['recall_at_10_vs_exact']} of the exact scan (target >= 0.95 of brute-force recall at >= 50x): "
         f"{'met' if res['target_met'] else 'not met'}. {a['fingerprints']:,} vectors generated in "
-        f"{a.get('generate_s', 'n/a')} s; HNSW build {a['ann_build_s']} s wall ({a.get('ann_build_cpu_s', 'n/a')} s "
-        f"CPU, {h.get('build_threads', 1)} threads).",
+        f"{a.get('generate_s', 'n/a')} s; {built}.",
     ]
-    if a.get("ef_sweep"):
-        lines += ["", "The same graph at other `expansion_search` values (same queries, same exact reference):", "",
-                  "| ef_search | p50 ms | p99 ms | speed-up p50 | recall@10 vs exact | planted parent (ratio) |",
+    rows = a.get("sweep") or a.get("ef_sweep") or []
+    if rows:
+        lines += ["", "The same index at other search settings (same queries, same exact reference):", "",
+                  "| setting | p50 ms | p99 ms | speed-up p50 | recall@10 vs exact | planted parent (ratio) |",
                   "|---|---|---|---|---|---|"]
-        for r in a["ef_sweep"]:
-            lines.append(f"| {r['expansion_search']} | {r['ann_p50_ms']} | {r['ann_p99_ms']} | {r['speedup_p50']}x | "
+        for r in rows:
+            label = r.get("setting") or f"ef_search {r.get('expansion_search')}"
+            lines.append(f"| {label} | {r['ann_p50_ms']} | {r['ann_p99_ms']} | {r['speedup_p50']}x | "
                          f"{r['recall_at_10_vs_exact']} | {r['planted_parent_recall_ann']} ({r['recall_ratio']}) |")
+        fast = [r for r in rows if r["speedup_p50"] >= 50]
+        good = [r for r in rows if r["recall_at_10_vs_exact"] >= 0.95]
+        best_fast = max(fast, key=lambda r: r["recall_at_10_vs_exact"], default=None)
+        best_good = max(good, key=lambda r: r["speedup_p50"], default=None)
+        lines += ["", "Trade-off on this run: " + "; ".join([
+            (f"the best recall@10 at >= 50x is {best_fast['recall_at_10_vs_exact']} ({best_fast['setting']}, "
+             f"{best_fast['speedup_p50']}x)" if best_fast and "setting" in best_fast else
+             "no measured setting reaches 50x"),
+            (f"the fastest setting at recall@10 >= 0.95 runs {best_good['speedup_p50']}x ({best_good['setting']})"
+             if best_good and "setting" in best_good else "no measured setting reaches recall@10 0.95")]) + "."]
     if res.get("note"):
         lines += ["", f"Note: {res['note']}"]
     return "\n".join(lines)

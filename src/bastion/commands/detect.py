@@ -62,6 +62,7 @@ def register_linker(app: typer.Typer) -> None:
     def bench_cmd(
         quick: bool = typer.Option(False),
         events: int = typer.Option(0, help="suspended fingerprints in the ANN part (0 = 1,000,000)"),
+        index: str = typer.Option("ivf", help="ivf (the linker's own channel) or hnsw (a usearch graph, to compare)"),
         write_docs: bool = typer.Option(False, "--write-docs", help="write the linker section of docs/benchmarks.md"),
     ) -> None:
         """`bastion bench linker`, optionally recorded in docs/benchmarks.md."""
@@ -69,7 +70,10 @@ def register_linker(app: typer.Typer) -> None:
 
         from bastion.bench.linker import markdown, run
 
-        res = run(events=events or None, quick=quick)
+        if index not in ("ivf", "hnsw"):
+            typer.echo(f"error: --index must be ivf or hnsw, not {index!r}", err=True)
+            raise typer.Exit(2)
+        res = run(events=events or None, quick=quick, index=index)
         typer.echo(json.dumps(res, indent=2))
         if write_docs:
             from bastion.evaluation.docs import write_section

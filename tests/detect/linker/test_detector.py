@@ -129,6 +129,7 @@ def test_index_survives_restart_with_sqlite(tmp_path: Path):
     linker2 = Linker()
     rt2, _, applied = _run(later, linker2, state2)
     assert len(linker2.index) == 1 and "u2" in linker2.index
+    assert linker2.targeted.get("t1") == 2      # u2, counted before the restart (from state.kv), and u9
     links = _links(applied, "u9")
     assert links and links[0].evidence["linked_to"] == "u2"
     rt2.checkpoint()
@@ -145,3 +146,14 @@ def test_check_is_dry_run():
     effects, _ctx = rt.engine.check(s.events[-10])
     assert any(e.action == "account.link" for e in effects)
     assert linker.profiles.get("u9") is None or not linker.profiles["u9"].created
+    effects, _ctx = rt.engine.check(s.events[-1])          # a reply to t1: not counted by a dry run
+    assert linker.targeted == {"t1": 1}
+
+
+def test_targets_are_counted_once_per_account():
+    """The global popularity of a reply target: distinct accounts that replied to, mentioned or messaged it."""
+    s = parent_world()
+    evader(s, "u9")
+    evader(s, "u9", t=4 * HOUR)     # the same account targeting t1 again
+    _, linker, _ = _run(s.events)
+    assert linker.targeted == {"t1": 2}

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from bastion.detect.linker.fingerprint import Fingerprint, vector
 from bastion.detect.linker.model import load_model
 from bastion.detect.linker.pairs import FEATURES, ago, evidence_lines, features
@@ -9,6 +13,7 @@ from bastion.detect.linker.text import (
     digit_template,
     handle_similarity,
     handle_stem,
+    idf,
     jaccard,
     levenshtein,
     normalise_handle,
@@ -58,8 +63,38 @@ def test_shared_carrier_ip_alone_does_not_link():
     model = load_model()
     p_crowded, p_private = model.predict_proba([row_crowded, row_private])
     assert p_crowded < 0.1
-    assert p_crowded <= p_private
+    assert p_crowded <= p_private + 1e-6     # both can sit on the calibration's bottom plateau
     assert not any("IP" in line for line in evidence_lines(child, parent, row_crowded, 10, crowded))
+
+
+def test_shared_follows_count_by_global_popularity():
+    """Sharing follows of accounts much of the platform follows is weak evidence; rare shared follows are not."""
+    parent = Fingerprint(id="p", follows=["star1", "star2", "niche1", "niche2"], suspended_ms=1)
+    followers = {"star1": 400, "star2": 200, "niche1": 3, "niche2": 1, "own": 2}
+
+    def weighted(child_follows: list[str], n_accounts: int = 5000) -> float:
+        child = Fingerprint(id="c", follows=child_follows, created_ms=5)
+        row = dict(zip(FEATURES, features(child, parent, 10, _pop({}), lambda x: followers.get(x, 0), None,
+                                          n_accounts), strict=True))
+        assert row["follow_common"] == 2 and row["follow_overlap"] == 2 / 3
+        return row["follow_overlap_weighted"]
+
+    stars, niches = weighted(["star1", "star2", "own"]), weighted(["niche1", "niche2", "own"])
+    assert stars < 0.5 < 2 / 3 < niches
+    assert stars == pytest.approx((idf(400, 5000) + idf(200, 5000)) / sum(idf(followers[x], 5000)
+                                                                            for x in ("star1", "star2", "own")))
+    # without a platform size: the older 1 / log(2 + followers) weights
+    old = [1 / math.log(2 + followers[x]) for x in ("star1", "star2", "own")]
+    assert weighted(["star1", "star2", "own"], 0) == pytest.approx((old[0] + old[1]) / sum(old))
+
+
+def test_created_after_suspension():
+    parent = Fingerprint(id="p", suspended_ms=100)
+    f = {ms: dict(zip(FEATURES, features(Fingerprint(id="c", created_ms=ms), parent, 200, _pop({}), lambda _x: 0),
+                      strict=True))["created_after_suspension"] for ms in (50, 150, 0)}
+    assert f == {50: 0.0, 150: 1.0, 0: 1.0}      # unknown creation time: created now, at the check
+    assert dict(zip(FEATURES, features(Fingerprint(id="c"), Fingerprint(id="p"), 200, _pop({}), lambda _x: 0),
+                    strict=True))["created_after_suspension"] == 0.5
 
 
 def test_evidence_lines_are_readable():

@@ -6,8 +6,8 @@ candidates from the :class:`OffenderIndex`, score each pair with the calibrated 
 ``evasion`` score, and emit ``account.link`` (plus a ``review.enqueue`` into the repeat-offenders queue)
 with the linked account, the probability and the strongest evidence lines.
 
-Everything it keeps lives in ``state.kv`` (fingerprints, behaviour profiles, name counts, links), so it
-survives a restart of a persistent state backend.
+Everything it keeps lives in ``state.kv`` (fingerprints, behaviour profiles, name counts, how many accounts
+targeted each account, links), so it survives a restart of a persistent state backend.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from bastion.detect.linker.model import LinkModel, load_model
 from bastion.detect.linker.pairs import ago, evidence_lines, features
 from bastion.detect.linker.text import normalise_name
 from bastion.engine import EvalContext
-from bastion.events.model import AccountCreate, AccountStatus, AccountUpdate
+from bastion.events.model import AccountCreate, AccountStatus, AccountUpdate, MessageSend, PostCreate
 from bastion.state.protocols import State
 
 NS_PROFILE = "linker.p"
 NS_NAMES = "linker.names"
 NS_LINK = "linker.link"
+NS_TARGETED = "linker.tgt"   # account -> how many accounts replied to, mentioned or messaged it
 SOURCE = "linker"
 
 Collector = Callable[[str, str, list[float], int, dict[str, Any]], None]
@@ -73,6 +74,7 @@ class Linker:
         self.index = OffenderIndex()
         self.profiles: dict[str, Profile] = {}
         self.names: dict[str, int] = {}
+        self.targeted: dict[str, int] = {}
         self.links: dict[str, LinkRecord] = {}
         self._state: State | None = None
         self.max_score: dict[str, float] = {}       # highest evasion score of each checked account
@@ -91,6 +93,7 @@ class Linker:
         fps = sorted(((k, v) for k, v in state.kv.items(NS_FP) if v), key=lambda kv: (decode(kv[1]).suspended_ms, kv[0]))
         self.index.load(fps)
         self.names = {k: int(v) for k, v in state.kv.items(NS_NAMES)}
+        self.targeted = {k: int(v) for k, v in state.kv.items(NS_TARGETED)}
         self.links = {k: _l_dec.decode(v) for k, v in state.kv.items(NS_LINK)}
 
     def profile(self, account_id: str) -> Profile:
@@ -113,7 +116,10 @@ class Linker:
         prof = self.profile(actor.id)
         if not live:
             prof = _p_dec.decode(_p_enc.encode(prof))
+        before = set(prof.targets) if live and isinstance(event, PostCreate | MessageSend) else None
         changed = observe(prof, event)
+        if before is not None and len(prof.targets) > len(before):
+            self._count_targets([t for t in prof.targets if t not in before])
         if isinstance(event, AccountCreate | AccountUpdate) and event.profile.display_name is not None and live:
             self._count_name(actor.display_name, event.profile.display_name)
         if isinstance(event, AccountCreate):
@@ -142,6 +148,14 @@ class Linker:
                 if kv is not None:
                     kv.put(NS_NAMES, key, str(self.names[key]).encode())
 
+    def _count_targets(self, targets: list[str]) -> None:
+        """One more account replied to, mentioned or messaged each of ``targets`` (first time for this actor)."""
+        kv = self._state.kv if self._state is not None else None
+        for t in targets:
+            n = self.targeted[t] = self.targeted.get(t, 0) + 1
+            if kv is not None:
+                kv.put(NS_TARGETED, t, str(n).encode())
+
     def _status(self, state: State, event: AccountStatus, actor: Any, prof: Profile) -> None:
         if event.status == "suspended":
             fp = build(state, actor, prof)
@@ -164,14 +178,6 @@ class Linker:
 
     def rank(self, state: State, fp: Fingerprint, now_ms: int) -> list[tuple[str, float, list[float]]]:
         """Candidates for ``fp``, scored and sorted: (parent id, probability, feature row)."""
-        cands = self.index.candidates(fp, self.k_vector)
-        if not cands:
-            return []
-        if len(cands) > self.max_candidates:
-            order = sorted(cands, key=lambda pid: (-len(cands[pid]), pid))
-            cands = {pid: cands[pid] for pid in order[: self.max_candidates]}
-        pop = self.popularity(state)
-
         seen: dict[str, int] = {}
 
         def followers_of(x: str) -> int:
@@ -181,8 +187,22 @@ class Linker:
                 n = seen[x] = acc.followers if acc is not None else 0
             return n
 
+        def targeted_of(x: str) -> int:
+            return self.targeted.get(x, 0)
+
+        def neighbour_popularity(key: str) -> int:   # "f:<id>" followed, "t:<id>" targeted
+            return followers_of(key[2:]) if key.startswith("f:") else targeted_of(key[2:])
+
+        n_accounts = len(state.accounts)
+        cands = self.index.candidates(fp, self.k_vector, neighbour_popularity, n_accounts)
+        if not cands:
+            return []
+        if len(cands) > self.max_candidates:
+            order = sorted(cands, key=lambda pid: (-len(cands[pid]), pid))
+            cands = {pid: cands[pid] for pid in order[: self.max_candidates]}
+        pop = self.popularity(state)
         pids = list(cands)
-        rows = [features(fp, self.index.fps[pid], now_ms, pop, followers_of, cands[pid]) for pid in pids]
+        rows = [features(fp, self.index.fps[pid], now_ms, pop, followers_of, cands[pid], n_accounts) for pid in pids]
         probs = self.model.predict_list(np.array(rows, float))
         # ties by id: the candidates' order follows the index's insertion order, which a restart (rebuilt from
         # state.kv) or another worker does not reproduce

@@ -236,8 +236,14 @@ def markdown(res: dict[str, Any], command: str) -> str:
              " accounts as hard negatives); a rank-aware second stage rescores each query's candidate list with"
              " features relative to the best other candidate (margin over the runner-up). Retrieval: identifier"
              " joins (devices, IPs and networks, avatar, handle stem, name, linked domains and whole links),"
-             " a neighbourhood join (the same accounts followed or targeted, weighted by rarity), MinHash LSH"
-             " over name, bio and neighbourhood sets, and nearest neighbours over style-and-behaviour vectors.", "",
+             " a neighbourhood join (the same accounts followed or targeted, weighted by rarity among suspended"
+             " accounts and by global rarity: idf over the accounts of the whole platform that follow it, or that"
+             " replied to, mentioned or messaged it; shared neighbours that are not globally rare still retrieve"
+             " a candidate but do not count as the neighbourhood channel the pair model reads as evidence),"
+             " MinHash LSH over name, bio and neighbourhood sets, and nearest neighbours over style-and-behaviour"
+             " vectors. The weighted follow-overlap pair feature uses the same global idf, so following accounts"
+             " much of the platform follows is weak evidence, and a pair feature says whether the account was"
+             " created after the suspension.", "",
              "| metric | target | with ctx | without ctx |", "|---|---|---|---|"]
     for label, target, key in rows:
         if key is None:

@@ -9,14 +9,14 @@ structures are rebuilt from them on load, so the index survives a restart of a p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from bastion.detect.linker.fingerprint import VECTOR_DIM, Fingerprint, vector
-from bastion.detect.linker.text import char_ngrams, handle_stem, normalise_handle, normalise_name, tokens
+from bastion.detect.linker.text import char_ngrams, handle_stem, idf, normalise_handle, normalise_name, tokens
 
 NS_FP = "linker.fp"
 NUM_PERM = 64
@@ -26,12 +26,20 @@ MAX_POSTING = 200          # an identifier shared by more suspended accounts tha
 MAX_DOMAIN_POSTING = 25
 # the neighbourhood join: suspended accounts that followed or targeted at least NBR_MIN_SHARED of the same
 # accounts as the new one (a neighbour followed or targeted by more suspended accounts than NBR_POSTING - a
-# celebrity, a spam ring's random mentions piling up on one victim - is skipped), best K_NEIGHBOUR by weight
+# celebrity, a spam ring's random mentions piling up on one victim - is skipped), best K_NEIGHBOUR by weight.
+# Each shared neighbour also counts by its *global* rarity (idf over the accounts that follow or target it on
+# the whole platform, not only among suspended ones): only shared neighbours that add up to NBR_MIN_IDF make
+# the "nbr" channel, which the pair model reads as evidence (nbr_hit, n_channels); two follows of accounts a
+# large share of the platform follows, or replies to a pile-on's victim, still retrieve the suspended account
+# as a candidate (a stealthy returning account may share nothing else) but are no evidence by themselves.
 NBR_POSTING = 50
 NBR_MIN_SHARED = 2
+NBR_MIN_IDF = 1.0
 K_NEIGHBOUR = 10
 EXACT_VECTOR_LIMIT = 20_000  # below this many fingerprints an exact scan is faster than an ANN index
-# the usearch HNSW graph of the vector channel (`bastion bench linker` measures these same settings at 1M)
+# the inverted file (bastion.detect.linker.ann) is retrained when the index has grown this many times since
+RETRAIN_GROWTH = 4
+# a usearch HNSW graph: the comparison `bastion bench linker --index hnsw` measures (not the linker's channel)
 HNSW_CONNECTIVITY = 16
 HNSW_EXPANSION_ADD = 64
 HNSW_EXPANSION_SEARCH = 256
@@ -103,7 +111,10 @@ def hnsw_index(dim: int) -> Any:
 
 
 class VectorIndex:
-    """Cosine nearest neighbours: an exact scan while small, a usearch HNSW graph when large."""
+    """Cosine nearest neighbours: an exact scan while small, an inverted file with product-quantised codes and
+    an exact re-rank (:class:`bastion.detect.linker.ann.IVFPQIndex`) when large. The inverted file is trained on
+    the vectors present when the index crosses ``exact_limit`` and retrained from the stored rows each time the
+    index has grown ``RETRAIN_GROWTH`` times since; vectors added in between are coded with the trained cells."""
 
     def __init__(self, dim: int = VECTOR_DIM, exact_limit: int = EXACT_VECTOR_LIMIT) -> None:
         self.dim = dim
@@ -112,6 +123,7 @@ class VectorIndex:
         self.pos: dict[str, int] = {}
         self.mat = np.zeros((64, dim), np.float32)
         self._ann: Any = None
+        self._stale: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -126,15 +138,24 @@ class VectorIndex:
             if i >= len(self.mat):
                 self.mat = np.vstack([self.mat, np.zeros_like(self.mat)])
         self.mat[i] = v
-        if self._ann is not None:
-            self._ann.add(i, v)
-        elif len(self.ids) > self.exact_limit:
+        n = len(self.ids)
+        if self._ann is None:
+            if n > self.exact_limit:
+                self._build_ann()
+        elif n > RETRAIN_GROWTH * self._ann.trained_on:
             self._build_ann()
+        elif i >= len(self._ann):
+            self._ann.add(v)
+        else:                     # a re-added fingerprint changed its vector: its old code is stale
+            self._stale.add(i)
+            if len(self._stale) * 20 > n:
+                self._build_ann()
 
     def _build_ann(self) -> None:
-        n = len(self.ids)
-        self._ann = hnsw_index(self.dim)
-        self._ann.add(np.arange(n, dtype=np.uint64), self.mat[:n], threads=1)
+        from bastion.detect.linker.ann import IVFPQIndex
+
+        self._ann = IVFPQIndex(self.dim).build(self.mat[:len(self.ids)])
+        self._stale = set()
 
     def search(self, vec: list[float] | np.ndarray, k: int = 10) -> list[tuple[str, float]]:
         n = len(self.ids)
@@ -147,8 +168,13 @@ class VectorIndex:
             top = np.argpartition(-sims, k - 1)[:k]
             top = top[np.argsort(-sims[top])]
             return [(self.ids[i], float(sims[i])) for i in top]
-        res = self._ann.search(v, k, threads=1)
-        return [(self.ids[int(key)], 1.0 - float(d)) for key, d in zip(res.keys, res.distances, strict=True)]
+        keys, sims = self._ann.search(v, k + len(self._stale))
+        out = [(self.ids[int(key)], float(sim)) for key, sim in zip(keys, sims, strict=True)
+               if int(key) not in self._stale]
+        for i in self._stale:     # few (a twentieth at most): scanned exactly
+            out.append((self.ids[i], float(self.mat[i] @ v)))
+        out.sort(key=lambda t: -t[1])
+        return out[:k]
 
 
 class OffenderIndex:
@@ -196,25 +222,42 @@ class OffenderIndex:
                 lsh.remove(account_id)
         self.vectors.add(account_id, np.zeros(self.vectors.dim, np.float32))
 
-    def neighbour_join(self, fp: Fingerprint, k: int = K_NEIGHBOUR) -> list[tuple[str, float]]:
+    def neighbour_join(self, fp: Fingerprint, k: int = K_NEIGHBOUR, popularity: Callable[[str], int] | None = None,
+                       n_accounts: int = 0) -> list[tuple[str, float]]:
         """Suspended accounts sharing at least :data:`NBR_MIN_SHARED` followed or targeted accounts with
-        ``fp``, weighted by how few suspended accounts share each (1 / log(2 + posting)), best ``k`` first."""
+        ``fp`` whose global rarity adds up to :data:`NBR_MIN_IDF` (see :meth:`neighbour_scores`), best ``k``
+        first."""
+        return [(pid, w) for pid, w, r in self.neighbour_scores(fp, popularity, n_accounts) if r >= NBR_MIN_IDF][:k]
+
+    def neighbour_scores(self, fp: Fingerprint, popularity: Callable[[str], int] | None = None,
+                         n_accounts: int = 0) -> list[tuple[str, float, float]]:
+        """(suspended account, weight, rarity) for every suspended account sharing at least
+        :data:`NBR_MIN_SHARED` followed or targeted accounts with ``fp``, best weight first. *Rarity* sums each
+        shared neighbour's global idf; *weight* divides it by how crowded the neighbour is among suspended
+        accounts (idf / log(2 + posting)). ``popularity``: how many accounts of the platform follow (key
+        ``f:<id>``) or target (``t:<id>``) a neighbour; ``n_accounts``: the platform's size (without them
+        every neighbour counts as rare, idf 1)."""
         weight: dict[str, float] = {}
+        rarity: dict[str, float] = {}
         shared: dict[str, int] = {}
         for key in neighbour_set(fp):
             ids = self.nbr_postings.get(key)
             if not ids or len(ids) > NBR_POSTING:
                 continue
-            w = 1.0 / math.log(2 + len(ids))
+            r = idf(popularity(key), n_accounts) if popularity is not None else 1.0
+            w = r / math.log(2 + len(ids))
             for pid in ids:
                 weight[pid] = weight.get(pid, 0.0) + w
+                rarity[pid] = rarity.get(pid, 0.0) + r
                 shared[pid] = shared.get(pid, 0) + 1
-        hits = [(pid, w) for pid, w in weight.items() if shared[pid] >= NBR_MIN_SHARED and pid != fp.id]
+        hits = [(pid, w, rarity[pid]) for pid, w in weight.items() if shared[pid] >= NBR_MIN_SHARED and pid != fp.id]
         hits.sort(key=lambda x: (-x[1], x[0]))
-        return hits[:k]
+        return hits
 
-    def candidates(self, fp: Fingerprint, k_vector: int = 10) -> dict[str, set[str]]:
-        """Suspended accounts worth scoring against ``fp``, each with the channels that found it."""
+    def candidates(self, fp: Fingerprint, k_vector: int = 10, popularity: Callable[[str], int] | None = None,
+                   n_accounts: int = 0) -> dict[str, set[str]]:
+        """Suspended accounts worth scoring against ``fp``, each with the channels that found it
+        (``popularity``, ``n_accounts``: as for :meth:`neighbour_join`)."""
         out: dict[str, set[str]] = {}
         if not self.fps:
             return out
@@ -223,8 +266,10 @@ class OffenderIndex:
             if ids and len(ids) <= (MAX_DOMAIN_POSTING if kind in ("domain", "link") else MAX_POSTING):
                 for pid in ids:
                     out.setdefault(pid, set()).add(kind)
-        for pid, _w in self.neighbour_join(fp):
-            out.setdefault(pid, set()).add("nbr")
+        for pid, _w, rare in self.neighbour_scores(fp, popularity, n_accounts)[:K_NEIGHBOUR]:
+            chans = out.setdefault(pid, set())
+            if rare >= NBR_MIN_IDF:
+                chans.add("nbr")
         for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):
             if items:
                 for pid in self.lsh[kind].query(self.minhash(items)):

@@ -2,7 +2,13 @@
 evidence lines shown to reviewers.
 
 Identifier matches are weighted by popularity: an IP, network, device or avatar used by many accounts (a
-carrier NAT, a campus, a default avatar) contributes almost nothing, so it links no strangers.
+carrier NAT, a campus, a default avatar) contributes almost nothing, so it links no strangers. So are shared
+follows: following accounts that a large share of the platform follows is weak evidence, so
+``follow_overlap_weighted`` weights each followed account by its inverse global popularity
+(:func:`~bastion.detect.linker.text.idf` over its followers). The neighbourhood join that retrieves candidates
+(:meth:`~bastion.detect.linker.index.OffenderIndex.neighbour_join`) weights shared follows and targets the same
+way, so it no longer turns two follows of popular accounts, or replies to a pile-on's victim, into a
+retrieval channel (``nbr_hit``) of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from bastion.detect.linker.text import (
     digit_template,
     handle_similarity,
     handle_stem,
+    idf,
     jaccard,
     normalise_name,
     tokens,
@@ -30,7 +37,7 @@ FEATURES = (
     "first_follow_overlap", "follows_parent_followers", "target_overlap", "target_common", "hashtag_jaccard",
     "domain_jaccard", "domain_common", "style_cos", "fw_cos", "hours_cos", "child_texts", "parent_texts",
     "child_follows", "hours_since_suspension", "child_actions", "has_ctx", "n_channels", "ann_hit", "nbr_hit",
-    "link_jaccard", "link_common",
+    "link_jaccard", "link_common", "created_after_suspension",
 )
 
 
@@ -42,8 +49,11 @@ def _weight(shared: list[str], kind: str, pop: Popularity) -> tuple[int, float]:
 
 
 def features(child: Fingerprint, parent: Fingerprint, now_ms: int, pop: Popularity,
-             followers_of: Callable[[str], int], channels: set[str] | None = None) -> list[float]:
-    """One row of :data:`FEATURES`."""
+             followers_of: Callable[[str], int], channels: set[str] | None = None,
+             n_accounts: int = 0) -> list[float]:
+    """One row of :data:`FEATURES`. ``followers_of``: how many accounts follow an account; ``n_accounts``: the
+    platform's size, for the inverse global popularity (idf) weights of shared follows in
+    ``follow_overlap_weighted`` (0: the older 1 / log(2 + followers) weights)."""
     dev_n, dev_w = _weight([d for d in child.devices if d in parent.devices], "device", pop)
     ip_n, ip_w = _weight([i for i in child.ips if i in parent.ips], "ip", pop)
     net_n, net_w = _weight([n for n in child.nets if n in parent.nets], "ip_net", pop)
@@ -60,8 +70,12 @@ def features(child: Fingerprint, parent: Fingerprint, now_ms: int, pop: Populari
     p_follows = set(parent.follows) | set(parent.first_follows)
     common = c_follows & p_follows
     if c_follows:
-        w_all = sum(1.0 / math.log(2 + followers_of(x)) for x in c_follows)
-        w_common = sum(1.0 / math.log(2 + followers_of(x)) for x in common)
+        if n_accounts >= 2:
+            f_idf = {x: idf(followers_of(x), n_accounts) for x in c_follows}
+        else:
+            f_idf = {x: 1.0 / math.log(2 + followers_of(x)) for x in c_follows}
+        w_all = sum(f_idf.values())
+        w_common = sum(f_idf[x] for x in common)
         follow_w = w_common / w_all if w_all else 0.0
     else:
         follow_w = 0.0
@@ -73,6 +87,10 @@ def features(child: Fingerprint, parent: Fingerprint, now_ms: int, pop: Populari
     t_common = c_targets & p_targets
     c_dom, p_dom = set(child.domains), set(parent.domains)
     hours_since = (now_ms - parent.suspended_ms) / 3_600_000 if parent.suspended_ms else -1.0
+    # a returning account is made after the ban: 1, or 0 for an account older than the suspension (a ring mate
+    # or a namesake who was already there), 0.5 when either time is unknown
+    c_created = child.created_ms or now_ms
+    after = 0.5 if not parent.suspended_ms or not c_created else float(c_created >= parent.suspended_ms)
     chans = channels or set()
     return [
         float(dev_n), dev_w, float(ip_n), ip_w, float(net_n), net_w, avatar_w, email_w,
@@ -88,7 +106,7 @@ def features(child: Fingerprint, parent: Fingerprint, now_ms: int, pop: Populari
         cosine(child.hours, parent.hours), float(child.n_texts), float(parent.n_texts), float(len(c_follows)),
         hours_since, float(child.actions), float(bool(child.ips or child.devices)), float(len(chans)),
         float("ann" in chans), float("nbr" in chans),
-        jaccard(child.links, parent.links), float(len(set(child.links) & set(parent.links))),
+        jaccard(child.links, parent.links), float(len(set(child.links) & set(parent.links))), after,
     ]
 
 

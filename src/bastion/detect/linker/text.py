@@ -149,3 +149,17 @@ def link_of(url: str) -> str:
     """
     rest = url.split("://", 1)[-1].split("#", 1)[0].split("?", 1)[0].lower().rstrip("/")
     return rest.removeprefix("www.")
+
+
+def idf(count: int, n_accounts: int) -> float:
+    """How telling it is to share a neighbour that ``count`` of ``n_accounts`` accounts follow or target, in
+    [0, 1]: 1 for a neighbour nobody else has, near 0 for one most of the platform has (an inverse document
+    frequency normalised by its maximum). Without a platform size (``n_accounts`` < 2) every neighbour is 1.
+
+    >>> idf(0, 5000), round(idf(365, 5000), 2), idf(5000, 5000)
+    (1.0, 0.31, 0.0)
+    """
+    if n_accounts < 2:
+        return 1.0
+    c = min(max(count, 0), n_accounts)
+    return math.log((n_accounts + 1) / (c + 1)) / math.log(n_accounts + 1)
