@@ -179,7 +179,7 @@ def _one_blas_thread() -> Any:
 
 SWEEP = (64, 96, 128, 192, 256, 384)   # HNSW expansion_search values measured after the linker's own
 # inverted-file settings measured beside the linker's own: (share of cells probed 1/N, re-rank factor)
-IVF_SWEEP = ((32, 100), (16, 100), (16, 150), (8, 100))
+IVF_SWEEP = ((32, 100), (16, 100), (16, 250), (10, 100), (6, 250))
 
 
 def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar | None = None,

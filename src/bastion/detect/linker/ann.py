@@ -2,16 +2,16 @@
 
 An inverted file (faiss IVF): k-means cells over the fingerprint vectors, each vector stored as a 4-bit
 product-quantised code scanned with SIMD ("fast scan"), and the best ``k * k_factor`` codes re-ranked exactly
-against the full float vectors - so a lookup reads a sixteenth of the cells in compact form and a few hundred
+against the full float vectors - so a lookup reads a tenth of the cells in compact form and a few hundred
 full rows, and the cosine it returns is exact.
 
 Why not a proximity graph: fingerprint vectors are Poisson counts of a few texts, so a returning account sits
 in a crowd of its community's writers at nearly equal distances. ``bastion bench linker --index hnsw`` measured
 a usearch HNSW graph (M=16, ef_search 256) at 1M such vectors at 0.89 recall@10 for 8.4x the speed of an exact
 scan; the inverted file's cost is set by the share of cells probed, not by how well a graph can be navigated.
-Settings (measured at 1M by ``bastion bench linker``, docs/benchmarks.md): 2 dimensions per 4-bit sub-code, a
-sixteenth of the cells probed and 250 candidates re-ranked per neighbour asked for give recall@10 of about 0.95
-of the exact top 10; the re-rank factor is what buys the last points (coarser settings trade them for speed).
+Settings (measured at 1M by ``bastion bench linker``, docs/benchmarks.md): 2 dimensions per 4-bit sub-code,
+1,024 cells of which a tenth are probed, and 250 candidates re-ranked per neighbour asked for give recall@10 of
+about 0.95 of the exact top 10; the re-rank factor buys the last points (coarser settings trade them for speed).
 
 Nothing here is serialised: the index is rebuilt from the stored fingerprints on load, so no binary index file
 (and no pickle) is ever read back.
@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-# vectors per k-means cell at training time: 1M vectors -> 4,096 cells
-IVF_CELL_SIZE = 244
-# share of the cells a lookup reads (1/16), never fewer than MIN_PROBE
-PROBE_SHARE = 16
+# vectors per k-means cell at training time: 1M vectors -> 1,024 cells (fewer, longer lists: a lookup pays per
+# list it opens, and k-means over 1,024 cells trains in seconds where 4,096 took minutes)
+IVF_CELL_SIZE = 1000
+# share of the cells a lookup reads (1/10), never fewer than MIN_PROBE
+PROBE_SHARE = 10
 MIN_PROBE = 8
 # product quantiser: one 4-bit sub-code per PQ_DIMS dimensions
 PQ_DIMS = 2
