@@ -134,22 +134,10 @@ def markdown(res: dict[str, Any], command: str) -> str:
 
 
 def main() -> None:
-    import argparse
-    import json
-    from pathlib import Path
+    from bastion.bench.report import docs_main
 
-    ap = argparse.ArgumentParser(description=DESCRIPTION)
-    ap.add_argument("--events", type=int, default=None)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--write-docs", action="store_true", help="write the 'content' section of docs/benchmarks.md")
-    args = ap.parse_args()
-    res = run(events=args.events, quick=args.quick)
-    print(json.dumps(res, indent=2))
-    if args.write_docs:
-        from bastion.evaluation.docs import write_section
-
-        write_section(Path("docs/benchmarks.md"), "content",
-                      markdown(res, "python -m bastion.bench.content --write-docs"), title="# Benchmarks")
+    docs_main("content", DESCRIPTION, run,
+              lambda res, _quick: markdown(res, "python -m bastion.bench.content --write-docs"))
 
 
 if __name__ == "__main__":

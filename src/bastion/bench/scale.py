@@ -210,19 +210,9 @@ def markdown(r: dict[str, Any], quick: bool) -> str:
 def main() -> None:
     """``python -m bastion.bench.scale [--quick] [--events N] --write-docs``: run and write the 'scale' section
     of docs/benchmarks.md (``bastion bench scale`` prints the same results)."""
-    import argparse
+    from bastion.bench.report import docs_main
 
-    ap = argparse.ArgumentParser(description=DESCRIPTION)
-    ap.add_argument("--events", type=int, default=None)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--write-docs", action="store_true", help="write the 'scale' section of docs/benchmarks.md")
-    args = ap.parse_args()
-    res = run(events=args.events, quick=args.quick)
-    print(json.dumps(res, indent=2))
-    if args.write_docs:
-        from bastion.evaluation.docs import write_section
-
-        write_section(Path("docs/benchmarks.md"), "scale", markdown(res, args.quick), title="# Benchmarks")
+    docs_main("scale", DESCRIPTION, run, markdown)
 
 
 if __name__ == "__main__":
