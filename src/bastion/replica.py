@@ -480,11 +480,11 @@ class Replica:
             return
         if not changed:
             return
-        from bastion.detect.linker.detector import NS_LINK, NS_NAMES, NS_PROFILE, _l_dec
+        from bastion.detect.linker.detector import NS_LINK, NS_NAMES, NS_PROFILE, NS_TARGETED, _l_dec
         from bastion.detect.linker.index import NS_FP, decode
 
         profiles = [key for ns, key in changed if ns == NS_PROFILE]
-        keys = sorted(k for k in changed if k[0] in (NS_FP, NS_NAMES, NS_LINK))
+        keys = sorted(k for k in changed if k[0] in (NS_FP, NS_NAMES, NS_TARGETED, NS_LINK))
         changed.clear()
         for lk in self.linkers:
             for key in profiles:   # re-read when next needed
@@ -507,6 +507,8 @@ class Replica:
                         lk.index.remove(key)
                 elif ns == NS_NAMES:
                     lk.names[key] = int(raw) if raw else 0
+                elif ns == NS_TARGETED:
+                    lk.targeted[key] = int(raw) if raw else 0
                 elif raw:
                     lk.links[key] = _l_dec.decode(raw)
 

@@ -88,3 +88,27 @@ def test_two_workers_keep_cluster_detectors_equal_to_one_engine(redis_prefix, tm
     flagged = {m for a in msgspec.json.decode(msgspec.json.encode(sink.actions)) if a["action"] == "cluster.flag"
                for m in a["evidence"]["members"]}
     assert set(ring) | set(farm) | set(bots) <= flagged
+
+
+def test_a_worker_refreshes_the_linker_counts_another_worker_committed(redis_prefix):
+    """The linker caches its name and target counts from state.kv: when the change log reports that another
+    worker committed new values, this worker's copy takes them (else its links would differ from one engine's)."""
+    from bastion.app import build_runtime
+    from bastion.detect.linker.detector import NS_NAMES, NS_TARGETED
+    from bastion.replica import Replica
+    from bastion.settings import Settings
+    from bastion.state.redis import RedisState
+
+    st = RedisState.from_url(f"{REDIS_URL}?prefix={redis_prefix}", worker="w1")
+    rt = build_runtime(Settings.load(env={}), rules_dir=False, state=st, review=False, resume=True)
+    rep = Replica(rt, st, "w1")
+    lk = rep.linkers[0]
+    lk.bind(st)
+    assert lk.targeted.get("t1", 0) == 0 and lk.names.get("anna", 0) == 0
+    # what w0's commit wrote, and what the change log tells w1 about it
+    st.r.hset(f"{redis_prefix}kv:{NS_TARGETED}", "t1", b"3")
+    st.r.hset(f"{redis_prefix}kv:{NS_NAMES}", "anna", b"2")
+    st.kv.forget(f"{NS_TARGETED}\x1ft1")
+    st.kv.forget(f"{NS_NAMES}\x1fanna")
+    rep._refresh_linkers()
+    assert lk.targeted["t1"] == 3 and lk.names["anna"] == 2
