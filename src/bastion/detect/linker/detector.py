@@ -13,6 +13,7 @@ targeted each account, links), so it survives a restart of a persistent state ba
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 import msgspec
@@ -116,10 +117,10 @@ class Linker:
         prof = self.profile(actor.id)
         if not live:
             prof = _p_dec.decode(_p_enc.encode(prof))
-        before = set(prof.targets) if live and isinstance(event, PostCreate | MessageSend) else None
+        n_targets = len(prof.targets) if live and isinstance(event, PostCreate | MessageSend) else -1
         changed = observe(prof, event)
-        if before is not None and len(prof.targets) > len(before):
-            self._count_targets([t for t in prof.targets if t not in before])
+        if 0 <= n_targets < len(prof.targets):   # targets are only appended (capped, never evicted)
+            self._count_targets(list(islice(prof.targets, n_targets, None)))
         if isinstance(event, AccountCreate | AccountUpdate) and event.profile.display_name is not None and live:
             self._count_name(actor.display_name, event.profile.display_name)
         if isinstance(event, AccountCreate):
