@@ -52,6 +52,24 @@ def test_v3_features_round_trip_and_single_text_path(tmp_path: Path, loss: str) 
     assert m2.score_one("what an idiot") > m2.threshold_ > m2.score_one("have a lovely day")
 
 
+def test_nb_svm_round_trip_and_single_text_path(tmp_path: Path) -> None:
+    """NB-SVM scaling is folded into the coefficients: the artifact records ``nb_alpha`` and scores the same."""
+    m = LinearTextModel("toynb", bits=14, C=1.0, featurizer_version=3, char_min=1, char_max=6, word_weight=1.0,
+                        loss="svm", class_weight=None, nb_alpha=1.0).fit(TOY, TOY_Y)
+    plain = LinearTextModel("toy", bits=14, C=1.0, featurizer_version=3, char_min=1, char_max=6, word_weight=1.0,
+                            loss="svm", class_weight=None).fit(TOY, TOY_Y)
+    assert not np.array_equal(m.coef_, plain.coef_)
+    assert m.feature_schema == plain.feature_schema  # the features are the same; only the fit differs
+    reg = ModelRegistry([tmp_path])
+    reg.save("toynb", m.to_artifact())
+    m2 = LinearTextModel.from_artifact(reg.load("toynb"))
+    assert m2.nb_alpha == 1.0
+    texts = ["you idiot", "nice day", "", "1d10t l0ser", "ѕtuрid"]
+    assert np.array_equal(m.predict_proba(texts), m2.predict_proba(texts))
+    assert np.allclose([m2.score_one(t) for t in texts], m2.predict_proba(texts), atol=1e-5)
+    assert m2.score_one("what an idiot") > m2.threshold_ > m2.score_one("have a lovely day")
+
+
 def test_v3_char_ngrams_stay_inside_words() -> None:
     from bastion.models.text.features import HashingFeaturizer
 
@@ -138,9 +156,9 @@ def test_score_cache_and_api(shipped: TextModels) -> None:
         shipped.score("nope", "x")
 
 
-# The issue's target for the fast tier is 0.75; the shipped model measures 0.749 (docs/evaluation.md), so the
-# CI floor guards against regressions just below the measured value rather than at the unmet target.
-OFFENSIVE_FLOOR = 0.74
+# The issue's target for the fast tier is 0.75; the shipped model (NB-SVM, char 1-6) measures 0.789
+# (docs/evaluation.md), so the CI floor sits at the target.
+OFFENSIVE_FLOOR = 0.75
 
 
 def test_ci_floor_offensive_macro_f1(shipped: TextModels) -> None:

@@ -392,3 +392,23 @@ def fit_cascade_band(name: str, fast: Any, tuned: FineTunedTextModel, max_share:
     band, share = FineTunedCascade.choose_band(p_fast, p_tuned, yv, refit.threshold_, tuned.threshold_, max_share)
     return {"fast_model": {"name": fast.name, "created": fast.meta.get("created")}, "band": band,
             "val_share_sent": share, "protocol": "band on validation with out-of-fold fast-tier scores"}
+
+
+def reband_shipped(fast: Any, path: Path) -> dict[str, Any]:
+    """Choose the cascade band of the fine-tuned artifact at ``path`` (a ``NAME-ft`` version folder) again, over
+    a retrained fast model ``fast`` (:func:`fit_cascade_band`, on validation as in training), and rewrite only its
+    ``meta.json`` ``cascade`` entry: the encoder (``arrays.npz``), its epoch, calibration and threshold do not
+    depend on the fast tier, so a new fast model needs no new fine-tuning (nor a GPU). Returns the new entry."""
+    import json
+
+    from bastion.models.registry import ModelRegistry
+
+    folder = Path(path)
+    art = ModelRegistry([folder.parent.parent]).load(folder.parent.name, folder.name)
+    tuned = FineTunedTextModel.from_artifact(art)
+    entry = fit_cascade_band(fast.name, fast, tuned)
+    entry["rebanded"] = "band chosen again over a retrained fast model (reband_shipped); encoder unchanged"
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["cascade"] = entry
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+    return entry
