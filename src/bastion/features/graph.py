@@ -20,6 +20,7 @@ Missing information is ``nan``.
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Any
 
@@ -49,10 +50,18 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else NAN
 
 
+#: from this many ids on, ``heapq.nsmallest`` (one pass, a heap of k) beats sorting the whole set
+HEAP_FROM = 800
+
+
 def _sample(ids: set[str], k: int = MAX_NEIGHBOURS) -> list[str]:
     """The ``k`` smallest ids, in order: a set's iteration order depends on the process's string hash seed,
-    and float sums taken in another order can differ in the last bit between an embedded run and a worker."""
-    return sorted(ids)[:k]
+    and float sums taken in another order can differ in the last bit between an embedded run and a worker.
+    (``heapq.nsmallest`` returns exactly ``sorted(ids)[:k]``; it is only faster on large sets.)"""
+    n = len(ids)
+    if n > HEAP_FROM:
+        return heapq.nsmallest(k, ids)
+    return sorted(ids)[:k] if n > k else sorted(ids)
 
 
 def _id_max(state: Any, kind: str, values: list[str]) -> float:
@@ -64,63 +73,95 @@ def _id_max(state: Any, kind: str, values: list[str]) -> float:
 def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
     """Follow-graph reciprocity, neighbour aggregates and identifier sharing of ``acc`` in ``state``."""
     graph = state.graph
-    out = graph.out("follow", acc.id)
-    inc = graph.into("follow", acc.id)
+    acc_id = acc.id
+    out = graph.out("follow", acc_id)
+    inc = graph.into("follow", acc_id)
     n_out, n_in = len(out), len(inc)
     mutual = len(out & inc) if n_out and n_in else 0
     accounts = state.accounts
+    get = getattr(accounts, "getter", None) or accounts.get   # MemoryAccounts: the dict's get when it can
+    log1p = math.log1p
+    # the sorted samples of the follower sets, cached by the graph until the set changes (MemoryGraph);
+    # otherwise sorted here (the same lists)
+    smallest_into = getattr(graph, "smallest_into", None)
 
-    def stats(ids: set[str]) -> tuple[list[float], list[float], list[float], list[float]]:
-        fol, fng, age, ev = [], [], [], []
-        for nid in _sample(ids):
-            nb = accounts.get(nid)
+    # neighbour statistics (the lists _mean averages, in sample order, so the same sums)
+    ofol: list[float] = []
+    ofng: list[float] = []
+    oage: list[float] = []
+    out_sorted = _sample(out) if n_out else []   # the 64 smallest; its first 16 are the two-hop sample
+    for nid in out_sorted:
+        nb = get(nid)
+        if nb is None:
+            continue
+        ofol.append(log1p(nb.followers))
+        ofng.append(log1p(nb.following))
+        created = nb.created_ms
+        oage.append(log1p(max(0.0, (now_ms - created) / DAY_MS)) if created else NAN)
+    ifol: list[float] = []
+    ifng: list[float] = []
+    iage: list[float] = []
+    iev: list[float] = []
+    if n_in:
+        for nid in (smallest_into("follow", acc_id, MAX_NEIGHBOURS) if smallest_into is not None
+                    else _sample(inc)):
+            nb = get(nid)
             if nb is None:
                 continue
-            fol.append(math.log1p(nb.followers))
-            fng.append(math.log1p(nb.following))
-            age.append(math.log1p(max(0.0, (now_ms - nb.created_ms) / DAY_MS)) if nb.created_ms else NAN)
-            ev.append(math.log1p(nb.activity.n_events))
-        return fol, fng, age, ev
-
-    ofol, ofng, oage, _ = stats(out) if n_out else ([], [], [], [])
-    ifol, ifng, iage, iev = stats(inc) if n_in else ([], [], [], [])
+            ifol.append(log1p(nb.followers))
+            ifng.append(log1p(nb.following))
+            created = nb.created_ms
+            iage.append(log1p(max(0.0, (now_ms - created) / DAY_MS)) if created else NAN)
+            iev.append(log1p(nb.activity.n_events))
     young = [a for a in iage if a == a]
     # two hops (follow farms): how many of my followees' followers are young accounts - a farm's members
     # follow the same few customers, whose follower lists fill with fresh accounts
-    shares, counts = [], []
+    shares: list[float] = []
+    counts: list[float] = []
     if n_out:
         young_ms = now_ms - YOUNG_DAYS * DAY_MS
-        for fid in _sample(out, MAX_HOP2[0]):
+        k_hop, k_fol = MAX_HOP2
+        into = graph.into
+        for fid in out_sorted[:k_hop]:
+            if smallest_into is not None:
+                followers = smallest_into("follow", fid, k_fol)
+            else:
+                followers = _sample(into("follow", fid), k_fol)
             k = y = 0
-            for nid in _sample(graph.into("follow", fid), MAX_HOP2[1]):
-                if nid == acc.id:
+            for nid in followers:
+                if nid == acc_id:
                     continue
-                nb = accounts.get(nid)
-                if nb is None or not nb.created_ms:
+                nb = get(nid)
+                if nb is None:
+                    continue
+                created = nb.created_ms
+                if not created:
                     continue
                 k += 1
-                y += nb.created_ms >= young_ms
+                y += created >= young_ms
             if k:
                 shares.append(y / k)
-                counts.append(math.log1p(y))
-    eng, eng_rel = [], []
+                counts.append(log1p(y))
+    eng: list[float] = []
+    eng_rel: list[float] = []
+    posts = state.posts
     for pid in acc.activity.recent_engaged:
-        post = state.posts.get(pid)
+        post = posts.get(pid)
         if post is None:
             continue
         n_eng = post.likes + post.reposts
-        author = accounts.get(post.author)
-        eng.append(math.log1p(n_eng))
+        author = get(post.author)
+        eng.append(log1p(n_eng))
         eng_rel.append(math.log((n_eng + 1.0) / ((author.followers if author is not None else 0) + 1.0)))
     ips = list(acc.ips)
     devices = list(acc.devices)
     nets = sorted({ip_network(ip) for ip in ips}) if ips else []
     return {
-        "g_log_out": math.log1p(n_out),
-        "g_log_in": math.log1p(n_in),
+        "g_log_out": log1p(n_out),
+        "g_log_in": log1p(n_in),
         "g_recip_out": mutual / n_out if n_out else NAN,
         "g_recip_in": mutual / n_in if n_in else NAN,
-        "g_log_mutual": math.log1p(mutual),
+        "g_log_mutual": log1p(mutual),
         "g_nb_out_log_followers": _mean(ofol),
         "g_nb_out_log_following": _mean(ofng),
         "g_nb_out_age": _mean(oage),
@@ -128,7 +169,7 @@ def graph_features(acc: Account, state: Any, now_ms: int) -> dict[str, float]:
         "g_nb_in_log_following": _mean(ifng),
         "g_nb_in_age": _mean(iage),
         "g_nb_in_log_events": _mean(iev),
-        "g_nb_in_frac_new": sum(a < math.log1p(30.0) for a in young) / len(young) if young else NAN,
+        "g_nb_in_frac_new": sum(a < log1p(30.0) for a in young) / len(young) if young else NAN,
         "g_nb2_young_share": _mean(shares),
         "g_nb2_log_young": _mean(counts),
         "id_ip_max": _id_max(state, "ip", ips),

@@ -61,8 +61,8 @@ class CompiledForest:
         self._compile_flat()
 
     def _compile_flat(self) -> None:
-        """Flat arrays for :meth:`raw_one`: every split is decided in one vectorised pass, then each tree is
-        walked by indexing a "chosen child" array (leaves point at themselves), ``depth`` times."""
+        """Flat arrays for :meth:`raw_one_flat`: every split is decided in one vectorised pass, then each tree
+        is walked by indexing a "chosen child" array (leaves point at themselves), ``depth`` times."""
         m = len(self.feature)
         n_leaves = len(self.leaf_value)
 
@@ -76,13 +76,92 @@ class CompiledForest:
         self._mt_zero = self.missing_type == _MISSING_ZERO
         self._leaf_self = np.arange(m, m + n_leaves, dtype=np.int64)
         self._m = m
+        self._compile_sibling()
+
+    def _compile_sibling(self) -> None:
+        """Arrays for :meth:`raw_one`: all nodes (splits and leaves) renumbered breadth-first so that the two
+        children of a split are adjacent (right = left + 1) and the roots are 0..n_trees-1 in tree order. The
+        row is expanded once into blocks of its values with ``nan`` (and, for ``Zero`` missing types, 0)
+        replaced by -inf or +inf, and each split reads the block that sends a missing value its way: then
+        "go right" is just ``value > threshold`` for every split (one gather and one comparison over all
+        nodes), the chosen child is ``first_child + go_right``, and a leaf points at itself (threshold +inf)."""
+        n_feat = int(self.feature.max()) + 1 if len(self.feature) else 1
+        has_zero = bool((self.missing_type == _MISSING_ZERO).any())
+        self._sib_ok = bool(np.isfinite(self.threshold).all())
+        if not self._sib_ok:  # an infinite threshold would compare differently against the +-inf sentinels
+            return
+        n_trees = len(self.roots)
+        n_nodes = len(self.feature) + len(self.leaf_value)
+        first = np.zeros(n_nodes, dtype=np.int64)
+        src = np.zeros(n_nodes, dtype=np.int64)
+        thr = np.full(n_nodes, np.inf)
+        leaf = np.zeros(n_nodes, dtype=np.float64)
+        order = [int(r) for r in self.roots]   # old encoding: split i >= 0, leaf k as -(k+1)
+        nxt = n_trees
+        pos = 0
+        while pos < len(order):
+            old = order[pos]
+            if old < 0:
+                leaf[pos] = self.leaf_value[-old - 1]
+                first[pos] = pos
+            else:
+                f = int(self.feature[old])
+                t = float(self.threshold[old])
+                mt = int(self.missing_type[old])
+                if mt == _MISSING_NONE:
+                    nan_left = t >= 0.0           # nan is read as 0.0
+                    block = 0 if nan_left else 1
+                else:
+                    nan_left = bool(self.default_left[old])
+                    block = (0 if nan_left else 1) + (2 if mt == _MISSING_ZERO else 0)
+                src[pos] = block * n_feat + f
+                thr[pos] = t
+                first[pos] = nxt
+                order.append(int(self.left[old]))
+                order.append(int(self.right[old]))
+                nxt += 2
+            pos += 1
+        n_blocks = 4 if has_zero else 2
+        self._sib_first = first
+        self._sib_src = src
+        self._sib_thr = thr
+        self._sib_leaf = leaf
+        self._sib_roots = np.arange(n_trees, dtype=np.int64)
+        self._sib_nfeat = n_feat
+        self._sib_xsrc = np.tile(np.arange(n_feat, dtype=np.int64), n_blocks)
+        fill = np.empty(n_blocks * n_feat)
+        for b in range(n_blocks):
+            fill[b * n_feat:(b + 1) * n_feat] = -np.inf if b % 2 == 0 else np.inf
+        self._sib_fill = fill
+        self._sib_zero = None
+        if has_zero:
+            zero = np.zeros(n_blocks * n_feat, dtype=bool)
+            zero[2 * n_feat:] = True
+            self._sib_zero = zero
 
     @classmethod
     def from_booster(cls, booster: Any) -> CompiledForest:
         return cls(booster.dump_model())
 
     def raw_one(self, x: np.ndarray) -> float:
-        """The raw score (sum of leaf values) of one row."""
+        """The raw score (sum of leaf values) of one row; the same leaves summed in the same (tree) order, so
+        the same float, as :meth:`raw_one_flat` and :meth:`raw_one_reference`."""
+        if not self._sib_ok:
+            return self.raw_one_flat(x)
+        xx = x.take(self._sib_xsrc)
+        missing = np.isnan(xx)
+        if self._sib_zero is not None:
+            missing |= self._sib_zero & (xx == 0.0)
+        np.copyto(xx, self._sib_fill, where=missing)
+        child = self._sib_first + (xx.take(self._sib_src) > self._sib_thr)
+        node = self._sib_roots
+        for _ in range(self.depth):
+            node = child.take(node)
+        return float(self._sib_leaf.take(node).sum())
+
+    def raw_one_flat(self, x: np.ndarray) -> float:
+        """The previous one-row path (all splits decided with explicit missing-value masks, children chosen
+        by ``np.where``); kept for the equivalence tests and for forests with infinite thresholds."""
         m = self._m
         v = x[self.feature]
         nan = np.isnan(v)

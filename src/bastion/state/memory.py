@@ -13,6 +13,7 @@ Retention (event time, not wall time, so replays are deterministic):
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +53,13 @@ class MemoryAccounts:
             if acc is not None:
                 self.data[account_id] = acc
         return acc
+
+    @property
+    def getter(self) -> Callable[[str], Account | None]:
+        """:meth:`get` as a callable for hot loops: the dict's own ``get`` when there is no loader."""
+        if self._loader is None and type(self).get is MemoryAccounts.get:
+            return self.data.get
+        return self.get
 
     def get_or_create(self, account_id: str, ts: int) -> Account:
         acc = self.get(account_id)
@@ -97,10 +105,17 @@ class MemoryPosts:
 
 
 class MemoryGraph:
+    #: :meth:`smallest_into` keeps the sorted sample of a node's incoming set from this size on (smaller sets
+    #: sort in a few microseconds), for at most ``SMALLEST_CACHE_MAX`` nodes
+    SMALLEST_CACHE_FROM = 32
+    SMALLEST_CACHE_MAX = 200_000
+
     def __init__(self) -> None:
         self.outgoing: dict[str, dict[str, set[str]]] = {"follow": {}, "block": {}, "mute": {}}
         self.incoming: dict[str, dict[str, set[str]]] = {"follow": {}, "block": {}, "mute": {}}
         self.changes: list[tuple[str, str, str, int, bool]] = []  # for durable backends
+        # (kind, dst) -> {k: the k smallest ids of incoming[kind][dst], sorted}; dropped when that set changes
+        self._smallest: dict[tuple[str, str], dict[int, list[str]]] = {}
 
     def has(self, kind: str, src: str, dst: str) -> bool:
         out = self.outgoing[kind].get(src)
@@ -112,6 +127,8 @@ class MemoryGraph:
             return False
         out.add(dst)
         self.incoming[kind].setdefault(dst, set()).add(src)
+        if self._smallest:
+            self._smallest.pop((kind, dst), None)
         self.changes.append((kind, src, dst, ts, True))
         return True
 
@@ -123,6 +140,8 @@ class MemoryGraph:
         inc = self.incoming[kind].get(dst)
         if inc is not None:
             inc.discard(src)
+        if self._smallest:
+            self._smallest.pop((kind, dst), None)
         self.changes.append((kind, src, dst, 0, False))
         return True
 
@@ -132,12 +151,39 @@ class MemoryGraph:
     def into(self, kind: str, dst: str) -> set[str]:
         return self.incoming[kind].get(dst) or set()
 
+    def smallest_into(self, kind: str, dst: str, k: int) -> list[str]:
+        """``sorted(self.into(kind, dst))[:k]``, kept for large sets until the set changes (the bot model's
+        graph features sample the followers of every followee of an account it scores). The list is shared:
+        do not modify it."""
+        ids = self.incoming[kind].get(dst)
+        if not ids:
+            return []
+        if len(ids) <= self.SMALLEST_CACHE_FROM:
+            return sorted(ids)[:k] if len(ids) > k else sorted(ids)
+        key = (kind, dst)
+        by_k = self._smallest.get(key)
+        if by_k is None:
+            if len(self._smallest) >= self.SMALLEST_CACHE_MAX:
+                self._smallest.clear()
+            by_k = self._smallest[key] = {}
+        hit = by_k.get(k)
+        if hit is None:
+            hit = by_k[k] = heapq.nsmallest(k, ids) if len(ids) > 800 else sorted(ids)[:k]
+        return hit
+
+    def invalidate(self) -> None:
+        """Forget derived data (call after changing ``incoming``/``outgoing`` directly)."""
+        self._smallest.clear()
+
     def drop_account(self, account_id: str) -> None:
+        smallest = self._smallest
         for kind in self.outgoing:
             for dst in self.outgoing[kind].pop(account_id, ()):
                 self.incoming[kind].get(dst, set()).discard(account_id)
+                smallest.pop((kind, dst), None)
             for src in self.incoming[kind].pop(account_id, ()):
                 self.outgoing[kind].get(src, set()).discard(account_id)
+            smallest.pop((kind, account_id), None)
 
 
 class MemoryIdentifiers:
@@ -351,6 +397,7 @@ class MemoryState:
         for kind, src, dst, _ts in fetch("SELECT kind, src, dst, ts FROM edges"):
             self.graph.outgoing[kind].setdefault(src, set()).add(dst)
             self.graph.incoming[kind].setdefault(dst, set()).add(src)
+        self.graph.invalidate()
         for kind, value, account, ts in fetch("SELECT kind, value, account, ts FROM identifiers"):
             self.identifiers.members.setdefault((kind, value), {})[account] = ts
         for kind, value, n in fetch("SELECT kind, value, n FROM identifier_counts"):

@@ -47,6 +47,17 @@ def behaviour_vector(acc: Account, state: Any, now_ms: int, schema: Sequence[str
     return [f.get(name, nan) for name in schema]
 
 
+def behaviour_vector_from(account_feats: dict[str, float], acc: Account, state: Any, now_ms: int,
+                          schema: Sequence[str] = BEHAVIOUR_SCHEMA) -> list[float]:
+    """:func:`behaviour_vector` from ``account_features(acc, now_ms)`` already computed by the caller (the live
+    detector shares them with the profile and activity models); ``account_feats`` is updated in place with
+    the graph features."""
+    f = account_feats
+    f.update(graph_features(acc, state, now_ms))
+    nan = float("nan")
+    return [f.get(name, nan) for name in schema]
+
+
 def is_record_point(n: int) -> bool:
     """The activity counts at which the live detector records the ``bot`` score (see detect/bots.py)."""
     return n >= MIN_EVENTS and (n & (n - 1) == 0 or n % 64 == 0 or n in (3, 6, 12))

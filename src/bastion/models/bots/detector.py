@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bastion.features.account import account_features, vector
 from bastion.models.bots.features import MODEL_SCHEMAS, features_for, matrix
 from bastion.models.bots.model import BotModel, SpecialistEnsemble
 from bastion.models.registry import Artifact, ModelError, ModelRegistry
@@ -148,18 +149,26 @@ class BotDetector:
         if hit is not None and hit[0] == key:
             return hit[1]
         profile = self.profile
+        use_activity = self.activity is not None and acc.activity.n_events >= self.min_events
+        use_behaviour = self._use_behaviour(acc, state)
+        # profile + activity features once for all three models (each extractor is pure: the same values as
+        # one features_for call per model, which computed the profile features up to three times)
+        feats = account_features(acc, now_ms) if use_activity or use_behaviour else None
+        schema = profile.feature_schema
+        xp = features_for(acc, now_ms, schema) if feats is None else vector(feats, schema)
         if not isinstance(profile, BotModel):
-            p = float(profile.predict_proba(np.array([features_for(acc, now_ms, profile.feature_schema)]))[0])
+            p = float(profile.predict_proba(np.array([xp]))[0])
         else:
-            p = profile.proba_one(np.array(features_for(acc, now_ms, profile.feature_schema)))
-        if self.activity is not None and acc.activity.n_events >= self.min_events:
-            pa = self.activity.proba_one(np.array(features_for(acc, now_ms, self.activity.feature_schema)))
+            p = profile.proba_one(np.array(xp))
+        if use_activity:
+            pa = self.activity.proba_one(np.array(vector(feats, self.activity.feature_schema)))  # type: ignore[union-attr,arg-type]
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
-        if self._use_behaviour(acc, state):
-            from bastion.models.bots.behaviour import behaviour_vector
+        if use_behaviour:
+            from bastion.models.bots.behaviour import behaviour_vector_from
 
-            pb = self.behaviour.proba_one(np.array(behaviour_vector(acc, state, now_ms)))  # type: ignore[union-attr]
+            xb = behaviour_vector_from(feats, acc, state, now_ms)  # type: ignore[arg-type]
+            pb = self.behaviour.proba_one(np.array(xb))  # type: ignore[union-attr]
             p = self._with_behaviour(p, pb)
         if len(self._pcache) >= self.cache_size:
             self._pcache.pop(next(iter(self._pcache)))
