@@ -194,3 +194,20 @@ def test_context_detector_through_build_runtime() -> None:
          "text": "you idiot"})))
     assert 0.0 < ctx.feature("score.abuse_context") <= 1.0
     assert det.tracker.pairs == before
+
+
+def test_prescored_batch_scores_equal_one_text_scores_of_every_shipped_model() -> None:
+    """The replay's batch scoring shares n-gram counts between models only where their featurizers agree:
+    `abuse` (char 1-6-grams) and `hate` (char 2-5-grams) must each get their own counts."""
+    from bastion.models.context import Prescored
+    from bastion.models.text import TextModels
+
+    tm = TextModels.load(ModelRegistry([PACKAGED_ROOT]), embeddings=False)
+    fa, fh = tm.fast["abuse"].featurizer, tm.fast["hate"].featurizer
+    assert (fa.char_min, fa.char_max) != (fh.char_min, fh.char_max)   # the case this guards
+    texts = ["you are a disgusting idiot", "lovely photo of the harbour today", "send them all back, vermin",
+             "FREE entry!! txt WIN to 80086 now", "@user ok see you at 6"]
+    pre = Prescored(tm, texts)
+    for name in ("abuse", "hate", "spam"):
+        for t in texts:
+            assert pre.score(name, t) == pytest.approx(tm.score(name, t), abs=1e-5), (name, t)

@@ -198,13 +198,16 @@ def _batch_scores(base: Any, texts: list[str]) -> dict[str, np.ndarray]:
     """Every model's scores of ``texts``; fast-tier models with the same featurizer share its n-gram counts."""
     from bastion.models.text.linear import LinearTextModel
 
-    counts: dict[tuple[int, float], Any] = {}
+    counts: dict[tuple[Any, ...], Any] = {}
 
     def proba(m: LinearTextModel, rows: np.ndarray | None) -> np.ndarray:
-        key = (m.featurizer.bits, m.featurizer.word_weight)
+        f = m.featurizer   # models share counts only where every featurizer setting agrees
+        key = (f.version, f.bits, f.word_weight, f.char_min, f.char_max, m._blockwise)
         if key not in counts:
             counts[key] = m._counts(texts)
-        c = counts[key] if rows is None else counts[key][rows]
+        c = counts[key]
+        if rows is not None:   # version 3 counts are (chars, words) blocks
+            c = tuple(b[rows] for b in c) if isinstance(c, tuple) else c[rows]
         X = m._tfidf(c)  # type: ignore[no-untyped-call]
         raw = np.asarray(X @ m.coef_.astype(np.float32), dtype=np.float64) + m.intercept_
         return m.calibration_.apply(raw)
