@@ -118,6 +118,24 @@ def test_heavy_users_meeting_on_common_items_by_volume_are_no_pair():
     assert got == [("s1", "s2")]
 
 
+def test_expired_items_are_swept_by_event_time_and_edges_are_the_same():
+    """A long stream of fresh items (each post id once) keeps about two windows of items, not all of them,
+    and the sweep changes no edge: the same observations through windows that never sweep agree."""
+    w = CoActionWindows(window_ms=HOUR, min_items=3)
+    ref = CoActionWindows(window_ms=HOUR, min_items=3)
+    ref._next_sweep = 10**18   # never sweeps
+    got, want, t = [], [], 0
+    for i in range(20_000):    # 20k fresh items over ~55 hours of event time, two accounts co-acting on some
+        t += 10_000
+        item = f"post:{i // 2}"
+        actor = "r1" if i % 2 else ("r2" if i % 50 < 10 else f"u{i}")
+        got += w.observe(item, actor, t)
+        want += ref.observe(item, actor, t)
+    assert got == want and got   # the same edges, and there were some
+    per_window = HOUR // 10_000
+    assert len(w.recent) <= 3 * per_window < len(ref.recent)
+
+
 def test_score_run_counts_what_only_the_expansion_found(tmp_path):
     write_clusters(tmp_path, [
         {"id": "lockstep_batch-1", "kind": "lockstep_batch", "members": ["a", "b", "c"], "score": 0.9,

@@ -40,6 +40,8 @@ class _Dump(msgspec.Struct, array_like=True):
 
 
 class CoActionWindows:
+    _next_sweep: int | None = None   # (a class default too: snapshots pickled before the sweep existed load)
+
     def __init__(self, window_ms: int, max_degree: int = 150, min_items: int = 3, max_pairs: int = 2_000_000,
                  max_seen: int = 16, min_weight: float = 0.0, min_item_weight: float = 0.0,
                  episode_ms: int | None = None, min_norm: float = 0.0) -> None:
@@ -57,6 +59,7 @@ class CoActionWindows:
         self.activity: dict[str, int] = {}   # item uses per account (the normaliser of a pair's evidence)
         self.popular_skips = 0
         self._observed = 0
+        self._next_sweep: int | None = None   # event time of the next sweep of expired items
 
     def observe(self, item: str, actor: str, ts: int, weight: float = 1.0) -> list[tuple[str, str]]:
         """Record ``actor`` using ``item`` (of popularity ``weight``) at ``ts``; returns the pairs that just
@@ -72,6 +75,13 @@ class CoActionWindows:
         activity = self.activity
         activity[actor] = activity.get(actor, 0) + 1
         self._observed += 1
+        if self._next_sweep is None or ts >= self._next_sweep:
+            # every window's worth of event time, drop the items nobody used for two windows: the index then
+            # holds about two windows of items however long the stream runs (a later use of a dropped item
+            # finds nobody inside its window either way, unless events arrive over a window late)
+            if self._next_sweep is not None:
+                self.sweep(ts - 2 * self.window_ms)
+            self._next_sweep = ts + self.window_ms
         if self._observed % 200_000 == 0:
             self.prune(ts)
         if not others:
@@ -102,11 +112,14 @@ class CoActionWindows:
                 new_edges.append(pk)
         return new_edges
 
+    def sweep(self, before_ms: int) -> None:
+        """Drop the items last used before ``before_ms``."""
+        for item in [k for k, dq in self.recent.items() if not dq or dq[-1][0] < before_ms]:
+            del self.recent[item]
+
     def prune(self, now_ms: int) -> None:
         """Drop expired items and, past ``max_pairs``, the pairs that went quiet without becoming edges."""
-        lo = now_ms - self.window_ms
-        for item in [k for k, dq in self.recent.items() if not dq or dq[-1][0] < lo]:
-            del self.recent[item]
+        self.sweep(now_ms - self.window_ms)
         if len(self.pairs) > self.max_pairs:
             horizon = now_ms - 8 * self.window_ms
             self.pairs = {k: v for k, v in self.pairs.items() if v.edge or v.last_ts >= horizon}
