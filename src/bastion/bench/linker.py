@@ -179,12 +179,15 @@ def _one_blas_thread() -> Any:
 
 SWEEP = (64, 96, 128, 192, 256, 384)   # HNSW expansion_search values measured after the linker's own
 # inverted-file settings measured beside the linker's own: (share of cells probed 1/N, re-rank factor)
-IVF_SWEEP = ((32, 100), (16, 100), (16, 250), (10, 100), (6, 250))
+IVF_SWEEP = ((16, 40), (10, 25), (10, 40), (10, 50), (8, 25), (8, 100), (6, 40))
+# the channel's previous setting, rebuilt and measured in the same run for comparison: codes of the vectors
+# themselves (not of residuals), no OPQ rotation, a tenth of the cells probed, a 250x re-rank
+PREVIOUS_IVF = {"residual": False, "opq_dims": None, "k_factor": 250, "probe_share": 10}
 
 
 def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar | None = None,
                   data: str = "fingerprints", sweep: tuple[int, ...] = SWEEP,
-                  index_kind: str = "ivf") -> dict[str, Any]:
+                  index_kind: str = "ivf", previous_ivf: bool = True) -> dict[str, Any]:
     from bastion.detect.linker import ann as ivf
     from bastion.detect.linker.index import (
         HNSW_CONNECTIVITY,
@@ -224,8 +227,9 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
             index = ivf.IVFPQIndex(dim).build(x, threads=threads)
             step()
         cells = int(index.cells or 0)
-        settings = {"kind": "faiss IVF-PQ fast scan + exact re-rank", "cells": cells, "probe": index.nprobe,
-                    "pq_subquantisers": index.pq_m, "pq_bits": 4, "k_factor": index.k_factor,
+        settings = {"kind": "faiss IVF-PQ fast scan (OPQ rotation, residual codes) + exact re-rank", "cells": cells,
+                    "probe": index.nprobe, "pq_subquantisers": index.pq_m, "pq_bits": 4,
+                    "opq_blocks": index.opq_m, "residual": index.residual, "k_factor": index.k_factor,
                     "train_points": min(n, ivf.TRAIN_PER_CELL * cells), "build_threads": threads}
         mine = (index.nprobe, index.k_factor)
         others = [(max(ivf.MIN_PROBE, cells // share), kf) for share, kf in IVF_SWEEP]
@@ -283,6 +287,21 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
     if index_kind != "hnsw":
         index.set_search(probe=mine[0], k_factor=mine[1])
     curve = [main] + [lookups(o) for o in others]
+    previous: dict[str, Any] = {}
+    if index_kind != "hnsw" and previous_ivf:
+        # the channel's previous setting, same data, queries and exact reference
+        del index
+        t1, c1 = time.perf_counter(), time.process_time()
+        with bar.task(f"previous IVF-PQ setting ({threads} threads)", 1) as step:
+            index = ivf.IVFPQIndex(dim, residual=PREVIOUS_IVF["residual"], opq_dims=PREVIOUS_IVF["opq_dims"],
+                                   k_factor=PREVIOUS_IVF["k_factor"]).build(x, threads=threads)
+            step()
+        previous = {"build_s": round(time.perf_counter() - t1, 1), "build_cpu_s": round(time.process_time() - c1, 1)}
+        old = lookups((max(ivf.MIN_PROBE, int(index.cells or 0) // PREVIOUS_IVF["probe_share"]),
+                       PREVIOUS_IVF["k_factor"]))
+        old["setting"] = "previous setting (plain codes, no OPQ): " + old["setting"]
+        curve.append(old)
+        previous.update(old)
     return {
         "data": data, "fingerprints": n, "dim": dim, "lookups": queries, "exact_lookups_timed": len(sample),
         "index": settings, "hnsw": settings if index_kind == "hnsw" else {},
@@ -292,7 +311,7 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
         "exact_single_vs_blocked_agreement": round(float(np.mean(agree)), 4),
         "planted_parent_recall_exact": round(float(exact_hit.mean()), 4),
         **{k: v for k, v in main.items() if k != "setting"},
-        "sweep": curve,
+        "sweep": curve, "previous": previous,
     }
 
 
@@ -398,9 +417,11 @@ def markdown(res: dict[str, Any], command: str = "bastion linker bench --write-d
             "each query is a returning account: fresh, sparser counts from the same writer)"
             if a.get("data", "fingerprints") == "fingerprints" else "isotropic Gaussian clusters (stress case)")
     if "cells" in h:
-        how = (f"{h['kind']}, {h['cells']:,} cells, probe {h['probe']}, {h['pq_subquantisers']} x 4-bit codes, "
-               f"re-rank {h['k_factor']}x - the linker's settings")
-        built = (f"IVF-PQ trained on {h['train_points']:,} points and filled in {a['ann_build_s']} s wall "
+        opq = f"OPQ learned for {h['opq_blocks']} blocks, " if h.get("opq_blocks") else ""
+        how = (f"{h['kind']}, {opq}{h['cells']:,} cells, probe {h['probe']}, {h['pq_subquantisers']} x 4-bit "
+               f"codes, re-rank {h['k_factor']}x - the linker's settings")
+        built = (f"{'OPQ rotation, ' if h.get('opq_blocks') else ''}IVF cells and PQ codes trained on "
+                 f"{h['train_points']:,} points and filled in {a['ann_build_s']} s wall "
                  f"({a.get('ann_build_cpu_s', 'n/a')} s CPU, {h.get('build_threads', 1)} threads)")
     else:
         how = f"{h['kind']} (M={h.get('connectivity')}, ef_search={h.get('expansion_search')})"
@@ -429,6 +450,11 @@ def markdown(res: dict[str, Any], command: str = "bastion linker bench --write-d
         f"{'met' if res['target_met'] else 'not met'}. {a['fingerprints']:,} vectors generated in "
         f"{a.get('generate_s', 'n/a')} s; {built}.",
     ]
+    prev = a.get("previous") or {}
+    if prev:
+        lines += ["", f"The channel's previous setting, rebuilt on the same vectors and measured on the same queries "
+                  f"({prev['setting'].split(': ', 1)[1]}; built in {prev['build_s']} s wall): "
+                  f"{prev['ann_p50_ms']} ms p50, {prev['speedup_p50']}x, recall@10 {prev['recall_at_10_vs_exact']}."]
     rows = a.get("sweep") or a.get("ef_sweep") or []
     if rows:
         lines += ["", "The same index at other search settings (same queries, same exact reference):", "",
