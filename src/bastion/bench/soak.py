@@ -1,6 +1,6 @@
 """Soak run: one stream worker under a steady produced load for ``--minutes``, recording its RSS over time.
 
-``python -m bastion.bench.soak --minutes 10 --rate 300 --redis redis://127.0.0.1:6379/0`` simulates a stream
+``python -m bastion.bench.soak --minutes 20 --rate 300 --redis redis://127.0.0.1:6379/0`` simulates a stream
 (``bastion sim``), produces it into Redis Streams at a steady rate (looping over the file with fresh event ids
 and shifted timestamps, so state keeps growing like a live platform's and retention has to hold it), runs one
 ``bastion worker`` process and samples its resident memory every few seconds. Memory that does not grow is the
@@ -52,7 +52,7 @@ def looped_events(path: Path, rounds: int):
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--rate", type=float, default=300.0, help="events per second")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--users", type=int, default=2000)
