@@ -159,7 +159,7 @@ class MemoryGraph:
         if not ids:
             return []
         if len(ids) <= self.SMALLEST_CACHE_FROM:
-            return sorted(ids)[:k] if len(ids) > k else sorted(ids)
+            return sorted(ids)[:k]
         key = (kind, dst)
         by_k = self._smallest.get(key)
         if by_k is None:
