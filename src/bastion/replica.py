@@ -301,6 +301,7 @@ class Replica:
                 self.content = det
                 self.tracker = det.tracker
                 det.tracker = self._calls = _TrackerCalls(det.tracker, self)
+                det.persist_tracker = self.tracker.tracking = False   # the replica journals and snapshots it
             elif isinstance(det, Linker):
                 self.linkers.append(det)
         self.names = [d.name for d in self.detectors]
@@ -338,6 +339,7 @@ class Replica:
         self.detectors = list(dets)
         if self._calls is not None and tracker is not None:
             self.tracker = self._calls.tracker = tracker
+            tracker.tracking = False
         return True
 
     def _key(self) -> bytes:

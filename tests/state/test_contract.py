@@ -101,6 +101,10 @@ def test_counters_and_kv(make_state):
     assert s.counters.distinct("posts", "u1", 10_000, 4000) == 2
     s.kv.put("linker", "k", b"v")
     assert s.kv.get("linker", "k") == b"v" and dict(s.kv.items("linker")) == {"k": b"v"}
+    s.kv.put("linker", "gone", b"x")
+    s.kv.delete("linker", "gone")
+    s.kv.delete("linker", "never-there")
+    assert s.kv.get("linker", "gone") is None and dict(s.kv.items("linker")) == {"k": b"v"}
 
 
 def test_retention_bounds_memory(make_state):
@@ -125,7 +129,10 @@ def test_durable_backends_survive_restart(backend, open_state):
     s.labels.add(Label(subject_kind="account", subject_id="u1", label="bot", source="t", ts=1))
     s.seen.check_and_add("e1", 1)
     s.kv.put("linker", "fp", b"\x00\x01")
+    s.kv.put("linker", "dropped", b"x")
     s.posts.put(Post(id="p1", author="u1", ts=1))
+    s.checkpoint({"line": 41})
+    s.kv.delete("linker", "dropped")   # a deletion is durable at the next checkpoint
     s.checkpoint({"line": 42})
     s.accounts.put(s.accounts.get_or_create("after-checkpoint", 2))  # not checkpointed: must not survive
     s.close()
@@ -135,6 +142,7 @@ def test_durable_backends_survive_restart(backend, open_state):
     assert t.graph.has("follow", "u1", "u2") and t.identifiers.accounts("device", "d1") == ["u1"]
     assert t.labels.has("account", "u1", "bot", 5) and not t.seen.check_and_add("e1", 1)
     assert t.kv.get("linker", "fp") == b"\x00\x01" and t.posts.get("p1").author == "u1"
+    assert t.kv.get("linker", "dropped") is None and "dropped" not in dict(t.kv.items("linker"))
 
 
 @pytest.mark.parametrize("backend", DURABLE)

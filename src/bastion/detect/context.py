@@ -10,20 +10,27 @@ The relationship features come from the graph (built-in ``rel.*`` features); the
 * per target: the interactions it received in the last hour, for the pile-on signal (distinct strangers within
   ``PILE_ON_MS``) and their mean text abuse score.
 
-The windows are kept in memory only: after a restart they refill within the hour, and pair counts start again.
+The embedded mode persists the tracker with its checkpoints (:meth:`InteractionTracker.save`, only the entries
+changed since the last one), so a resumed run reads the same windows and pair counts as an uninterrupted one; the
+distributed mode journals and snapshots it through the replica (:mod:`bastion.replica`) instead.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
+from itertools import islice
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from bastion.events.model import MessageSend, PostCreate
 
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
+    from bastion.state.protocols import KeyValueStore
 
+KV_PAIRS, KV_AUTHORS, KV_TARGETS = "content.pairs", "content.by_author", "content.by_target"
 HOUR_MS = 3_600_000
 PILE_ON_MS = 15 * 60_000
 WINDOW_LEN = 64  # interactions kept per author and per target (the oldest drop first)
@@ -53,6 +60,8 @@ def is_interaction(ctx: EvalContext) -> bool:
 class InteractionTracker:
     """Bounded per-pair, per-author and per-target interaction memory (see the module doc)."""
 
+    tracking = True   # keep what changed since the last save (off where the replica snapshots it instead)
+
     def __init__(self, max_pairs: int = 500_000, max_keys: int = 200_000) -> None:
         self.max_pairs = max_pairs
         self.max_keys = max_keys
@@ -60,6 +69,10 @@ class InteractionTracker:
         # author -> deque of (ts, target); target -> deque of (ts, author, stranger, abuse)
         self.by_author: OrderedDict[str, deque[tuple[int, str]]] = OrderedDict()
         self.by_target: OrderedDict[str, deque[tuple[int, str, bool, float]]] = OrderedDict()
+        # what changed since the last save: the keys touched (still held) and the keys evicted, per index
+        self._touched: tuple[set[Any], set[Any], set[Any]] = (set(), set(), set())
+        self._evicted: tuple[set[Any], set[Any], set[Any]] = (set(), set(), set())
+        self._seq = 0   # persisted order: a saved entry's sequence number is its place in the LRU order
 
     # -- reads ----------------------------------------------------------------------------------------------
     def pair_count(self, src: str, dst: str) -> int:
@@ -100,20 +113,86 @@ class InteractionTracker:
         key = (actor, target)
         pairs = self.pairs
         pairs[key] = pairs.pop(key, 0) + 1
+        if self.tracking:
+            touched, evicted = self._touched, self._evicted
+        else:   # nothing to save: bookkeeping sets that are never cleared
+            touched = evicted = (_NOSET, _NOSET, _NOSET)
+        touched[0].add(key)
+        evicted[0].discard(key)
         if len(pairs) > self.max_pairs:
-            pairs.popitem(last=False)
-        _push(self.by_author, actor, (now_ms, target), self.max_keys)
-        _push(self.by_target, target, (now_ms, actor, stranger, abuse), self.max_keys)
+            old, _ = pairs.popitem(last=False)
+            touched[0].discard(old)
+            evicted[0].add(old)
+        _push(self.by_author, actor, (now_ms, target), self.max_keys, touched[1], evicted[1])
+        _push(self.by_target, target, (now_ms, actor, stranger, abuse), self.max_keys, touched[2], evicted[2])
+
+    # -- persistence (embedded checkpoints) -----------------------------------------------------------------
+    def save(self, kv: KeyValueStore) -> None:
+        """Write the entries changed since the last save and delete the evicted ones. The entries touched since
+        then are exactly the tail of each LRU order (every other entry was last touched before), so numbering
+        that tail after the entries saved before keeps the whole order."""
+        enc = msgspec.msgpack.encode
+        indexes = ((KV_PAIRS, self.pairs), (KV_AUTHORS, self.by_author), (KV_TARGETS, self.by_target))
+        for (ns, index), touched, evicted in zip(indexes, self._touched, self._evicted, strict=True):
+            for key in evicted:
+                kv.delete(ns, _kv_key(key))
+            tail = list(islice(reversed(index), len(touched)))
+            for key in reversed(tail):
+                self._seq += 1
+                value = index[key]
+                kv.put(ns, _kv_key(key), enc((self._seq, value if isinstance(value, int) else list(value))))
+            touched.clear()
+            evicted.clear()
+
+    def load(self, kv: KeyValueStore) -> None:
+        """Rebuild the tracker from what :meth:`save` wrote, in the saved LRU order."""
+        dec = msgspec.msgpack.Decoder(tuple[int, Any])
+        self._seq = 0
+        for ns, index, cap in ((KV_PAIRS, self.pairs, self.max_pairs), (KV_AUTHORS, self.by_author, self.max_keys),
+                               (KV_TARGETS, self.by_target, self.max_keys)):
+            index.clear()
+            rows = sorted((dec.decode(raw), key) for key, raw in kv.items(ns))
+            for (seq, value), key in rows[-cap:] if cap else []:
+                self._seq = max(self._seq, seq)
+                if ns == KV_PAIRS:
+                    a, _, b = key.partition("\x1f")
+                    index[(a, b)] = value
+                else:
+                    index[key] = deque((tuple(item) for item in value), maxlen=WINDOW_LEN)
+        for s in (*self._touched, *self._evicted):
+            s.clear()
 
 
-def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int) -> None:
+class _NoSet:
+    """A set that keeps nothing (change tracking switched off)."""
+
+    def add(self, _: Any) -> None:
+        return None
+
+    def discard(self, _: Any) -> None:
+        return None
+
+
+_NOSET: Any = _NoSet()
+
+
+def _kv_key(key: Any) -> str:
+    return f"{key[0]}\x1f{key[1]}" if isinstance(key, tuple) else str(key)
+
+
+def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int,
+          touched: set[Any], evicted: set[Any]) -> None:
     dq = index.pop(key, None)
     if dq is None:
         dq = deque(maxlen=WINDOW_LEN)
     dq.append(item)
     index[key] = dq
+    touched.add(key)
+    evicted.discard(key)
     if len(index) > cap:
-        index.popitem(last=False)
+        old, _ = index.popitem(last=False)
+        touched.discard(old)
+        evicted.add(old)
 
 
 def _log1p(x: float) -> float:

@@ -293,6 +293,22 @@ class MemoryKV:
     def items(self, namespace: str) -> Iterable[tuple[str, bytes]]:
         return list(self.data.get(namespace, {}).items())
 
+    def delete(self, namespace: str, key: str) -> None:
+        if self.data.get(namespace, {}).pop(key, None) is not None:
+            self.dirty.add((namespace, key))   # a dirty key with no value is deleted at the next flush
+
+    def flush_rows(self) -> tuple[list[tuple[str, str, bytes]], list[tuple[str, str]]]:
+        """The dirty entries as (rows to write, keys to delete), for the durable backends' checkpoints."""
+        put: list[tuple[str, str, bytes]] = []
+        gone: list[tuple[str, str]] = []
+        for ns, k in self.dirty:
+            v = self.data.get(ns, {}).get(k)
+            if v is None:
+                gone.append((ns, k))
+            else:
+                put.append((ns, k, v))
+        return put, gone
+
 
 class MemoryState:
     """All stores in process memory; nothing survives a restart (use :class:`SqliteState` for that)."""

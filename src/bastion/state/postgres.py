@@ -124,8 +124,11 @@ class PostgresState(MemoryState):
             self.labels.dirty.clear()
             cur.executemany("INSERT INTO seen VALUES (%s, %s) ON CONFLICT DO NOTHING", self.seen.new)
             self.seen.new.clear()
+            put, gone = self.kv.flush_rows()
             cur.executemany("INSERT INTO kv VALUES (%s, %s, %s) ON CONFLICT (ns, key) DO UPDATE SET value=EXCLUDED.value",
-                            [(ns, k, self.kv.data[ns][k]) for ns, k in self.kv.dirty])
+                            put)
+            if gone:
+                cur.executemany("DELETE FROM kv WHERE ns=%s AND key=%s", gone)
             self.kv.dirty.clear()
             cur.execute("INSERT INTO position VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET body=EXCLUDED.body",
                         (json.dumps(position),))

@@ -104,6 +104,10 @@ class KeyValueStore(Protocol):
 
     def items(self, namespace: str) -> Iterable[tuple[str, bytes]]: ...
 
+    def delete(self, namespace: str, key: str) -> None:
+        """Drop an entry (durable at the next checkpoint, like ``put``); absent keys are ignored."""
+        ...
+
 
 class State(Protocol):
     """Everything the engine keeps, as one object handed to features, rules and detectors."""

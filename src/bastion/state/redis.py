@@ -842,7 +842,7 @@ class RedisKV:
     def __init__(self, state: RedisState) -> None:
         self.s = state
         self.memo: dict[tuple[str, str], bytes | None] = {}
-        self.dirty: dict[tuple[str, str], bytes] = {}
+        self.dirty: dict[tuple[str, str], bytes | None] = {}   # None: delete at the next write
         # keys other workers changed (from the change log), for detectors that cache kv entries in process;
         # ``changed_all``: the change log was lost (trimmed past us, or an eviction), anything may have changed
         self.changed: set[tuple[str, str]] = set()
@@ -859,9 +859,14 @@ class RedisKV:
         self.dirty[(namespace, key)] = value
 
     def items(self, namespace: str) -> Iterable[tuple[str, bytes]]:
-        out = {k.decode(): v for k, v in self.s.r.hgetall(f"{self.s.prefix}kv:{namespace}").items()}
+        out: dict[str, bytes | None] = {
+            k.decode(): v for k, v in self.s.r.hgetall(f"{self.s.prefix}kv:{namespace}").items()}
         out.update({k: v for (ns, k), v in self.dirty.items() if ns == namespace})
-        return list(out.items())
+        return [(k, v) for k, v in out.items() if v is not None]
+
+    def delete(self, namespace: str, key: str) -> None:
+        self.memo[(namespace, key)] = None
+        self.dirty[(namespace, key)] = None
 
     def get_many(self, keys: list[tuple[str, str]]) -> list[bytes | None]:
         """Several entries in one round trip (those not memoised)."""
@@ -887,11 +892,17 @@ class RedisKV:
 
     def write(self, pipe: Any) -> None:
         by_ns: dict[str, dict[str, bytes]] = {}
+        gone: dict[str, list[str]] = {}
         for (ns, k), v in self.dirty.items():
-            by_ns.setdefault(ns, {})[k] = v
+            if v is None:
+                gone.setdefault(ns, []).append(k)
+            else:
+                by_ns.setdefault(ns, {})[k] = v
             self.s.note(f"kv:{ns}\x1f{k}")
         for ns, mapping in by_ns.items():
             pipe.hset(f"{self.s.prefix}kv:{ns}", mapping=mapping)
+        for ns, keys in gone.items():
+            pipe.hdel(f"{self.s.prefix}kv:{ns}", *keys)
         self.dirty.clear()
 
     def reset(self) -> None:

@@ -102,8 +102,9 @@ class SqliteState(MemoryState):
             self.labels.dirty.clear()
             db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", self.seen.new)
             self.seen.new.clear()
-            db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)",
-                           [(ns, k, self.kv.data[ns][k]) for ns, k in self.kv.dirty])
+            put, gone = self.kv.flush_rows()
+            db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", put)
+            db.executemany("DELETE FROM kv WHERE ns=? AND key=?", gone)
             self.kv.dirty.clear()
             db.execute("INSERT OR REPLACE INTO position VALUES (1, ?)", (json.dumps(position),))
         self._position = dict(position)
