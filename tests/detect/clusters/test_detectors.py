@@ -109,3 +109,26 @@ def test_streaming_windows_persist_through_state_kv():
     resumed = {tuple(sorted(c.members)) for book in (rt.clusters, rt2.clusters) for c in book.clusters.values()}
     assert set(map(tuple, clusters_of(whole, "near_duplicate") + clusters_of(whole, "lockstep"))) <= resumed
     assert {m for t in resumed for m in t} == set(ring) | set(farm)
+
+
+def test_only_other_cluster_methods_corroborate_a_cluster() -> None:
+    """A rule's coordination label (a rule reading cluster.size) or a model's label on a heavy poster must not
+    raise a cluster's score: only another cluster method's label counts as flagged elsewhere."""
+    from bastion.detect.clusters.common import flagged_elsewhere
+    from bastion.state.memory import MemoryState
+    from bastion.state.model import Label
+
+    state = MemoryState()
+    members = ["a", "b", "c", "d"]
+
+    def label(m: str, source: str, name: str = "coordinated") -> None:
+        state.labels.add(Label(subject_kind="account", subject_id=m, label=name, source=source, ts=1))
+
+    label("a", "rule:LargeCluster")
+    label("b", "rule:BotScoreHigh", "likely_bot")
+    label("c", "cluster:near_duplicate")
+    assert flagged_elsewhere(state, members, 2, kind="near_duplicate") == 0.0
+    label("d", "cluster:lockstep")
+    assert flagged_elsewhere(state, members, 2, kind="near_duplicate") == 0.25
+    assert flagged_elsewhere(state, members, 2, kind="lockstep") == 0.25
+    assert flagged_elsewhere(state, members, 2) == 0.5   # no kind: any detector but the cluster methods

@@ -75,7 +75,7 @@ class ScoreWeights:
     narrow_age: float = 1.0          # 1 - spread of log account ages (0..1)
     creation_burst: float = 2.5      # share of members created within one day of the median creation
     sync: float = 4.0                # synchronisation in [0, 1]: edge density of the group
-    flagged_elsewhere: float = 1.5   # share of members other detectors labelled
+    flagged_elsewhere: float = 1.5   # share of members other cluster methods labelled
 
 
 @dataclass
@@ -185,13 +185,22 @@ def creation_times(state: State, members: Iterable[str], created: dict[str, int]
 
 
 def flagged_elsewhere(state: State, members: list[str], now_ms: int, kind: str | None = None) -> float:
-    """Share of members carrying a label that another detector put there: any detector but this cluster
-    method (``cluster:<kind>``); with no kind, any detector but the cluster methods."""
+    """Share of members carrying another cluster method's label (``cluster:<other kind>``); with no kind, a
+    label from any detector but the cluster methods.
+
+    Labels from rules and models do not count for a cluster method. A rule may label an account *because* of
+    its cluster (``LargeCluster`` reads ``cluster.size``), which would let a cluster vouch for itself; and
+    accounts that post a lot collect false-positive labels by sheer volume. In a 20,000-user demo both made
+    a near-duplicate cluster of heavy benign posters score itself up and grow to 258 accounts (222 benign, 88
+    of them sharing a household). The cluster evaluation (run without rules and models) measures the score
+    with this corroboration only."""
     if not members:
         return 0.0
 
     def other(source: str) -> bool:
-        return source != f"cluster:{kind}" if kind else not source.startswith("cluster:")
+        if kind:
+            return source.startswith("cluster:") and source != f"cluster:{kind}"
+        return not source.startswith("cluster:")
 
     hit = 0
     for m in members:
