@@ -301,7 +301,7 @@ class Replica:
                 self.content = det
                 self.tracker = det.tracker
                 det.tracker = self._calls = _TrackerCalls(det.tracker, self)
-                det.persist_tracker = self.tracker.tracking = False   # the replica journals and snapshots it
+                self.tracker.tracking = False   # the replica journals and snapshots it (no checkpoint saves)
             elif isinstance(det, Linker):
                 self.linkers.append(det)
         self.names = [d.name for d in self.detectors]

@@ -44,9 +44,6 @@ class ContentScoring:
         self.models = models
         self.context = context  # the abuse_context model, or None
         self.tracker = InteractionTracker()
-        # the embedded mode persists the tracker with the author aggregates; the distributed mode's replica
-        # journals and snapshots it instead and turns this off
-        self.persist_tracker = True
         self.authors: dict[str, AuthorStats] = {}
         self._dirty: set[str] = set()
 
@@ -145,12 +142,12 @@ class ContentScoring:
         for aid in self._dirty:
             state.kv.put(KV_NAMESPACE, aid, enc(self.authors[aid]))
         self._dirty.clear()
-        if self.persist_tracker:
+        if self.tracker.tracking:   # off where the distributed replica journals and snapshots the tracker
             self.tracker.save(state.kv)
 
     def restore(self, state: State) -> None:
         dec = msgspec.msgpack.Decoder(AuthorStats)
         for aid, raw in state.kv.items(KV_NAMESPACE):
             self.authors[aid] = dec.decode(raw)
-        if self.persist_tracker:
+        if self.tracker.tracking:
             self.tracker.load(state.kv)

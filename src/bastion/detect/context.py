@@ -113,18 +113,22 @@ class InteractionTracker:
         key = (actor, target)
         pairs = self.pairs
         pairs[key] = pairs.pop(key, 0) + 1
+        old = pairs.popitem(last=False)[0] if len(pairs) > self.max_pairs else None
+        old_a = _push(self.by_author, actor, (now_ms, target), self.max_keys)
+        old_t = _push(self.by_target, target, (now_ms, actor, stranger, abuse), self.max_keys)
         if self.tracking:
-            touched, evicted = self._touched, self._evicted
-        else:   # nothing to save: bookkeeping sets that are never cleared
-            touched = evicted = (_NOSET, _NOSET, _NOSET)
-        touched[0].add(key)
-        evicted[0].discard(key)
-        if len(pairs) > self.max_pairs:
-            old, _ = pairs.popitem(last=False)
-            touched[0].discard(old)
-            evicted[0].add(old)
-        _push(self.by_author, actor, (now_ms, target), self.max_keys, touched[1], evicted[1])
-        _push(self.by_target, target, (now_ms, actor, stranger, abuse), self.max_keys, touched[2], evicted[2])
+            self._note(0, key, old)
+            self._note(1, actor, old_a)
+            self._note(2, target, old_t)
+
+    def _note(self, index: int, key: Any, evicted_key: Any) -> None:
+        """Remember for the next save that ``key`` was touched and ``evicted_key`` (if any) fell out."""
+        touched, evicted = self._touched[index], self._evicted[index]
+        touched.add(key)
+        evicted.discard(key)
+        if evicted_key is not None:
+            touched.discard(evicted_key)
+            evicted.add(evicted_key)
 
     # -- persistence (embedded checkpoints) -----------------------------------------------------------------
     def save(self, kv: KeyValueStore) -> None:
@@ -163,36 +167,20 @@ class InteractionTracker:
             s.clear()
 
 
-class _NoSet:
-    """A set that keeps nothing (change tracking switched off)."""
-
-    def add(self, _: Any) -> None:
-        return None
-
-    def discard(self, _: Any) -> None:
-        return None
-
-
-_NOSET: Any = _NoSet()
-
-
 def _kv_key(key: Any) -> str:
     return f"{key[0]}\x1f{key[1]}" if isinstance(key, tuple) else str(key)
 
 
-def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int,
-          touched: set[Any], evicted: set[Any]) -> None:
+def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int) -> str | None:
+    """Append ``item`` to ``key``'s window, moving it to the recent end; returns the key evicted past ``cap``."""
     dq = index.pop(key, None)
     if dq is None:
         dq = deque(maxlen=WINDOW_LEN)
     dq.append(item)
     index[key] = dq
-    touched.add(key)
-    evicted.discard(key)
     if len(index) > cap:
-        old, _ = index.popitem(last=False)
-        touched.discard(old)
-        evicted.add(old)
+        return index.popitem(last=False)[0]
+    return None
 
 
 def _log1p(x: float) -> float:

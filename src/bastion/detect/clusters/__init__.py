@@ -45,7 +45,7 @@ def build_cluster_detectors(config: ClusterConfig | None = None, ray_address: st
         cfg = replace(cfg, ray_address=ray_address)
     created: dict[str, int] = {}
     # the streaming methods run first, then the batch jobs in this order at finish: each job's score reads the
-    # labels the others put on its members (another cluster method's label: "flagged elsewhere"); the expansion runs last, over
+    # labels the other cluster methods put on its members ("flagged elsewhere"); the expansion runs last, over
     # every method's clusters and the batch jobs' inputs
     near_dup = NearDuplicateDetector(cfg, created)
     infra, lock = InfrastructureDetector(cfg, created), LockstepBatchDetector(cfg, created)
