@@ -3,7 +3,6 @@ Writes $HATE_WORK/out/cv_<scheme>.npz, cv_results.json and CHOICE.txt (rule in R
 from pathlib import Path
 import sys, json, time, numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pathlib import Path
 from sklearn.model_selection import StratifiedKFold
 from sklearn.metrics import roc_auc_score, average_precision_score, f1_score
 from common import WORK, trainval, EMB, fast_best_threshold

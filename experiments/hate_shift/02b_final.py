@@ -3,7 +3,6 @@ score the TEST TEXTS (no labels read) and time scoring. Writes out/test_scores.n
 from pathlib import Path
 import sys, json, time, numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pathlib import Path
 from common import WORK, trainval, texts, EMB, fast_best_threshold
 from cues import top_cues
 import cands as C

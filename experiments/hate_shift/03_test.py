@@ -3,7 +3,6 @@ for information only."""
 from pathlib import Path
 import sys, json, numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pathlib import Path
 from sklearn.metrics import f1_score, average_precision_score, roc_auc_score
 from common import WORK, load_test_labels
 OUT = WORK / "out"
