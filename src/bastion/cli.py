@@ -11,7 +11,7 @@ app = typer.Typer(
     name="bastion",
     help="Bastion: real-time trust-and-safety for social platforms (rules, models, repeat offenders, "
     "clusters, harm-ranked review).",
-    no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "models",     # train, models list/eval, score text/accounts
     "detect",     # clusters run, linker
     "review",     # users add, review helpers
+    "keys",       # keys add/list/revoke
     "scale",      # worker, produce
     "bots",       # score-accounts, bots eval/train
     "bench",      # bench NAME
@@ -33,12 +34,16 @@ COMMAND_MODULES = (
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="print the version and exit", is_eager=True),
 ) -> None:
     if version:
         from bastion import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"bastion {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
 
 
