@@ -16,6 +16,7 @@ user name and per client address.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ROLE_RANK = {"ingest": 0, "analyst": 1, "reviewer": 1, "admin": 2}
 USER_ROLES = ("admin", "reviewer", "analyst")
@@ -210,10 +212,8 @@ class LoginLimiter:
             self.failures.pop(user_key, None)
             q = self.failures.get(client_key)
             if q is not None and stamp is not None:
-                try:
+                with contextlib.suppress(ValueError):  # the slot may have left the window already
                     q.remove(stamp)
-                except ValueError:
-                    pass  # the slot had left the window already
                 if not q:
                     del self.failures[client_key]
 
@@ -328,10 +328,6 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 DEV_DOC_PATHS = ("/docs", "/redoc")  # Swagger UI and ReDoc load scripts from a CDN: served in development only
 
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
-                    Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
-
-
 class SecurityHeaders:
     """Adds the CSP (``frame-ancestors 'none'``, scripts and styles from this origin only), X-Frame-Options,
     X-Content-Type-Options, Referrer-Policy and Cross-Origin-Opener-Policy to every HTTP response, and HSTS in
@@ -343,13 +339,13 @@ class SecurityHeaders:
         self.production = production
         self.headers = SECURITY_HEADERS + ((HSTS,) if production else ())
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         skip_csp = not self.production and scope.get("path", "").startswith(DEV_DOC_PATHS)
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
@@ -384,7 +380,7 @@ class BodyLimit:
                 return limit
         return self.default
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -402,9 +398,9 @@ class BodyLimit:
         started = False
         refused = False
 
-        async def counted_receive() -> dict[str, Any]:
+        async def counted_receive() -> Message:
             nonlocal seen, refused
-            message: dict[str, Any] = await receive()
+            message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
@@ -412,7 +408,7 @@ class BodyLimit:
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracked_send(message: dict[str, Any]) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -427,7 +423,7 @@ class BodyLimit:
                 await _refuse(send, 413, f"body larger than {limit} bytes")
 
 
-async def _refuse(send: Any, status: int, detail: str) -> None:
+async def _refuse(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
