@@ -146,7 +146,7 @@ class LoginLimiter:
     address, or the forwarded one only when the peer is a configured trusted proxy (``trusted_proxies``).
 
     >>> lim = LoginLimiter(per_user=2, per_client=10, window_s=60)
-    >>> [lim.reserve("ann", "10.0.0.1", now=0)[0] for _ in range(3)]
+    >>> [lim.reserve("ann", "10.0.0.1", now=0.0)[0] for _ in range(3)]
     [0.0, 0.0, 60.0]
     """
 
