@@ -303,12 +303,10 @@ def test_oversized_content_length_is_refused_before_the_body_is_read(tmp_path):
         for path, size, auth in (("/v1/events", 40 * 1024 * 1024, f"Authorization: Bearer {key}\r\n"),
                                  ("/v1/check", MAX_BODY + 1, ""),
                                  ("/ui/login", FORM_MAX_BODY + 1, "")):
-            t0 = time.monotonic()
             head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}"
                     f"Content-Length: {size}\r\n\r\n").encode()
             reply = _raw(base, head)
-            assert reply.startswith(b"HTTP/1.1 413"), (path, reply[:200])
-            assert time.monotonic() - t0 < 2.0
+            assert reply.startswith(b"HTTP/1.1 413"), (path, reply[:200])  # before: no answer (timeout)
         # within the limit, ingest goes on as before
         ok = httpx.post(f"{base}/v1/events", json=[], headers={"Authorization": f"Bearer {key}"})
         assert ok.status_code != 413
@@ -318,8 +316,9 @@ def test_chunked_body_is_cut_off_at_the_limit(tmp_path):
     """No Content-Length: the body is counted as it is read and refused as soon as it passes the limit (the
     client never finishes sending here; the answer comes anyway)."""
     with live(_settings(tmp_path)) as (base, _app):
-        chunk = b"a" * 65536
-        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(FORM_MAX_BODY // len(chunk) + 2))
+        # one byte over the limit in all, so the server has read everything sent when it answers
+        chunks = [b"a" * 65536] * (FORM_MAX_BODY // 65536) + [b"a"]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
         head = (b"POST /ui/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n")
         reply = _raw(base, head, body)  # no terminating 0-chunk: the request never ends on its own
@@ -361,7 +360,7 @@ def test_any_setting_text_parses_or_is_refused_clearly(name, text):
     - never another exception, never a silent default."""
     key = name.removeprefix("BASTION_").lower()
     try:
-        s = Settings.load(env={name: text})
+        s = Settings.load(env={name: text, "BASTION_SECRET_KEY": SECRET})
     except SettingsError as exc:
         assert key in str(exc) or "environment" in str(exc)
         return
