@@ -258,6 +258,8 @@ def test_security_headers_on_ui_api_static_and_error_responses(tmp_path, env):
         for name, value in HEADERS.items():
             assert r.headers.get(name) == value, (what, name)
         assert ("strict-transport-security" in r.headers) == (env == "production")
+    # with nosniff a browser runs a script only if it is served as one
+    assert responses["static"].headers["content-type"].startswith("text/javascript")
 
 
 def test_pages_need_no_inline_script_or_style(tmp_path):

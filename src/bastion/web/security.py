@@ -328,6 +328,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 DEV_DOC_PATHS = ("/docs", "/redoc")  # Swagger UI and ReDoc load scripts from a CDN: served in development only
 
+
 class SecurityHeaders:
     """Adds the CSP (``frame-ancestors 'none'``, scripts and styles from this origin only), X-Frame-Options,
     X-Content-Type-Options, Referrer-Policy and Cross-Origin-Opener-Policy to every HTTP response, and HSTS in
