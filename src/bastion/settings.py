@@ -8,6 +8,8 @@ passed in. Nothing in Bastion reads the environment anywhere else.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import secrets
 import tomllib
@@ -21,6 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class SettingsError(ValueError):
     pass
+
+
+ENVIRONMENTS = ("development", "production")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def find_data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -38,7 +45,7 @@ def find_data_dir(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    environment: str = "development"          # development | production
+    environment: str = "development"          # development | production (anything else is refused)
     host: str = "127.0.0.1"
     port: int = 8080
     state: str = "memory"                      # memory | sqlite:PATH
@@ -51,12 +58,18 @@ class Settings:
     webhook_max_retries: int = 4
     quotas: dict[str, int] = field(default_factory=lambda: {"account.suspend": 200, "account.limit": 1000})
     secret_key: str = ""
-    session_cookie_secure: bool = False
+    session_cookie_secure: bool = False        # True by default in production (set it to override)
+    trusted_proxies: tuple[str, ...] = ()      # addresses/networks whose X-Forwarded-For is believed
     redis_url: str | None = None
     postgres_url: str | None = None
     ray_address: str | None = None
     enable_embeddings: bool = False
     log_json: bool = True
+
+    def __post_init__(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            raise SettingsError(f"setting environment must be one of {', '.join(ENVIRONMENTS)}, "
+                                f"got {self.environment!r}")
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +94,8 @@ class Settings:
         base = cls()
         converted = {k: _convert(k, known[k].type, v, getattr(base, k)) for k, v in values.items()}
         settings = replace(base, **converted)
+        if settings.environment == "production" and "session_cookie_secure" not in converted:
+            settings = replace(settings, session_cookie_secure=True)
         if not settings.secret_key:
             if settings.environment == "production":
                 raise SettingsError("BASTION_SECRET_KEY must be set in production (no default secret)")
@@ -89,23 +104,65 @@ class Settings:
 
 
 def _convert(name: str, annotation: Any, value: Any, default: Any) -> Any:
+    """One setting's value from TOML or the environment, or :class:`SettingsError` naming the setting: a value
+    that does not parse is refused, never read as a default."""
+    if isinstance(default, tuple):
+        return _addresses(name, value)
     if not isinstance(value, str):
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise SettingsError(f"setting {name} must be true or false, got {value!r}")
         return Path(value) if isinstance(default, Path) and value is not None else value
     if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes", "on")
+        word = value.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise SettingsError(f"setting {name} must be one of {'/'.join(TRUE_WORDS)} or "
+                            f"{'/'.join(FALSE_WORDS)}, got {value!r}")
     if isinstance(default, int):
         try:
             return int(value)
         except ValueError:
             raise SettingsError(f"setting {name} must be an integer, got {value!r}") from None
     if isinstance(default, float):
-        return float(value)
+        try:
+            out_f = float(value)
+        except ValueError:
+            out_f = math.nan
+        if not math.isfinite(out_f):
+            raise SettingsError(f"setting {name} must be a number, got {value!r}")
+        return out_f
     if isinstance(default, dict):
         out: dict[str, int] = {}
         for part in filter(None, (p.strip() for p in value.split(","))):
             k, _, v = part.partition("=")
-            out[k.strip()] = int(v)
+            try:
+                out[k.strip()] = int(v)
+            except ValueError:
+                raise SettingsError(f"setting {name}: {part!r} is not NAME=INTEGER") from None
         return out
     if isinstance(default, Path) or "Path" in str(annotation):
         return Path(value)
     return value
+
+
+def _addresses(name: str, value: Any) -> tuple[str, ...]:
+    """IP addresses or networks (``10.0.0.0/8``), as a list or comma-separated; anything else is refused
+    (``*`` too: trusting every peer's X-Forwarded-For is what this setting exists to avoid)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise SettingsError(f"setting {name} must be a list of IP addresses or networks, got {value!r}")
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            if "/" in text:
+                ipaddress.ip_network(text)
+            else:
+                ipaddress.ip_address(text)
+        except ValueError:
+            raise SettingsError(f"setting {name}: {text!r} is not an IP address or network "
+                                "(like 10.0.0.5 or 10.0.0.0/8)") from None
+        out.append(text)
+    return tuple(out)

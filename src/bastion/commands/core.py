@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         rules: Path | None = typer.Option(None, "--rules", help="rules directory (hot-reloaded)"),
         config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
     ) -> None:
-        """Serve the API (and the reviewer UI) with OpenAPI docs at /docs."""
+        """Serve the API (and the reviewer UI), with OpenAPI docs at /docs in development."""
         from bastion.web.server import serve_forever
 
         settings = _settings(config, host=host, port=port, rules_dir=rules)

@@ -16,10 +16,12 @@ from bastion.app import Runtime
 from bastion.events.codec import BadEvent, convert_event
 from bastion.observability import Metrics
 from bastion.web.keys import ApiKeyStore
-from bastion.web.security import Principal, require
+from bastion.web.security import BodyLimit, Principal, SecurityHeaders, require
 
 MAX_BATCH = 10_000
 MAX_BODY = 32 * 1024 * 1024
+FORM_MAX_BODY = 1024 * 1024            # login, review decisions, rule drafts: every body but ingest's
+BODY_LIMITS = {"/v1/events": MAX_BODY, "/v1/check": MAX_BODY}
 
 router = APIRouter()
 
@@ -189,9 +191,26 @@ def metrics(request: Request) -> Response:
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+class BastionApp(FastAPI):
+    """FastAPI with Bastion's outermost layers around everything, error responses included: security headers
+    (:class:`~bastion.web.security.SecurityHeaders`) and body limits (:class:`~bastion.web.security.BodyLimit`:
+    ``MAX_BODY`` for ingest and checks, ``FORM_MAX_BODY`` for everything else)."""
+
+    production = False
+
+    def build_middleware_stack(self) -> Any:
+        return SecurityHeaders(BodyLimit(super().build_middleware_stack(), FORM_MAX_BODY, BODY_LIMITS),
+                               production=self.production)
+
+
 def create_app(runtime: Runtime, keys: ApiKeyStore, metrics: Metrics | None = None) -> FastAPI:
-    app = FastAPI(title="Bastion", version="0.1.0",
-                  description="Real-time trust-and-safety: ingest events, check one synchronously, investigate.")
+    production = runtime.settings.environment == "production"
+    # production serves no interactive docs and no schema to anonymous callers (docs/security.md)
+    docs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None} if production else {}
+    app = BastionApp(title="Bastion", version="0.1.0",
+                     description="Real-time trust-and-safety: ingest events, check one synchronously, investigate.",
+                     **docs)
+    app.production = production
     app.state.service = Service(runtime, metrics or Metrics())
     app.state.keys = keys
 

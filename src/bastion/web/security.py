@@ -16,17 +16,20 @@ user name and per client address.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ROLE_RANK = {"ingest": 0, "analyst": 1, "reviewer": 1, "admin": 2}
 USER_ROLES = ("admin", "reviewer", "analyst")
@@ -132,41 +135,99 @@ def authenticate(store: Any, name: str, password: str, hasher: Any = None) -> An
 
 # -- login rate limiting -----------------------------------------------------------------------------------
 class LoginLimiter:
-    """Sliding-window limit on failed logins: ``per_user`` per user name and ``per_client`` per address
-    within ``window_s``. A success clears the user's failures."""
+    """Sliding-window limit on login attempts: ``per_user`` failures per user name and ``per_client`` per
+    client address within ``window_s``.
 
-    def __init__(self, per_user: int = 5, per_client: int = 20, window_s: float = 300.0) -> None:
+    An attempt takes its slot *before* the password is checked (:meth:`reserve`, atomic under one lock), so
+    concurrent requests can never check more passwords than the budget allows; a success gives the slot back
+    and clears the user's failures (:meth:`succeeded`), a failure keeps it. The table holds at most
+    ``max_keys`` names and addresses: past that, the least recently touched entries that are not locked out go
+    first (a lockout is only dropped when every entry is one). The client address is the connection's peer
+    address, or the forwarded one only when the peer is a configured trusted proxy (``trusted_proxies``).
+
+    >>> lim = LoginLimiter(per_user=2, per_client=10, window_s=60)
+    >>> [lim.reserve("ann", "10.0.0.1", now=0.0)[0] for _ in range(3)]
+    [0.0, 0.0, 60.0]
+    """
+
+    KEY_CHARS = 128  # a user name longer than any real one (64) shares the budget of its first 128 characters
+
+    def __init__(self, per_user: int = 5, per_client: int = 20, window_s: float = 300.0,
+                 max_keys: int = 100_000) -> None:
         self.per_user, self.per_client, self.window_s = per_user, per_client, window_s
-        self.failures: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        self.failures: OrderedDict[str, deque[float]] = OrderedDict()  # oldest touched first
         self.lock = threading.Lock()
 
+    def _keys(self, user: str, client: str) -> tuple[tuple[str, int], tuple[str, int]]:
+        return (f"u:{user.lower()[:self.KEY_CHARS]}", self.per_user), (f"c:{client}", self.per_client)
+
+    def _limit(self, key: str) -> int:
+        return self.per_user if key.startswith("u:") else self.per_client
+
     def _recent(self, key: str, now: float) -> deque[float]:
-        q = self.failures.setdefault(key, deque())
+        q = self.failures.get(key)
+        if q is None:
+            q = self.failures[key] = deque()
         while q and q[0] <= now - self.window_s:
             q.popleft()
         return q
 
+    def _wait(self, user: str, client: str, now: float) -> float:
+        wait = 0.0
+        for key, limit in self._keys(user, client):
+            q = self.failures.get(key)
+            if q is None:
+                continue
+            while q and q[0] <= now - self.window_s:
+                q.popleft()
+            if len(q) >= limit:
+                wait = max(wait, q[-limit] + self.window_s - now)
+        return wait
+
     def retry_after(self, user: str, client: str, now: float | None = None) -> float:
+        """Seconds until an attempt for ``user`` from ``client`` would be admitted (0: now)."""
         now = time.monotonic() if now is None else now
         with self.lock:
-            wait = 0.0
-            for key, limit in ((f"u:{user.lower()}", self.per_user), (f"c:{client}", self.per_client)):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    wait = max(wait, q[0] + self.window_s - now)
-            return wait
+            return self._wait(user, client, now)
 
-    def failed(self, user: str, client: str, now: float | None = None) -> None:
+    def reserve(self, user: str, client: str, now: float | None = None) -> tuple[float, float | None]:
+        """Take one attempt's slot in both budgets, or none: ``(0.0, stamp)`` when admitted (hand ``stamp`` to
+        :meth:`succeeded` if the password was right), ``(seconds to wait, None)`` when a budget is spent."""
         now = time.monotonic() if now is None else now
         with self.lock:
-            for key in (f"u:{user.lower()}", f"c:{client}"):
+            wait = self._wait(user, client, now)
+            if wait > 0:
+                return wait, None
+            for key, _limit in self._keys(user, client):
                 self._recent(key, now).append(now)
-            if len(self.failures) > 100_000:
-                self.failures.clear()
+                self.failures.move_to_end(key)
+            self._evict(now)
+            return 0.0, now
 
-    def succeeded(self, user: str) -> None:
+    def succeeded(self, user: str, client: str, stamp: float | None) -> None:
+        """The password was right: clear the user's failures and give the client its slot back."""
         with self.lock:
-            self.failures.pop(f"u:{user.lower()}", None)
+            user_key, client_key = (k for k, _ in self._keys(user, client))
+            self.failures.pop(user_key, None)
+            q = self.failures.get(client_key)
+            if q is not None and stamp is not None:
+                with contextlib.suppress(ValueError):  # the slot may have left the window already
+                    q.remove(stamp)
+                if not q:
+                    del self.failures[client_key]
+
+    def _evict(self, now: float) -> None:
+        if len(self.failures) <= self.max_keys:
+            return
+        target = max(1, self.max_keys * 9 // 10)  # make room for a tenth more before scanning again
+        for key in list(self.failures):  # least recently touched first; lockouts stay
+            if len(self.failures) <= target:
+                return
+            if len(self._recent(key, now)) < self._limit(key):
+                del self.failures[key]
+        while len(self.failures) > target:  # every entry left is a lockout: the oldest go
+            self.failures.popitem(last=False)
 
 
 # -- sessions and CSRF -------------------------------------------------------------------------------------
@@ -252,3 +313,120 @@ class SessionManager:
         if not nonce or not hmac.compare_digest(mac, self._mac("login", nonce)):
             return False
         return hmac.compare_digest(token, self._mac("login-form", nonce))
+
+
+# -- response headers and body limits (pure ASGI, outside every other layer) --------------------------------
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+DEV_DOC_PATHS = ("/docs", "/redoc")  # Swagger UI and ReDoc load scripts from a CDN: served in development only
+
+
+class SecurityHeaders:
+    """Adds the CSP (``frame-ancestors 'none'``, scripts and styles from this origin only), X-Frame-Options,
+    X-Content-Type-Options, Referrer-Policy and Cross-Origin-Opener-Policy to every HTTP response, and HSTS in
+    production. Headers the application set itself are kept. In development the interactive API docs
+    (``/docs``, ``/redoc``) go without the CSP; production does not serve them."""
+
+    def __init__(self, app: ASGIApp, production: bool) -> None:
+        self.app = app
+        self.production = production
+        self.headers = SECURITY_HEADERS + ((HSTS,) if production else ())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        skip_csp = not self.production and scope.get("path", "").startswith(DEV_DOC_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                for name, value in self.headers:
+                    if name not in present and not (skip_csp and name == b"content-security-policy"):
+                        headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(HTTPException):  # FastAPI re-raises its own HTTPException from body parsing
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"body larger than {limit} bytes")
+
+
+class BodyLimit:
+    """Refuses request bodies over a per-path limit without buffering them: a ``Content-Length`` over the limit
+    is answered 413 before a byte of the body is read; a body without one (chunked) is counted while it is read
+    and the request fails with 413 as soon as it passes the limit. ``limits`` maps path prefixes to limits (the
+    longest matching prefix wins); other paths get ``default``."""
+
+    def __init__(self, app: ASGIApp, default: int, limits: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.default = default
+        self.limits = sorted((limits or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits:
+            if path.startswith(prefix):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+        if declared:
+            text = declared[0].decode("latin-1").strip()
+            if len(declared) > 1 or not text.isdigit():
+                await _refuse(send, 400, "malformed Content-Length")
+                return
+            if int(text) > limit:
+                await _refuse(send, 413, f"body larger than {limit} bytes")
+                return
+        seen = 0
+        started = False
+        refused = False
+
+        async def counted_receive() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    refused = True
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not refused:
+                raise
+            if not started:  # raised where no exception handler answers it
+                await _refuse(send, 413, f"body larger than {limit} bytes")
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

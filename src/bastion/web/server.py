@@ -43,11 +43,21 @@ def build_web_app(settings: Settings, runtime: Runtime | None = None) -> Any:
     return app
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn is run: forwarded client addresses (``X-Forwarded-For``/``-Proto``) are believed only from
+    ``settings.trusted_proxies`` - with none configured (the default) the peer address is the client, whatever
+    the headers say. (uvicorn on its own trusts 127.0.0.1, so every local caller could pick its address.)"""
+    trusted = list(settings.trusted_proxies)
+    return {"host": settings.host, "port": settings.port, "log_level": "warning",
+            "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or [], "server_header": False}
+
+
 def serve_forever(settings: Settings, runtime: Runtime | None = None) -> None:
     import uvicorn
 
     setup_logging(settings.log_json)
     app = build_web_app(settings, runtime)
     Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
-    log.info("serving on http://%s:%s (OpenAPI docs at /docs)", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    docs = "no OpenAPI docs in production" if settings.environment == "production" else "OpenAPI docs at /docs"
+    log.info("serving on http://%s:%s (%s)", settings.host, settings.port, docs)
+    uvicorn.run(app, **uvicorn_options(settings))

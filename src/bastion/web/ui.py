@@ -194,21 +194,20 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     svc = _svc(request)
     if not sessions.check_login_csrf(request, csrf_token):
         raise HTTPException(status_code=403, detail="missing or invalid CSRF token")
-    client = _client(request)
-    wait = limiter.retry_after(username, client)
+    client = _client(request)  # the peer, or the address a trusted proxy forwarded (settings.trusted_proxies)
+    wait, slot = limiter.reserve(username, client)  # counted before the password is checked
     if wait > 0:
         svc.store.audit(username or "?", "login.throttled", "", {"client": client})
         return HTMLResponse(f"too many failed logins; try again in {int(wait) + 1} s", status_code=429,
                             headers={"Retry-After": str(int(wait) + 1)})
     row = authenticate(svc.store, username, password, request.app.state.hasher)
     if row is None:
-        limiter.failed(username, client)
         svc.store.audit(username or "?", "login.failed", "", {"client": client})
         resp = HTMLResponse("")
         token = sessions.login_csrf(request, resp)
         return render(request, "login.html", status=401, login_csrf=token, next=_safe_next(next),
                       error="wrong user name or password")
-    limiter.succeeded(username)
+    limiter.succeeded(username, client, slot)
     resp = RedirectResponse(_safe_next(next), status_code=303)
     sessions.login(resp, row["name"])
     svc.store.audit(row["name"], "login", "", {"client": client, "role": row["role"]})
