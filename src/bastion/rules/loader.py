@@ -80,6 +80,7 @@ class LocList(list[Any]):
 MAX_YAML_BYTES = 1_000_000  # a rule or fixture file larger than this is refused unread
 MAX_YAML_NODES = 50_000  # scalars, mappings and sequences in one file
 MAX_YAML_DEPTH = 64  # nesting of mappings and sequences
+_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 
 
 class _RuleYamlLoader(yaml.SafeLoader):
@@ -105,6 +106,10 @@ class _RuleYamlLoader(yaml.SafeLoader):
         if getattr(event, "anchor", None) is not None:
             raise self._refuse(event.start_mark, f"YAML anchor &{event.anchor} is not allowed in rule files",
                                "write the value out; anchors and aliases are refused")
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in _CORE_TAGS:
+            raise self._refuse(event.start_mark, f"YAML tag {tag} is not allowed in rule files",
+                               "plain text, numbers, true/false, lists and mappings only")
         self._count += 1
         if self._count > MAX_YAML_NODES:
             raise self._refuse(event.start_mark, f"more than {MAX_YAML_NODES} YAML nodes in one file",
