@@ -359,9 +359,9 @@ def test_a_yaml_alias_bomb_is_refused_at_once_with_a_position(tmp_path) -> None:
     ("rules: &r []\n", "anchor &r"),
     ("rules: [" + "1," * 60_000 + "1]\n", "more than 50000 YAML nodes"),
     ("rules: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64"),
-    ("rules: !!python/object/apply:os.system ['true']\n", "tag"),
-    ("rules: !!python/name:os.system\n", "tag"),
-    ("rules: !custom {}\n", "tag"),
+    ("rules: !!python/object/apply:os.system ['true']\n", "YAML tag"),
+    ("rules: !!python/name:os.system\n", "YAML tag"),
+    ("rules: !custom {}\n", "YAML tag"),
     ("rules: !!float nope\n", "YAML"),
     ("rules: []\nx: \x07\n", "YAML"),
 ])
