@@ -35,7 +35,9 @@ YAML_TOKENS = ["rules:", "counters:", "\n", "\n  ", "\n    ", "- ", "  - ", "nam
                "effects: ", "[{label: x}]", "{suspend: actor}", "&a ", "*a", "&b ", "*b", "!!python/name:os.system ",
                "!!str ", "!!binary ", "!tag ", "[", "]", "{", "}", ":", ", ", '"', "'", "|", ">", "#", "\t", "?",
                "%YAML 1.1", "---", "...", "\x00", "\x85", "é", "1e9", "0x1F", "~", "null", "true",
-               "actor.age_days < 1", "matches(event.text, '(a+)+$')", "__import__('os')", "<<: *a"]
+               "actor.age_days < 1", "matches(event.text, '(a+)+$')", "__import__('os')", "<<: *a", "tags: ", "5",
+               "counters: ", "[x]", "{name: c, events: [post.create]}", "reason: ", "{x}", "priority: ",
+               "subject: ", "expires: ", "tests: ", "cases: "]
 
 yamlish = st.one_of(
     st.lists(st.sampled_from(YAML_TOKENS), max_size=40).map("".join),
@@ -79,6 +81,48 @@ def test_a_saved_draft_is_shadow_or_refused(text: str, name: str) -> None:
             return
         assert all(r.stage == "shadow" for r in load_rules(d, REGISTRY).rules)
         assert path.name == f"draft_{name}.yaml"
+
+
+values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
+                      | st.sampled_from(["post.create", "shadow", "enforce", "actor", "spam", "7d", "*"]),
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                   max_size=3),
+                      max_leaves=8)
+RULE_KEYS = ["name", "description", "owner", "events", "stage", "when", "effects", "reason", "tests", "tags",
+             "bogus"]
+EFFECT_KEYS = ["label", "unlabel", "review", "suspend", "limit", "hide", "downrank", "webhook", "action",
+               "subject", "expires", "score", "priority", "reason", "queue"]
+rule_maps = st.dictionaries(st.sampled_from(RULE_KEYS), values, max_size=10).map(
+    lambda r: {"name": "R", "description": "d", "owner": "o", "events": ["post.create"], "when": "True",
+               "effects": [{"label": "x"}], **r})
+effect_maps = st.dictionaries(st.sampled_from(EFFECT_KEYS), values, min_size=1, max_size=4)
+rule_docs = st.fixed_dictionaries(
+    {"rules": st.lists(st.one_of(rule_maps, rule_maps.flatmap(
+        lambda r: st.lists(effect_maps, min_size=1, max_size=3).map(lambda e: {**r, "effects": e}))),
+        min_size=1, max_size=3)},
+    optional={"counters": values, "owner": values, "extra": values})
+
+
+@SETTINGS
+@given(rule_docs)
+def test_structured_rule_files_with_any_values_load_or_are_refused(doc: dict) -> None:
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "r.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+        (d / "tests").mkdir()
+        (d / "tests" / "t.yaml").write_text(yaml.safe_dump({"cases": doc.get("counters")}), encoding="utf-8")
+        try:
+            load_rules(d, REGISTRY)
+        except RuleSetError as exc:
+            assert all(isinstance(e, RuleError) for e in exc.errors)
+        try:
+            from bastion.rules.fixtures import collect_cases
+
+            collect_cases(d)
+        except RuleSetError as exc:
+            assert all(isinstance(e, RuleError) for e in exc.errors)
 
 
 # -- expressions -----------------------------------------------------------------------------------------

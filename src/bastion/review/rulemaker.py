@@ -131,7 +131,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _DraftDumper(yaml.SafeDumper):
+class _DraftDumper(yaml.SafeDumper):  # type: ignore[misc]
     pass
 
 
@@ -161,8 +161,8 @@ def force_shadow(yaml_text: str, display: str = "draft.yaml") -> str:
         if not isinstance(rule, dict):
             raise DraftRefused(f"{display}: rule {i + 1} is not a mapping")
         rule["stage"] = "shadow"
-    return yaml.dump(plain, Dumper=_DraftDumper, sort_keys=False, allow_unicode=True, width=100_000,
-                     default_flow_style=False)
+    return str(yaml.dump(plain, Dumper=_DraftDumper, sort_keys=False, allow_unicode=True, width=100_000,
+                         default_flow_style=False))
 
 
 def _pack_files(rules_dir: Path, into: Path) -> None:

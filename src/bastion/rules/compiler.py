@@ -25,6 +25,7 @@ import ast
 import difflib
 import operator
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -220,7 +221,9 @@ class Compiler:
             raise RuleError(self.path, line, col + 1, f"expression longer than {MAX_SOURCE} characters",
                             "split it into several rules or use a list file")
         try:
-            tree = ast.parse("(" + source + "\n)", mode="eval")
+            with warnings.catch_warnings():  # "invalid escape sequence" and the like: not the analyst's concern
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse("(" + source + "\n)", mode="eval")
         except SyntaxError as exc:
             ln, off = exc.lineno or 1, (exc.offset or 1) - 1
             if ln == 1:

@@ -220,12 +220,16 @@ def collect_cases(rules_dir: Path) -> list[tuple[dict[str, Any], str | None, str
         if not isinstance(doc, dict):
             errors.append(RuleError(str(p), 1, 1, "a fixture file is a mapping with `cases:`"))
             continue
-        for case in doc.get("cases") or []:
+        cases = doc.get("cases") or []
+        if not isinstance(cases, list):
+            errors.append(RuleError(str(p), getattr(doc, "line", 1), 1, "`cases:` is a list of cases"))
+            continue
+        for case in cases:
             out.append((case, doc.get("rule"), str(p)))
     for p in rule_files(rules_dir):
         doc = read(p)
         for r in (doc.get("rules") or []) if isinstance(doc, dict) else []:
-            if isinstance(r, LocDict):
+            if isinstance(r, LocDict) and isinstance(r.get("tests") or [], list):
                 for case in r.get("tests") or []:
                     out.append((case, r.get("name"), str(p)))
     if errors:

@@ -83,7 +83,7 @@ MAX_YAML_DEPTH = 64  # nesting of mappings and sequences
 _CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 
 
-class _RuleYamlLoader(yaml.SafeLoader):
+class _RuleYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
     """A safe loader for rule files that refuses anchors and aliases (a few hundred bytes of aliases expand
     to millions of nodes) and caps the node count and the nesting, while composing - before anything is
     expanded or constructed."""
@@ -603,6 +603,10 @@ class _Builder:
             if spec is None:
                 return
             effects.append(spec)
+        tags = obj.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            self.err(path, obj, "`tags` is a list of words", "e.g. tags: [spam, links]", key="tags")
+            return
         reason_fn = self.template(path, obj, "reason", obj["reason"]) if "reason" in obj else None
         missing = cond.models_missing | self._missing
         disabled = f"needs {', '.join(sorted(missing))}, which no loaded model provides" if missing else ""
@@ -611,7 +615,7 @@ class _Builder:
             events=events, stage=stage, path=path, line=obj.line, when=str(obj["when"]).strip(), cond=cond.fn,
             effects=effects, features=sorted(cond.features | self._extra_features),
             counter_evidence=cond.counters, storages=cond.storages, disabled=disabled,
-            tags=list(obj.get("tags") or []), source=f"rule:{name}", reason_fn=reason_fn))
+            tags=list(tags), source=f"rule:{name}", reason_fn=reason_fn))
 
     def file(self, p: Path, display: str) -> None:
         try:
@@ -631,7 +635,11 @@ class _Builder:
         if unknown:
             self.err(display, doc, f"unknown top-level key(s) {', '.join(sorted(unknown))}",
                      "a rule file has rules: and counters:", key=sorted(unknown)[0])
-        for c in doc.get("counters") or []:
+        counters = doc.get("counters") or []
+        if not isinstance(counters, list):
+            self.err(display, doc, "`counters:` is a list of counters", key="counters")
+            counters = []
+        for c in counters:
             self.counter_decl(display, c, lines)
         self._pending.append((display, doc, lines))
 

@@ -448,6 +448,8 @@ async def draft_rule(request: Request, name: str = Form(...), queue: str = Form(
                      actor: str = Form(""), since: str = Form(""), until: str = Form(""), text: str = Form(""),
                      entity: str = Form(""), feature: str = Form(""),
                      who: Principal = roles_for("POST", "/ui/rules/draft")) -> HTMLResponse:
+    from starlette.concurrency import run_in_threadpool
+
     from bastion.review.rulemaker import backtest_draft, draft_rule_yaml
 
     svc = _svc(request)
@@ -456,7 +458,9 @@ async def draft_rule(request: Request, name: str = Form(...), queue: str = Form(
         yaml_text = draft_rule_yaml(flt, name.strip(), queue if queue in QUEUES else "abuse", who.name)
         with _lock(request):
             events = svc.recorder.matching_events(flt) if svc.recorder else []
-        result = backtest_draft(yaml_text, events, svc.store.decisions(), svc.runtime.extras.get("truth_path"))
+        # loading the draft and replaying it is CPU work: off the event loop
+        result = await run_in_threadpool(backtest_draft, yaml_text, events, svc.store.decisions(),
+                                         svc.runtime.extras.get("truth_path"))
         error = ""
     except ValueError as exc:
         yaml_text, result, error = "", {}, str(exc)
