@@ -21,7 +21,7 @@ from bastion.review import rulemaker
 from bastion.rules import RulesDetector, RuleSetError, load_rules
 from bastion.rules.compiler import MAX_TEXT
 from bastion.rules.fixtures import CollectSink, run_fixtures
-from bastion.rules.regex import compile_rule_regex
+from bastion.rules.regex import compile_rule_regex, finder, keyword_search
 from bastion.rules.watch import RulesWatcher
 from bastion.settings import Settings
 from bastion.state.memory import MemoryState
@@ -436,3 +436,10 @@ def test_rule_hits_and_errors_reach_the_metrics_endpoint(tmp_path) -> None:
         watcher = getattr(app.state, "rules_watcher", None)
         if watcher is not None:
             watcher.stop()
+
+
+def test_a_lone_surrogate_in_the_text_neither_breaks_nor_hides_a_match() -> None:
+    # (the event decoder is where such texts should stop; the rule regexes must not fail on them either)
+    text = "\ud800 DOUBLE your coins \udfff"
+    assert finder(compile_rule_regex(r"double your (btc|coins)"))(text)
+    assert keyword_search(["your coins"])(text) and not keyword_search(["our coins"])(text)

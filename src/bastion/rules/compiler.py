@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bastion.rules.errors import RuleError
-from bastion.rules.regex import PatternError, compile_rule_regex, keyword_search
+from bastion.rules.regex import PatternError, compile_rule_regex, finder, keyword_search
 
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
@@ -672,8 +672,8 @@ class Compiler:
             raise self._err(args["pattern"], str(exc),
                             "RE2 syntax: groups, classes, repetition and alternation; no \\1, (?=, (?<=") from None
         text = self._typed(args["text"], {"str"}, "text")
-        tf, search = text.fn, rx.search
-        return _Node(lambda ctx: search(tf(ctx)[:MAX_TEXT]) is not None, "bool", cost=text.cost + 4)
+        tf, found = text.fn, finder(rx)
+        return _Node(lambda ctx: found(tf(ctx)[:MAX_TEXT]), "bool", cost=text.cost + 4)
 
     def _cached_text(self, node: ast.Call, fname: str, impl: Callable[[str], Any], out: str) -> _Node:
         args = self._args(node, ["text"], {})

@@ -118,6 +118,13 @@ def compile_rule_regex(pattern: str, max_mem: int = MAX_PATTERN_MEM) -> Any:
         raise PatternError(_explain(pattern, message)) from None
 
 
+def finder(rx: Any) -> Callable[[str], bool]:
+    """``finder(rx)(text)``: does ``rx`` occur in ``text``? The text goes to RE2 as UTF-8 bytes, which skips the
+    wrapper's character-offset bookkeeping (3x faster on short texts); a lone surrogate becomes ``?``."""
+    search = rx.search
+    return lambda text: search(text.encode("utf-8", "replace")) is not None
+
+
 def keyword_search(words: Iterable[str]) -> Callable[[str], bool]:
     """``has_keyword``: does any of ``words`` occur as a whole word (not inside a longer word)?"""
     ws = sorted(set(words), key=len, reverse=True)
@@ -125,6 +132,4 @@ def keyword_search(words: Iterable[str]) -> Callable[[str], bool]:
         return lambda text: False
     alternatives = "|".join(re2.escape(w) for w in ws)
     # (?<!\w)(?:...)(?!\w) without lookaround: for "is there a match" the neighbours may be consumed
-    rx = compile_rule_regex(rf"(?:^|[^{_WORD}])(?:{alternatives})(?:$|[^{_WORD}])", MAX_KEYWORD_MEM)
-    search = rx.search
-    return lambda text: search(text) is not None
+    return finder(compile_rule_regex(rf"(?:^|[^{_WORD}])(?:{alternatives})(?:$|[^{_WORD}])", MAX_KEYWORD_MEM))
