@@ -473,14 +473,15 @@ async def save_rule(request: Request, name: str = Form(...), yaml_text: str = Fo
     from starlette.concurrency import run_in_threadpool
 
     from bastion.review.rulemaker import DraftRefused, save_shadow_rule
+    from bastion.rules import RulesDetector
 
     svc = _svc(request)
     rules_dir = svc.rules_dir
     if rules_dir is None:
         raise HTTPException(status_code=409, detail="no rules directory configured")
     rules = next((d for d in svc.runtime.detectors + svc.runtime.engine.detectors
-                  if callable(getattr(d, "reload", None))), None)
-    registry = getattr(rules, "registry", None)
+                  if isinstance(d, RulesDetector)), None)
+    registry = rules.registry if rules is not None else None
     # parsing, validating and reloading rules is CPU work on analyst input: off the event loop, so the
     # server keeps answering (/healthz, ingest) while it runs
     try:
