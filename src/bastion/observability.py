@@ -30,6 +30,22 @@ class Metrics:
         self.webhook_failed = Gauge("bastion_webhook_failed_total", "webhook actions that could not be delivered",
                                     registry=r)
         self.lag = Gauge("bastion_worker_lag", "messages waiting in the source", ["worker"], registry=r)
+        self._rule_totals: dict[tuple[str, str], int] = {}  # what observe_rules last saw, per rule
+
+    def observe_rules(self, rows: list[tuple[str, str, int, int]]) -> None:
+        """Bring ``bastion_rule_hits_total{rule,stage}`` and ``bastion_rule_errors_total{rule}`` up to the
+        rules' own running totals: ``rows`` are (rule, stage, hits, errors). The counters advance by what is
+        new since the last call; a total that went down (a rule removed and added back starts again at 0)
+        counts from its new value."""
+        seen = self._rule_totals
+        for rule, stage, hits, errors in rows:
+            for key, total, counter in ((("hits", rule), hits, self.rule_hits.labels(rule, stage)),
+                                        (("errors", rule), errors, self.rule_errors.labels(rule))):
+                last = seen.get(key, 0)
+                delta = total - last if total >= last else total
+                if delta:
+                    counter.inc(delta)
+                seen[key] = total
 
     def observe_event(self, etype: str, applied: list[Any]) -> None:
         self.events.labels(etype).inc()

@@ -75,7 +75,8 @@ def test_type_errors(write_rules, registry, when: str, message: str) -> None:
     ("(x := 1) == 1", "assignments are not allowed"),
     ("f'{event.text}' == ''", "f-strings are not allowed"),
     (" or ".join(["actor.is_new"] * 150), "more than"),
-    ("matches(event.text, '(a+)+$')", "exponential"),
+    ("matches(event.text, '(a+)\\\\1')", "backreferences"),
+    ("matches(event.text, '(?=a)b')", "lookahead"),
     ("len(event.text * 100000000) > 0", "arithmetic on str"),
     ("10000000000000000000 > actor.age_days", "too large"),
 ])

@@ -10,10 +10,15 @@ shadow mode into the rules directory (the running rules detector reloads it).
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bastion.review.entities import RECORDED_FEATURES, SearchFilter
 
@@ -104,22 +109,113 @@ def backtest_draft(yaml_text: str, events: list[Any], decisions: list[dict[str, 
     return out
 
 
-def save_shadow_rule(rules_dir: Path, name: str, yaml_text: str) -> Path:
-    """Write ``draft_<name>.yaml`` (stage: shadow) into the rules directory after validating the whole pack."""
+DRAFT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+MAX_DRAFT_CHARS = 64_000
+_save_lock = threading.Lock()
+
+
+class DraftRefused(ValueError):
+    """A draft that cannot be saved; ``status`` is the HTTP status to answer (409 for a name taken)."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _plain(value: Any) -> Any:
+    """LocDict/LocList (positions) to plain dicts and lists for re-serialising."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _DraftDumper(yaml.SafeDumper):  # type: ignore[misc]
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_DraftDumper.add_representer(str, _str)
+
+
+def force_shadow(yaml_text: str, display: str = "draft.yaml") -> str:
+    """Parse a draft and write it out again with ``stage: shadow`` on every rule, whatever the draft said
+    (comments are not kept). Raises :class:`DraftRefused` when it is not a rule file."""
+    from bastion.rules import RuleError
+    from bastion.rules.loader import load_yaml
+
+    if len(yaml_text) > MAX_DRAFT_CHARS:
+        raise DraftRefused(f"a draft is at most {MAX_DRAFT_CHARS} characters", 413)
+    try:
+        doc = load_yaml(yaml_text, display)
+    except RuleError as exc:
+        raise DraftRefused(str(exc)) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list) or not doc["rules"]:
+        raise DraftRefused(f"{display}: a draft is a mapping with a non-empty `rules:` list")
+    plain = _plain(doc)
+    for i, rule in enumerate(plain["rules"]):
+        if not isinstance(rule, dict):
+            raise DraftRefused(f"{display}: rule {i + 1} is not a mapping")
+        rule["stage"] = "shadow"
+    return str(yaml.dump(plain, Dumper=_DraftDumper, sort_keys=False, allow_unicode=True, width=100_000,
+                         default_flow_style=False))
+
+
+def _pack_files(rules_dir: Path, into: Path) -> None:
+    """Copy the rule files and lists of ``rules_dir`` (not its fixtures) into ``into``, keeping their paths."""
+    from bastion.rules.loader import rule_files
+
+    files = rule_files(rules_dir) + sorted((rules_dir / "lists").glob("*.txt"))
+    for p in files:
+        dest = into / p.relative_to(rules_dir)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, dest)
+
+
+def save_shadow_rule(rules_dir: Path, name: str, yaml_text: str, registry: Any = None) -> Path:
+    """Write ``draft_<name>.yaml`` into the rules directory, every rule in it forced to ``stage: shadow``.
+
+    The name is checked (letters, digits, _; nothing else reaches the file system), the draft is parsed and
+    re-serialised with every rule in shadow, and the whole pack plus the draft is validated against
+    ``registry`` (default: the built-in features) before anything is written; the file appears atomically and
+    never replaces an existing one. Raises :class:`DraftRefused` (a ValueError) with a readable message."""
     from bastion.features.builtin import build_registry
     from bastion.rules import RuleSetError, load_rules
 
-    if "stage: shadow" not in yaml_text:
-        raise ValueError("drafts are saved in shadow mode only")
-    rules_dir.mkdir(parents=True, exist_ok=True)
-    target = rules_dir / f"draft_{name}.yaml"
-    if target.exists():
-        raise ValueError(f"a draft named {name} exists already")
-    with tempfile.TemporaryDirectory(prefix="bastion-check-") as tmp:
-        (Path(tmp) / "draft.yaml").write_text(yaml_text)
+    if not isinstance(name, str) or not DRAFT_NAME.fullmatch(name):
+        raise DraftRefused("draft name: a letter, then letters, digits or _ (at most 64 characters)")
+    file_name = f"draft_{name}.yaml"
+    text = force_shadow(yaml_text, file_name)
+    with _save_lock:
+        rules_dir.mkdir(parents=True, exist_ok=True)
+        target = rules_dir / file_name
+        if target.exists():
+            raise DraftRefused(f"a draft named {name} exists already", 409)
+        with tempfile.TemporaryDirectory(prefix="bastion-check-") as tmp:
+            pack = Path(tmp) / "rules"
+            pack.mkdir()
+            _pack_files(rules_dir, pack)
+            (pack / file_name).write_text(text, encoding="utf-8")
+            try:
+                load_rules(pack, registry if registry is not None else build_registry())
+            except RuleSetError as exc:
+                raise DraftRefused(str(exc).replace(str(pack) + "/", "")) from None
+        # atomic: written under a name the loader and the watcher ignore, then linked into place (fails if
+        # the name appeared meanwhile), so a reload never sees half a file
+        fd, tmp_name = tempfile.mkstemp(prefix=".draft-", suffix=".tmp", dir=rules_dir)
         try:
-            load_rules(tmp, build_registry())
-        except RuleSetError as exc:
-            raise ValueError(str(exc)) from None
-    target.write_text(yaml_text)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError:
+                raise DraftRefused(f"a draft named {name} exists already", 409) from None
+        finally:
+            os.unlink(tmp_name)
     return target

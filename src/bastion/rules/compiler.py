@@ -25,11 +25,13 @@ import ast
 import difflib
 import operator
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bastion.rules.errors import RuleError
+from bastion.rules.regex import PatternError, compile_rule_regex, finder, keyword_search
 
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
@@ -190,7 +192,7 @@ class Compiler:
         self.lists = lists or {}
         self.counters: dict[str, CounterDecl] = counters if counters is not None else {}
         self.uses: dict[str, CounterUse] = {}
-        self._keyword_cache: dict[str, re.Pattern[str]] = {}
+        self._keyword_cache: dict[str, Callable[[str], bool]] = {}
         # per-expression state
         self._line0 = 1
         self._col0 = 0
@@ -219,7 +221,9 @@ class Compiler:
             raise RuleError(self.path, line, col + 1, f"expression longer than {MAX_SOURCE} characters",
                             "split it into several rules or use a list file")
         try:
-            tree = ast.parse("(" + source + "\n)", mode="eval")
+            with warnings.catch_warnings():  # "invalid escape sequence" and the like: not the analyst's concern
+                warnings.simplefilter("ignore", SyntaxWarning)
+                tree = ast.parse("(" + source + "\n)", mode="eval")
         except SyntaxError as exc:
             ln, off = exc.lineno or 1, (exc.offset or 1) - 1
             if ln == 1:
@@ -649,29 +653,27 @@ class Compiler:
         if lname not in self.lists:
             raise self._err(args["list"], f"unknown list {lname!r}",
                             f"lists are files in the rules directory's lists/ folder ({lname}.txt)")
-        rx = self._keyword_cache.get(lname)
-        if rx is None:
-            words = sorted(self.lists[lname], key=len, reverse=True)
-            rx = self._keyword_cache[lname] = re.compile(
-                r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)" if words else r"(?!x)x",
-                re.IGNORECASE)
+        search = self._keyword_cache.get(lname)
+        if search is None:
+            try:
+                search = self._keyword_cache[lname] = keyword_search(self.lists[lname])
+            except PatternError as exc:
+                raise self._err(args["list"], f"list {lname!r}: {exc}", "split the list") from None
         text = self._typed(args["text"], {"str"}, "text")
-        tf, search = text.fn, rx.search
-        return _Node(lambda ctx: search(tf(ctx)[:MAX_TEXT]) is not None, "bool", cost=text.cost + 4)
+        tf = text.fn
+        return _Node(lambda ctx: search(tf(ctx)[:MAX_TEXT]), "bool", cost=text.cost + 4)
 
     def _fn_matches(self, node: ast.Call) -> _Node:
         args = self._args(node, ["text", "pattern"], {})
         pattern = self._literal_str(args["pattern"], "the pattern")
-        if re.search(r"\((?:[^()\\]|\\.)*[+*}]\)\s*[+*{]", pattern):
-            raise self._err(args["pattern"], "nested repetition in a pattern can take exponential time",
-                            "rewrite without a repeated group that itself repeats, e.g. (ab)+ instead of (a+)+")
         try:
-            rx = re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
-            raise self._err(args["pattern"], f"bad regular expression: {exc}") from None
+            rx = compile_rule_regex(pattern)  # RE2: linear time, no backreferences or lookaround
+        except PatternError as exc:
+            raise self._err(args["pattern"], str(exc),
+                            "RE2 syntax: groups, classes, repetition and alternation; no \\1, (?=, (?<=") from None
         text = self._typed(args["text"], {"str"}, "text")
-        tf, search = text.fn, rx.search
-        return _Node(lambda ctx: search(tf(ctx)[:MAX_TEXT]) is not None, "bool", cost=text.cost + 4)
+        tf, found = text.fn, finder(rx)
+        return _Node(lambda ctx: found(tf(ctx)[:MAX_TEXT]), "bool", cost=text.cost + 4)
 
     def _cached_text(self, node: ast.Call, fname: str, impl: Callable[[str], Any], out: str) -> _Node:
         args = self._args(node, ["text"], {})

@@ -197,21 +197,43 @@ def run_case(case: dict[str, Any], rules_dir: Path, registry: Any, default_rule:
 
 
 def collect_cases(rules_dir: Path) -> list[tuple[dict[str, Any], str | None, str]]:
-    """Every fixture case: (case, default rule, file) from tests/*.yaml and from rules' own ``tests:``."""
-    from bastion.rules.loader import rule_files
+    """Every fixture case: (case, default rule, file) from tests/*.yaml and from rules' own ``tests:``.
+
+    Fixture files are read with the rule files' guards (no anchors or aliases, size and node caps); their
+    problems are raised together as a :class:`RuleSetError`."""
+    from bastion.rules.errors import RuleError, RuleSetError
+    from bastion.rules.loader import read_rule_text, rule_files
 
     out: list[tuple[dict[str, Any], str | None, str]] = []
+    errors: list[RuleError] = []
+
+    def read(p: Path) -> Any:
+        try:
+            return load_yaml(read_rule_text(p), str(p)) or {}
+        except RuleError as exc:
+            errors.append(exc)
+            return {}
+
     tdir = rules_dir / "tests"
     for p in sorted(tdir.rglob("*.y*ml")) if tdir.is_dir() else []:
-        doc = load_yaml(p.read_text(encoding="utf-8"), str(p)) or {}
-        for case in doc.get("cases") or []:
+        doc = read(p)
+        if not isinstance(doc, dict):
+            errors.append(RuleError(str(p), 1, 1, "a fixture file is a mapping with `cases:`"))
+            continue
+        cases = doc.get("cases") or []
+        if not isinstance(cases, list):
+            errors.append(RuleError(str(p), getattr(doc, "line", 1), 1, "`cases:` is a list of cases"))
+            continue
+        for case in cases:
             out.append((case, doc.get("rule"), str(p)))
     for p in rule_files(rules_dir):
-        doc = load_yaml(p.read_text(encoding="utf-8"), str(p)) or {}
-        for r in doc.get("rules") or []:
-            if isinstance(r, LocDict):
+        doc = read(p)
+        for r in (doc.get("rules") or []) if isinstance(doc, dict) else []:
+            if isinstance(r, LocDict) and isinstance(r.get("tests") or [], list):
                 for case in r.get("tests") or []:
                     out.append((case, r.get("name"), str(p)))
+    if errors:
+        raise RuleSetError(errors)
     return out
 
 

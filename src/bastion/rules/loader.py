@@ -77,33 +77,107 @@ class LocList(list[Any]):
     nodes: list[yaml.Node]
 
 
-def _to_py(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+MAX_YAML_BYTES = 1_000_000  # a rule or fixture file larger than this is refused unread
+MAX_YAML_NODES = 50_000  # scalars, mappings and sequences in one file
+MAX_YAML_DEPTH = 64  # nesting of mappings and sequences
+_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+
+class _RuleYamlLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """A safe loader for rule files that refuses anchors and aliases (a few hundred bytes of aliases expand
+    to millions of nodes) and caps the node count and the nesting, while composing - before anything is
+    expanded or constructed."""
+
+    def __init__(self, text: str, path: str) -> None:
+        super().__init__(text)
+        self._path = path
+        self._count = 0
+        self._depth = 0
+
+    def _refuse(self, mark: Any, message: str, hint: str = "") -> RuleError:
+        return RuleError(self._path, (mark.line + 1) if mark else 1, (mark.column + 1) if mark else 1,
+                         message, hint)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise self._refuse(event.start_mark, f"YAML alias *{event.anchor} is not allowed in rule files",
+                               "write the value out; anchors and aliases are refused")
+        if getattr(event, "anchor", None) is not None:
+            raise self._refuse(event.start_mark, f"YAML anchor &{event.anchor} is not allowed in rule files",
+                               "write the value out; anchors and aliases are refused")
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in _CORE_TAGS:
+            raise self._refuse(event.start_mark, f"YAML tag {tag} is not allowed in rule files",
+                               "plain text, numbers, true/false, lists and mappings only")
+        self._count += 1
+        if self._count > MAX_YAML_NODES:
+            raise self._refuse(event.start_mark, f"more than {MAX_YAML_NODES} YAML nodes in one file",
+                               "split the file")
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise self._refuse(event.start_mark, f"YAML nested deeper than {MAX_YAML_DEPTH}",
+                                   "flatten the file")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _to_py(loader: yaml.SafeLoader, node: yaml.Node, path: str = "<rules>") -> Any:
     if isinstance(node, yaml.MappingNode):
         d = LocDict()
         d.line, d.col, d.nodes = node.start_mark.line + 1, node.start_mark.column + 1, {}
         for k, v in node.value:
-            key = _to_py(loader, k)
-            d[str(key)] = _to_py(loader, v)
+            key = _to_py(loader, k, path)
+            d[str(key)] = _to_py(loader, v, path)
             d.nodes[str(key)] = v
         return d
     if isinstance(node, yaml.SequenceNode):
-        lst = LocList(_to_py(loader, v) for v in node.value)
+        lst = LocList(_to_py(loader, v, path) for v in node.value)
         lst.line, lst.nodes = node.start_mark.line + 1, list(node.value)
         return lst
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # !!python/..., !!float x, ...
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RuleError(path, node.start_mark.line + 1, node.start_mark.column + 1, f"YAML: {problem}",
+                        "rule files hold plain text, numbers, lists and mappings") from None
+
+
+def read_rule_text(p: Path, display: str | None = None) -> str:
+    """A rule or fixture file's text; too large or not UTF-8 is a RuleError (the size is checked unread)."""
+    display = display or str(p)
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise RuleError(display, 1, 1, f"file larger than {MAX_YAML_BYTES} bytes", "split the file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleError(display, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def load_yaml(text: str, path: str) -> Any:
-    loader = yaml.SafeLoader(text)
+    """Parse one rule or fixture file into LocDict/LocList with positions; any problem is a RuleError."""
+    if len(text) > MAX_YAML_BYTES:
+        raise RuleError(path, 1, 1, f"file larger than {MAX_YAML_BYTES} characters", "split the file")
+    loader: _RuleYamlLoader | None = None
     try:
+        loader = _RuleYamlLoader(text, path)  # the reader checks the characters here
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise RuleError(path, (mark.line + 1) if mark else 1, (mark.column + 1) if mark else 1,
                         f"YAML: {exc.problem}", "check indentation and quoting") from None
+    except yaml.YAMLError as exc:  # the reader: characters YAML does not allow
+        pos = getattr(exc, "position", 0) or 0
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise RuleError(path, line, col, f"YAML: {getattr(exc, 'reason', exc)}",
+                        "rule files are UTF-8 text without control characters") from None
     finally:
-        loader.dispose()
-    return None if node is None else _to_py(yaml.SafeLoader(""), node)
+        if loader is not None:
+            loader.dispose()
+    return None if node is None else _to_py(yaml.SafeLoader(""), node, path)
 
 
 def expr_start(node: yaml.Node, file_lines: list[str]) -> tuple[int, int]:
@@ -529,6 +603,10 @@ class _Builder:
             if spec is None:
                 return
             effects.append(spec)
+        tags = obj.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            self.err(path, obj, "`tags` is a list of words", "e.g. tags: [spam, links]", key="tags")
+            return
         reason_fn = self.template(path, obj, "reason", obj["reason"]) if "reason" in obj else None
         missing = cond.models_missing | self._missing
         disabled = f"needs {', '.join(sorted(missing))}, which no loaded model provides" if missing else ""
@@ -537,12 +615,12 @@ class _Builder:
             events=events, stage=stage, path=path, line=obj.line, when=str(obj["when"]).strip(), cond=cond.fn,
             effects=effects, features=sorted(cond.features | self._extra_features),
             counter_evidence=cond.counters, storages=cond.storages, disabled=disabled,
-            tags=list(obj.get("tags") or []), source=f"rule:{name}", reason_fn=reason_fn))
+            tags=list(tags), source=f"rule:{name}", reason_fn=reason_fn))
 
     def file(self, p: Path, display: str) -> None:
-        text = p.read_text(encoding="utf-8")
-        lines = text.splitlines()
         try:
+            text = read_rule_text(p, display)
+            lines = text.splitlines()
             doc = load_yaml(text, display)
         except RuleError as exc:
             self.errors.append(exc)
@@ -557,7 +635,11 @@ class _Builder:
         if unknown:
             self.err(display, doc, f"unknown top-level key(s) {', '.join(sorted(unknown))}",
                      "a rule file has rules: and counters:", key=sorted(unknown)[0])
-        for c in doc.get("counters") or []:
+        counters = doc.get("counters") or []
+        if not isinstance(counters, list):
+            self.err(display, doc, "`counters:` is a list of counters", key="counters")
+            counters = []
+        for c in counters:
             self.counter_decl(display, c, lines)
         self._pending.append((display, doc, lines))
 

@@ -122,6 +122,12 @@ class RulesDetector:
             log.info("rules reloaded: version %s, %d rules", new.version, len(new.rules))
             return True, new.version
 
+    def prometheus(self, metrics: Any) -> None:
+        """Fill ``bastion_rule_hits_total`` and ``bastion_rule_errors_total`` from the per-rule counters (the
+        /metrics route calls this on every scrape)."""
+        metrics.observe_rules([(r.name, r.stage, r.metrics.hits, r.metrics.errors)
+                               for r in self.ruleset.rules])
+
     def metrics(self) -> dict[str, Any]:
         """Per-rule hits, evaluations, errors and mean latency (sampled), plus the set's summary - for
         /metrics and the results summary."""

@@ -447,6 +447,8 @@ async def draft_rule(request: Request, name: str = Form(...), queue: str = Form(
                      actor: str = Form(""), since: str = Form(""), until: str = Form(""), text: str = Form(""),
                      entity: str = Form(""), feature: str = Form(""),
                      who: Principal = roles_for("POST", "/ui/rules/draft")) -> HTMLResponse:
+    from starlette.concurrency import run_in_threadpool
+
     from bastion.review.rulemaker import backtest_draft, draft_rule_yaml
 
     svc = _svc(request)
@@ -455,7 +457,9 @@ async def draft_rule(request: Request, name: str = Form(...), queue: str = Form(
         yaml_text = draft_rule_yaml(flt, name.strip(), queue if queue in QUEUES else "abuse", who.name)
         with _lock(request):
             events = svc.recorder.matching_events(flt) if svc.recorder else []
-        result = backtest_draft(yaml_text, events, svc.store.decisions(), svc.runtime.extras.get("truth_path"))
+        # loading the draft and replaying it is CPU work: off the event loop
+        result = await run_in_threadpool(backtest_draft, yaml_text, events, svc.store.decisions(),
+                                         svc.runtime.extras.get("truth_path"))
         error = ""
     except ValueError as exc:
         yaml_text, result, error = "", {}, str(exc)
@@ -465,23 +469,33 @@ async def draft_rule(request: Request, name: str = Form(...), queue: str = Form(
 @router.post("/ui/rules/save", include_in_schema=False)
 async def save_rule(request: Request, name: str = Form(...), yaml_text: str = Form(...),
                     who: Principal = roles_for("POST", "/ui/rules/save")) -> HTMLResponse:
-    from bastion.review.rulemaker import save_shadow_rule
+    from starlette.concurrency import run_in_threadpool
+
+    from bastion.review.rulemaker import DraftRefused, save_shadow_rule
+    from bastion.rules import RulesDetector
 
     svc = _svc(request)
     rules_dir = svc.rules_dir
     if rules_dir is None:
         raise HTTPException(status_code=409, detail="no rules directory configured")
+    rules = next((d for d in svc.runtime.detectors + svc.runtime.engine.detectors
+                  if isinstance(d, RulesDetector)), None)
+    registry = rules.registry if rules is not None else None
+    # parsing, validating and reloading rules is CPU work on analyst input: off the event loop, so the
+    # server keeps answering (/healthz, ingest) while it runs
     try:
-        path = save_shadow_rule(rules_dir, name.strip(), yaml_text)
-    except ValueError as exc:
-        return HTMLResponse(f'<p class="error">{html.escape(str(exc))}</p>', status_code=422)
-    svc.store.audit(who.name, "rule.change", f"rule:{name}", {"path": str(path), "stage": "shadow",
-                                                              "yaml": yaml_text})
-    for det in svc.runtime.detectors + svc.runtime.engine.detectors:
-        reload = getattr(det, "reload", None)
-        if callable(reload):
-            reload()
-            break
+        path = await run_in_threadpool(save_shadow_rule, rules_dir, name.strip(), yaml_text, registry)
+    except DraftRefused as exc:
+        return HTMLResponse(f'<p class="error">{html.escape(str(exc))}</p>', status_code=exc.status)
+    written = path.read_text(encoding="utf-8")
+    svc.store.audit(who.name, "rule.change", f"rule:{name.strip()}", {"path": str(path), "stage": "shadow",
+                                                                      "yaml": written})
+    if rules is not None:
+        ok, message = await run_in_threadpool(rules.reload)
+        if not ok:
+            return HTMLResponse(f'<p class="error">saved {html.escape(path.name)} in shadow mode, but the reload '
+                                f'was refused; the running rules stay: {html.escape(message)}</p>',
+                                status_code=409)
     return HTMLResponse(f'<p class="ok">saved {html.escape(path.name)} in shadow mode (audited)</p>')
 
 
