@@ -5,7 +5,7 @@ account and readable in rules as ``score.bot``; explanations (top feature contri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from bastion.actions.effects import Subject
 from bastion.engine import EvalContext
@@ -54,6 +54,7 @@ class BotScoring:
     every account at the end of a replay. Explanations are computed only when asked (API, review)."""
 
     name = "bots"
+    scale_out: ClassVar[str] = "stateless"   # reads the shared account state; the model's cache is a cache
 
     def __init__(self, model: Any) -> None:
         self.model = model
