@@ -238,6 +238,25 @@ def register_outcome_features(registry: FeatureRegistry, links: LinkBook, cluste
         lambda c: max((x.score for x in clusters.of(c.actor.id)), default=0.0))
 
 
+def default_detectors(settings: Settings, models: bool = True, clusters_on: bool = True) -> list[Detector]:
+    """The detectors of a default engine, in evaluation order (the rule pack is added after them, so rules read
+    the features they provide). Adding a detector is one line here (docs/architecture.md, "Detectors")."""
+    detectors: list[Detector] = [ReportIntake()]
+    if models:
+        from bastion.detect.bots import BotScoring
+        from bastion.detect.content import ContentScoring
+        from bastion.detect.linker import build_linker
+        from bastion.models.registry import ModelRegistry
+
+        model_registry = ModelRegistry.default(settings.models_dir)
+        detectors += [ContentScoring.load(model_registry), BotScoring.load(model_registry), build_linker()]
+    if clusters_on:
+        from bastion.detect.clusters import build_cluster_detectors
+
+        detectors += build_cluster_detectors(ray_address=settings.ray_address)
+    return detectors
+
+
 def build_runtime(
     settings: Settings,
     out_dir: Path | None = None,
@@ -260,27 +279,13 @@ def build_runtime(
     links, clusters = LinkBook(), ClusterBook()
     register_outcome_features(registry, links, clusters)
     queue = ReviewQueue()
-    detectors: list[Detector] = [ReportIntake()]
+    detectors = default_detectors(settings, models=models, clusters_on=clusters_on)
     extras: dict[str, Any] = {}
-    if models:
-        from bastion.detect.bots import BotScoring
-        from bastion.detect.content import ContentScoring
-        from bastion.models.registry import ModelRegistry
-
-        model_registry = ModelRegistry.default(settings.models_dir)
-        content = ContentScoring.load(model_registry)
-        bots = BotScoring.load(model_registry)
-        detectors += [content, bots]
-        extras["explain_account"] = bots.explain
-        from bastion.detect.linker import build_linker
-
-        linker = build_linker()
-        detectors.append(linker)
-        extras["linker"] = linker
-    if clusters_on:
-        from bastion.detect.clusters import build_cluster_detectors
-
-        detectors.extend(build_cluster_detectors(ray_address=settings.ray_address))
+    for det in detectors:
+        if det.name == "bots":
+            extras["explain_account"] = det.explain  # type: ignore[attr-defined]
+        elif det.name == "linker":
+            extras["linker"] = det
     detectors.extend(extra_detectors)
     for det in detectors:   # before the rule pack compiles against the registry
         if isinstance(det, FeatureProvider):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -31,10 +31,7 @@ from bastion.events.model import AnyEvent
 from bastion.features.registry import FeatureRegistry
 from bastion.state.apply import Observer, apply_event
 from bastion.state.model import Account, Label
-from bastion.state.protocols import KeyValueStore, State
-
-if TYPE_CHECKING:
-    from bastion.app import Runtime
+from bastion.state.protocols import State
 
 _MISSING = object()
 
@@ -109,9 +106,10 @@ class Checkpointable(Protocol):
 @runtime_checkable
 class Finishable(Protocol):
     """End-of-stream (or scheduled) work: batch graph jobs, final scores. Runs once after the last event, in
-    detector-list order, and may apply effects through ``runtime.engine.add_external_actions``."""
+    detector-list order, and may apply effects through ``runtime.engine.add_external_actions`` (``runtime`` is
+    the :class:`bastion.app.Runtime`, which this layer does not import)."""
 
-    def finish(self, runtime: Runtime) -> None: ...
+    def finish(self, runtime: Any) -> None: ...
 
 
 @runtime_checkable

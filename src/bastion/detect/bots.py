@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import msgspec
+
 from bastion.actions.effects import Subject
 from bastion.engine import EvalContext
 from bastion.events.model import AnyEvent, MessageSend, PostCreate, PostEngage
@@ -15,6 +17,7 @@ from bastion.state.activity import observe
 from bastion.state.model import Account
 from bastion.state.protocols import State
 
+KV_CACHE = "bots.cache"
 MIN_EVENTS_TO_RECORD = 2   # = bastion.models.bots.behaviour.MIN_EVENTS (not imported: no model code here)
 
 
@@ -59,6 +62,7 @@ class BotScoring:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.state: Any = None  # the engine's state, for the behaviour model's graph features (explain)
+        self._saved: dict[str, tuple[int, tuple[Any, ...], float]] = {}   # cache entries as last saved
 
     @classmethod
     def load(cls, registry: Any = None) -> BotScoring:
@@ -91,6 +95,41 @@ class BotScoring:
         for acc in runtime.state.accounts:
             if acc.activity.n_events >= MIN_EVENTS_TO_RECORD:
                 runtime.engine.scores.set(Subject("account", acc.id), "bot", self.model.probability(acc, now, state))
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    # ``score.bot`` is the model's cached probability while the account's scoring key stays put, so the cache
+    # decides later output (a restart with an empty cache would compute a fresh, slightly different value for an
+    # unchanged key): its entries changed since the last save go to state.kv with their place in the cache's
+    # eviction order.
+    def save(self, state: State) -> None:
+        cache: dict[str, tuple[tuple[Any, ...], float]] | None = getattr(self.model, "_pcache", None)
+        if cache is None:
+            return
+        kv, enc, saved = state.kv, msgspec.msgpack.encode, self._saved
+        if any(aid not in cache for aid in saved):   # evictions (past the cache's size): renumber everything
+            for aid in saved:
+                kv.delete(KV_CACHE, aid)
+            saved.clear()
+        seq = max((v[0] for v in saved.values()), default=0)
+        for aid, (key, p) in cache.items():
+            old = saved.get(aid)
+            if old is not None and old[1] == key and old[2] == p:
+                continue
+            if old is None:
+                seq += 1
+            entry = saved[aid] = (old[0] if old is not None else seq, key, p)
+            kv.put(KV_CACHE, aid, enc(entry))
+
+    def restore(self, state: State) -> None:
+        cache: dict[str, tuple[tuple[Any, ...], float]] | None = getattr(self.model, "_pcache", None)
+        if cache is None:
+            return
+        rows = sorted((msgspec.msgpack.decode(raw), aid) for aid, raw in state.kv.items(KV_CACHE))
+        cache.clear()
+        self._saved.clear()
+        for (seq, key, p), aid in rows:
+            cache[aid] = (tuple(key), p)
+            self._saved[aid] = (seq, tuple(key), p)
 
     def explain(self, acc: Account, now_ms: int) -> dict[str, Any]:
         """Top feature contributions per model, ``{"bot": [[feature, log-odds contribution], ...]}`` (the
