@@ -82,8 +82,9 @@ class EvalContext:
 class Detector(Protocol):
     """Anything that looks at events and records effects: the rules engine, the linker, stream clusterers.
 
-    What else a detector does, it declares by implementing one of the capabilities below; the runtime, the
-    checkpoints and the rule compiler use only these declarations (see docs/architecture.md, "Detectors")."""
+    What else a detector does, it declares by implementing one of the capabilities below; building the runtime,
+    checkpoints, resuming and the end-of-stream jobs use only these declarations (docs/architecture.md,
+    "Detectors")."""
 
     name: str
 

@@ -5,6 +5,7 @@ account and readable in rules as ``score.bot``; explanations (top feature contri
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any, ClassVar
 
 import msgspec
@@ -63,6 +64,8 @@ class BotScoring:
         self.model = model
         self.state: Any = None  # the engine's state, for the behaviour model's graph features (explain)
         self._saved: dict[str, tuple[int, tuple[Any, ...], float]] = {}   # cache entries as last saved
+        self._read: set[str] = set()   # accounts whose score.bot was read (maybe recomputed) since the last save
+        self._rescan = False           # the whole cache changed (finish) and is compared at the next save
 
     @classmethod
     def load(cls, registry: Any = None) -> BotScoring:
@@ -71,8 +74,12 @@ class BotScoring:
         return cls(BotDetector.load(registry))
 
     def register_features(self, registry: FeatureRegistry) -> None:
-        registry.feature("score.bot", float, "calibrated probability that the actor is automated", cost="model")(
-            lambda c: self.model.probability(c.actor, c.now_ms, c.state))
+        def score_bot(c: EvalContext) -> float:
+            self._read.add(c.actor.id)
+            return float(self.model.probability(c.actor, c.now_ms, c.state))
+
+        registry.feature("score.bot", float, "calibrated probability that the actor is automated",
+                         cost="model")(score_bot)
 
     def evaluate(self, ctx: EvalContext) -> None:
         if ctx.dry_run:
@@ -92,6 +99,7 @@ class BotScoring:
         cache = getattr(self.model, "_pcache", None)
         if cache is not None:
             cache.clear()
+            self._rescan = True
         for acc in runtime.state.accounts:
             if acc.activity.n_events >= MIN_EVENTS_TO_RECORD:
                 runtime.engine.scores.set(Subject("account", acc.id), "bot", self.model.probability(acc, now, state))
@@ -106,12 +114,22 @@ class BotScoring:
         if cache is None:
             return
         kv, enc, saved = state.kv, msgspec.msgpack.encode, self._saved
-        if any(aid not in cache for aid in saved):   # evictions (past the cache's size): renumber everything
+        full = self._rescan or len(cache) >= getattr(self.model, "cache_size", 0)   # cleared, or evicting
+        if full and any(aid not in cache for aid in saved):   # entries went: renumber everything
             for aid in saved:
                 kv.delete(KV_CACHE, aid)
             saved.clear()
         seq = max((v[0] for v in saved.values()), default=0)
-        for aid, (key, p) in cache.items():
+        if full:
+            changed = list(cache)
+        else:   # every entry added since the last save came through score.bot: they are the cache's tail
+            read = [aid for aid in self._read if aid in cache]
+            n_new = sum(1 for aid in read if aid not in saved)
+            changed = [aid for aid in read if aid in saved] + list(islice(reversed(cache), n_new))[::-1]
+        self._read.clear()
+        self._rescan = False
+        for aid in changed:
+            key, p = cache[aid]
             old = saved.get(aid)
             if old is not None and old[1] == key and old[2] == p:
                 continue
