@@ -21,7 +21,7 @@ from bastion.actions.effects import Subject
 from bastion.actions.outcomes import ClusterBook, LinkBook
 from bastion.actions.quotas import Quotas
 from bastion.actions.sinks import ResultsWriter, SqliteSink, WebhookSink
-from bastion.engine import Detector, Engine, EvalContext, Sink
+from bastion.engine import Checkpointable, Detector, Engine, EvalContext, FeatureProvider, Finishable, Sink
 from bastion.features.builtin import build_registry
 from bastion.features.registry import FeatureRegistry
 from bastion.review.queue import ReportIntake, ReviewQueue
@@ -111,23 +111,37 @@ class Runtime:
         if progress is not None:
             progress(n)
 
+    def checkpointables(self) -> list[Checkpointable]:
+        """Every part whose state is in a checkpoint: the engine (action sequence, quotas, recent actions,
+        counts), the score board, the books, and each detector that declares :class:`Checkpointable`."""
+        engine = self.engine
+        parts: list[Any] = [engine, engine.scores, self.queue, self.links, self.clusters, *engine.detectors]
+        return [p for p in parts if isinstance(p, Checkpointable)]
+
     def checkpoint(self) -> None:
-        for det in self.detectors:
-            save = getattr(det, "save", None)
-            if save is not None:
-                save(self.engine.state)
+        """Make everything applied so far durable with the source position: each part writes what changed
+        since the last checkpoint into ``state.kv``, the sinks flush, then the state backend commits it all
+        together (one transaction on SQLite and PostgreSQL)."""
+        state = self.engine.state
+        for part in self.checkpointables():
+            part.save(state)
         self.engine.flush()
-        pos: dict[str, object] = {"line": self.position, "bad": self.bad, "action_seq": self.engine._seq}
+        pos: dict[str, object] = {"line": self.position, "bad": self.bad}
         if self.writer is not None:
             pos["sizes"] = self.writer.sizes()
-        self.engine.state.checkpoint(pos)
+        state.checkpoint(pos)
+
+    def restore(self) -> None:
+        """Every checkpointable part back to the state's last checkpoint (before a resumed run's first event)."""
+        state = self.engine.state
+        for part in self.checkpointables():
+            part.restore(state)
 
     def run_batch_detectors(self) -> None:
-        """End-of-stream (or scheduled) batch jobs, e.g. graph clustering."""
+        """End-of-stream (or scheduled) batch jobs, e.g. graph clustering: every :class:`Finishable`."""
         for det in self.detectors:
-            finish = getattr(det, "finish", None)
-            if finish is not None:
-                finish(self)
+            if isinstance(det, Finishable):
+                det.finish(self)
 
     def summary(self) -> dict[str, Any]:
         st = self.engine.stats
@@ -224,6 +238,25 @@ def register_outcome_features(registry: FeatureRegistry, links: LinkBook, cluste
         lambda c: max((x.score for x in clusters.of(c.actor.id)), default=0.0))
 
 
+def default_detectors(settings: Settings, models: bool = True, clusters_on: bool = True) -> list[Detector]:
+    """The detectors of a default engine, in evaluation order (the rule pack is added after them, so rules read
+    the features they provide). Adding a detector is one line here (docs/architecture.md, "Detectors")."""
+    detectors: list[Detector] = [ReportIntake()]
+    if models:
+        from bastion.detect.bots import BotScoring
+        from bastion.detect.content import ContentScoring
+        from bastion.detect.linker import build_linker
+        from bastion.models.registry import ModelRegistry
+
+        model_registry = ModelRegistry.default(settings.models_dir)
+        detectors += [ContentScoring.load(model_registry), BotScoring.load(model_registry), build_linker()]
+    if clusters_on:
+        from bastion.detect.clusters import build_cluster_detectors
+
+        detectors += build_cluster_detectors(ray_address=settings.ray_address)
+    return detectors
+
+
 def build_runtime(
     settings: Settings,
     out_dir: Path | None = None,
@@ -246,35 +279,17 @@ def build_runtime(
     links, clusters = LinkBook(), ClusterBook()
     register_outcome_features(registry, links, clusters)
     queue = ReviewQueue()
-    detectors: list[Detector] = [ReportIntake()]
+    detectors = default_detectors(settings, models=models, clusters_on=clusters_on)
     extras: dict[str, Any] = {}
-    if models:
-        from bastion.detect.bots import BotScoring
-        from bastion.detect.content import ContentScoring
-        from bastion.models.registry import ModelRegistry
-
-        model_registry = ModelRegistry.default(settings.models_dir)
-        content = ContentScoring.load(model_registry)
-        bots = BotScoring.load(model_registry)
-        for det in (content, bots):
-            det.register_features(registry)
-            detectors.append(det)
-        extras["explain_account"] = bots.explain
-        from bastion.detect.linker import build_linker
-
-        linker = build_linker()
-        detectors.append(linker)
-        extras["linker"] = linker
-    if clusters_on:
-        from bastion.detect.clusters import build_cluster_detectors
-
-        detectors.extend(build_cluster_detectors(ray_address=settings.ray_address))
+    for det in detectors:
+        if det.name == "bots":
+            extras["explain_account"] = det.explain  # type: ignore[attr-defined]
+        elif det.name == "linker":
+            extras["linker"] = det
     detectors.extend(extra_detectors)
-    if resume:
-        for det in detectors:
-            restore = getattr(det, "restore", None)
-            if restore is not None:
-                restore(state)
+    for det in detectors:   # before the rule pack compiles against the registry
+        if isinstance(det, FeatureProvider):
+            det.register_features(registry)
     if rules_dir is not False:
         rdir = rules_dir if isinstance(rules_dir, Path) else (settings.rules_dir or DEFAULT_RULES_DIR)
         if not rdir.is_dir():
@@ -291,10 +306,9 @@ def build_runtime(
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
                     quotas=Quotas(settings.quotas), observe=activity_observer)
-    pos = state.resume_position() if resume else None
-    if isinstance(pos, dict):
-        engine._seq = int(pos.get("action_seq", 0))  # type: ignore[call-overload]
     runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras)
+    if resume:
+        runtime.restore()
     if review:
         from bastion.review.service import attach_review
 

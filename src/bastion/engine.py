@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import msgspec
 
 from bastion.actions.effects import (
     LABEL_ADD,
@@ -78,11 +80,64 @@ class EvalContext:
 
 
 class Detector(Protocol):
-    """Anything that looks at events and records effects: the rules engine, the linker, stream clusterers."""
+    """Anything that looks at events and records effects: the rules engine, the linker, stream clusterers.
+
+    What else a detector does, it declares by implementing one of the capabilities below; building the runtime,
+    checkpoints, resuming and the end-of-stream jobs use only these declarations (docs/architecture.md,
+    "Detectors")."""
 
     name: str
 
     def evaluate(self, ctx: EvalContext) -> None: ...
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """State that affects later output and must survive a restart. ``save`` writes into ``state.kv`` what
+    changed since the last save (large state incrementally; never pickled) and runs at every checkpoint, just
+    before the state backend makes it durable together with the source position; ``restore`` reads it back
+    once, before a resumed run sees its first event. Detectors, the books (review queue, links, clusters), the
+    score board and the engine itself (quotas, recent actions, action sequence, counts) all implement it."""
+
+    def save(self, state: State) -> None: ...
+
+    def restore(self, state: State) -> None: ...
+
+
+@runtime_checkable
+class Finishable(Protocol):
+    """End-of-stream (or scheduled) work: batch graph jobs, final scores. Runs once after the last event, in
+    detector-list order, and may apply effects through ``runtime.engine.add_external_actions`` (``runtime`` is
+    the :class:`bastion.app.Runtime`, which this layer does not import)."""
+
+    def finish(self, runtime: Any) -> None: ...
+
+
+@runtime_checkable
+class FeatureProvider(Protocol):
+    """Features the detector adds to the registry for rules (``score.bot``, ``author.spam_rate``, ...);
+    registered before the rule pack is compiled."""
+
+    def register_features(self, registry: FeatureRegistry) -> None: ...
+
+
+ScaleOut = Literal["stateless", "partitioned", "shared"]
+
+
+@runtime_checkable
+class Distributed(Protocol):
+    """How a distributed deployment (several workers, ``bastion.worker``) must treat the detector's own state:
+
+    * ``stateless`` - nothing beyond the shared state backend (the rules, the bot model, report intake);
+    * ``partitioned`` - per-account state each worker keeps for its own actors and persists to the shared
+      key-value store, merged where it is read (the batch cluster jobs' inputs at ``finish``);
+    * ``shared`` - state every worker must see whole (stream clusterers, the interaction tracker, the linker's
+      index and the books): replicated through the shared store or the replica's journal (``bastion.replica``).
+
+    This round the scale-out code still finds the shared detectors by module and type; the declaration states
+    the contract it implements (docs/architecture.md)."""
+
+    scale_out: ClassVar[ScaleOut]
 
 
 class EffectApplier(Protocol):
@@ -123,17 +178,44 @@ def iso_ms(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+KV_SCORES = "engine.scores"
+KV_RECENT = "engine.recent"
+KV_ENGINE = "engine"
+_score_dec = msgspec.msgpack.Decoder(dict[str, float])
+_recent_dec = msgspec.msgpack.Decoder(list[AppliedAction])
+
+
 class ScoreBoard:
-    """Latest score of each (subject, score name); final scores.jsonl is written from this."""
+    """Latest score of each (subject, score name); final scores.jsonl is written from this. Checkpointable:
+    each save writes the subjects changed since the last one (``engine.scores``, key ``kind<US>id``)."""
 
     def __init__(self) -> None:
         self.data: dict[Subject, dict[str, float]] = {}
+        self.dirty: set[Subject] = set()
 
     def set(self, subject: Subject, name: str, value: float) -> None:
         d = self.data.get(subject)
         if d is None:
             d = self.data[subject] = {}
         d[name] = value
+        self.dirty.add(subject)
+
+    def save(self, state: State) -> None:
+        kv, enc = state.kv, msgspec.msgpack.encode
+        for subj in sorted(self.dirty):
+            d = self.data.get(subj)
+            key = f"{subj.kind}\x1f{subj.id}"
+            if d is None:
+                kv.delete(KV_SCORES, key)
+            else:
+                kv.put(KV_SCORES, key, enc(d))
+        self.dirty.clear()
+
+    def restore(self, state: State) -> None:
+        for key, raw in state.kv.items(KV_SCORES):
+            kind, _, sid = key.partition("\x1f")
+            self.data[Subject(kind, sid)] = _score_dec.decode(raw)
+        self.dirty.clear()
 
     def get(self, subject: Subject, name: str) -> float | None:
         d = self.data.get(subject)
@@ -170,6 +252,7 @@ class Engine:
         self.evict_every = evict_every
         self.freeze_gc = freeze_gc
         self._seq = 0
+        self._saved_seq = 0   # the action sequence at the last save (what ``recent`` wrote since)
         self.recent: dict[str, list[AppliedAction]] = {}  # account id -> its latest actions (API, review)
 
     # -- the hot path -------------------------------------------------------------------------------------
@@ -281,6 +364,40 @@ class Engine:
             self.scores.set(subj, eff.label, eff.score)
         for ap in self.appliers.get(eff.action, ()):
             ap.apply(eff, act, event, state)
+
+    # -- checkpoints (Checkpointable) -----------------------------------------------------------------------
+    def save(self, state: State) -> None:
+        """The engine's own state that later output depends on: the action sequence (action ids), the quota
+        windows, the counts behind summary.json and ``recent`` (written for the accounts with an action since
+        the last save); the score board saves itself (it is a separate part, replaced by the worker)."""
+        kv, enc = state.kv, msgspec.msgpack.encode
+        st = self.stats
+        kv.put(KV_ENGINE, "engine", enc({
+            "seq": self._seq,
+            "quotas": self.quotas.snapshot(),
+            "stats": {"events": st.events, "duplicates": st.duplicates, "bad": st.bad, "by_type": st.by_type,
+                      "actions": st.actions, "shadow_actions": st.shadow_actions,
+                      "suppressed_by_quota": st.suppressed_by_quota, "first_ts": st.first_ts,
+                      "last_ts": st.last_ts},
+        }))
+        saved = self._saved_seq
+        for account, acts in self.recent.items():
+            if acts and int(acts[-1].id[1:]) > saved:   # action ids are a{seq}: changed since the last save
+                kv.put(KV_RECENT, account, enc(acts))
+        self._saved_seq = self._seq
+
+    def restore(self, state: State) -> None:
+        raw = state.kv.get(KV_ENGINE, "engine")
+        if raw is None:
+            return
+        d = msgspec.msgpack.decode(raw)
+        self._seq = self._saved_seq = int(d["seq"])
+        self.quotas.load(d["quotas"])
+        st, s = self.stats, d["stats"]
+        st.events, st.duplicates, st.bad = s["events"], s["duplicates"], s["bad"]
+        st.by_type, st.actions, st.shadow_actions = s["by_type"], s["actions"], s["shadow_actions"]
+        st.suppressed_by_quota, st.first_ts, st.last_ts = s["suppressed_by_quota"], s["first_ts"], s["last_ts"]
+        self.recent = {k: _recent_dec.decode(v) for k, v in state.kv.items(KV_RECENT)}
 
     def add_external_actions(self, effects: Iterable[Effect], event: AnyEvent) -> list[AppliedAction]:
         """Apply effects that come from outside the event loop (batch detectors, reviewer decisions)."""

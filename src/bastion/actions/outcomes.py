@@ -2,12 +2,18 @@
 
 They are effect appliers (``account.link`` and ``cluster.flag``) and the source of the ``linked_to`` and
 ``clusters`` fields of scores.jsonl, of clusters.jsonl, and of the ``link.*`` and ``cluster.*`` features.
+Both are checkpointable (:class:`bastion.engine.Checkpointable`): each save writes the accounts (links) and
+clusters changed since the last one to ``state.kv``, in an order that restores the books exactly (the order of
+a cluster book is the order of clusters.jsonl; the order of an account's links breaks ties between equal
+scores).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+import msgspec
 
 from bastion.actions.effects import ACCOUNT_LINK, CLUSTER_FLAG, AppliedAction, Effect
 from bastion.events.model import AnyEvent
@@ -22,11 +28,30 @@ class Link:
     ts: str
 
 
+KV_LINKS = "book.links"
+KV_CLUSTERS = "book.clusters"
+
+
+class _SavedCluster(msgspec.Struct, array_like=True):
+    order: int
+    kind: str
+    members: list[str]
+    score: float
+    evidence: dict[str, Any]
+    first_ts: str
+
+
+_links_dec = msgspec.msgpack.Decoder(list[tuple[str, float, dict[str, Any], str]])
+_cluster_dec = msgspec.msgpack.Decoder(_SavedCluster)
+
+
 class LinkBook:
     actions = frozenset({ACCOUNT_LINK})
+    scale_out: ClassVar[str] = "shared"   # rebuilt from the committed actions in a distributed run
 
     def __init__(self) -> None:
         self.links: dict[str, dict[str, Link]] = {}
+        self.dirty: set[str] = set()
 
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
         parent = str(effect.evidence.get("linked_to", ""))
@@ -37,6 +62,19 @@ class LinkBook:
         score = effect.score if effect.score is not None else 0.0
         if old is None or score >= old.score:
             book[parent] = Link(parent, score, dict(effect.evidence), action.ts)
+            self.dirty.add(effect.subject.id)
+
+    def save(self, state: State) -> None:
+        enc = msgspec.msgpack.encode
+        for account in sorted(self.dirty):
+            rows = [(lk.parent, lk.score, lk.evidence, lk.ts) for lk in self.links.get(account, {}).values()]
+            state.kv.put(KV_LINKS, account, enc(rows))
+        self.dirty.clear()
+
+    def restore(self, state: State) -> None:
+        for account, raw in state.kv.items(KV_LINKS):
+            self.links[account] = {p: Link(p, sc, ev, ts) for p, sc, ev, ts in _links_dec.decode(raw)}
+        self.dirty.clear()
 
     def best(self, account_id: str) -> Link | None:
         book = self.links.get(account_id)
@@ -60,10 +98,13 @@ class Cluster:
 
 class ClusterBook:
     actions = frozenset({CLUSTER_FLAG})
+    scale_out: ClassVar[str] = "shared"   # rebuilt from the committed actions in a distributed run
 
     def __init__(self) -> None:
         self.clusters: dict[str, Cluster] = {}
         self.by_account: dict[str, set[str]] = {}
+        self.order: dict[str, int] = {}   # cluster id -> its place in the book (clusters.jsonl's order)
+        self.dirty: set[str] = set()
 
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
         ev = dict(effect.evidence)
@@ -76,6 +117,8 @@ class ClusterBook:
         cl = self.clusters.get(cid)
         if cl is None:
             cl = self.clusters[cid] = Cluster(cid, kind, [], score, evidence, ts)
+            self.order[cid] = len(self.order)
+        self.dirty.add(cid)
         known = set(cl.members)
         cl.members.extend(m for m in members if m not in known)
         cl.score = max(cl.score, score)
@@ -86,3 +129,21 @@ class ClusterBook:
 
     def of(self, account_id: str) -> list[Cluster]:
         return [self.clusters[c] for c in sorted(self.by_account.get(account_id, ()))]
+
+    def save(self, state: State) -> None:
+        enc = msgspec.msgpack.encode
+        for cid in sorted(self.dirty):
+            cl = self.clusters[cid]
+            state.kv.put(KV_CLUSTERS, cid, enc(_SavedCluster(self.order[cid], cl.kind, cl.members, cl.score,
+                                                             cl.evidence, cl.first_ts)))
+        self.dirty.clear()
+
+    def restore(self, state: State) -> None:
+        saved = sorted(((_cluster_dec.decode(raw), cid) for cid, raw in state.kv.items(KV_CLUSTERS)),
+                       key=lambda sc: sc[0].order)
+        for sc, cid in saved:
+            self.clusters[cid] = Cluster(cid, sc.kind, list(sc.members), sc.score, sc.evidence, sc.first_ts)
+            self.order[cid] = sc.order
+            for m in sc.members:
+                self.by_account.setdefault(m, set()).add(cid)
+        self.dirty.clear()

@@ -35,3 +35,11 @@ class Quotas:
             return False
         self._used[action] += 1
         return True
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """The current windows (for checkpoints): quotas used in each action's current hour."""
+        return {"hour": dict(self._hour), "used": dict(self._used), "tripped": dict(self.tripped)}
+
+    def load(self, snap: dict[str, dict[str, int]]) -> None:
+        self._hour, self._used = dict(snap["hour"]), dict(snap["used"])
+        self.tripped = dict(snap["tripped"])

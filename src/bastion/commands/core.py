@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
                                          help="memory (default) or sqlite:PATH for a durable, resumable run"),
         config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
         progress: bool = typer.Option(True, help="show a progress bar"),
+        checkpoint_every: int = typer.Option(50_000, "--checkpoint-every", min=1,
+                                             help="events between checkpoints of a durable --state"),
     ) -> None:
         """Process events in order, exactly as the live service would, and write the results directory.
 
@@ -58,7 +60,8 @@ def register(app: typer.Typer) -> None:
             settings = replace(settings, db_path=out / "bastion.db")
         try:
             summary = replay_file(settings, events if live else Path(events), out, fmt,
-                                  rules_dir=False if no_rules else rules, progress=progress, limit=limit)
+                                  rules_dir=False if no_rules else rules, progress=progress, limit=limit,
+                                  checkpoint_every=checkpoint_every)
         except OSError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

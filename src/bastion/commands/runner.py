@@ -29,7 +29,8 @@ def count_lines(path: Path | str) -> int | None:
 
 def replay_file(settings: Settings, events: Path | str, out: Path, fmt: str = "canonical",
                 rules_dir: Path | None | bool = None, progress: bool = True,
-                runtime: Runtime | None = None, close: bool = True, limit: int = 0) -> dict[str, Any]:
+                runtime: Runtime | None = None, close: bool = True, limit: int = 0,
+                checkpoint_every: int = 50_000) -> dict[str, Any]:
     rt = runtime or build_runtime(settings, out_dir=out, rules_dir=rules_dir, resume=True)
     pos = rt.state.resume_position()
     skip = int(pos.get("line", 0)) if isinstance(pos, dict) else 0  # type: ignore[call-overload]
@@ -52,9 +53,10 @@ def replay_file(settings: Settings, events: Path | str, out: Path, fmt: str = "c
         with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("events", total=total, completed=skip)
-            rt.run(stream, progress=lambda n: bar.update(task, completed=skip + n))
+            rt.run(stream, progress=lambda n: bar.update(task, completed=skip + n),
+                   checkpoint_every=checkpoint_every)
     else:
-        rt.run(stream)
+        rt.run(stream, checkpoint_every=checkpoint_every)
     if mapper is not None:
         rt.ignored = dict(mapper.ignored)
     rt.run_batch_detectors()

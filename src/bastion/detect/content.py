@@ -14,7 +14,7 @@ per-author rolling aggregates that rules and review priority read.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -39,6 +39,8 @@ class AuthorStats(msgspec.Struct, array_like=True):
 
 class ContentScoring:
     name = "content"
+    # the author aggregates are per actor; the interaction tracker spans pairs and targets and is replicated
+    scale_out: ClassVar[str] = "shared"
 
     def __init__(self, models: Any, context: Any = None) -> None:
         self.models = models

@@ -110,7 +110,6 @@ def replay_bots(events: Path, out_dir: Path, behaviour: bool = True, registry: A
     out_dir.mkdir(parents=True, exist_ok=True)
     rt = build_runtime(Settings(state="memory", db_path=out_dir / "review.db"), out_dir=out_dir, rules_dir=False,
                        models=False, extra_detectors=[bots], review=False)
-    bots.register_features(rt.registry)
     t0 = time.perf_counter()
     rt.run(items(events, "canonical"))
     rt.run_batch_detectors()

@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+import msgspec
 
 from bastion.actions.effects import REVIEW_ENQUEUE, AppliedAction, Effect, Subject
 from bastion.events.model import AnyEvent, ReportCreate
@@ -246,6 +248,7 @@ class ReviewQueue:
     :class:`~bastion.review.store.ReviewStore` attached, changed cases are written out on :meth:`sync`."""
 
     actions = frozenset({REVIEW_ENQUEUE})
+    scale_out: ClassVar[str] = "shared"
 
     def __init__(self, exposure: ExposureFn = default_exposure,
                  reporter_reputation: Callable[[str], float] | None = None) -> None:
@@ -260,8 +263,10 @@ class ReviewQueue:
         self.prioritiser: Any = None                   # a trained LearnedPrioritiser; None: the formula
         self.store: Any = None
         self.dirty: set[str] = set()
+        self.changed: set[str] = set()   # case ids changed since the last checkpoint (``save``)
         self._seq = 0
         self.now_ms = 0
+        self.restored_seq: int | None = None   # the case sequence of the checkpoint this queue resumed from
 
     # -- the hot path ----------------------------------------------------------------------------------
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
@@ -301,6 +306,7 @@ class ReviewQueue:
                 case.reasons[effect.source] = effect.reason
         case.exposure = max(case.exposure, self._exposure(effect, state))
         self.dirty.add(case.id)
+        self.changed.add(case.id)
 
     def _exposure(self, effect: Effect, state: State) -> float:
         if effect.subject.kind == "cluster":
@@ -386,11 +392,42 @@ class ReviewQueue:
         return out
 
     # -- persistence -----------------------------------------------------------------------------------
+    def save(self, state: State) -> None:
+        """Checkpoint: every case changed since the last save, the case sequence, offender history."""
+        kv, enc = state.kv, msgspec.msgpack.encode
+        for cid in sorted(self.changed):
+            case = self.by_id.get(cid)
+            if case is not None:
+                kv.put(KV_CASES, cid, enc(case))
+        self.changed.clear()
+        kv.put(KV_QUEUE, "queue", enc({"seq": self._seq, "now_ms": self.now_ms,
+                                       "violations": [[s.kind, s.id, n] for s, n in self.violations.items()]}))
+
+    def restore(self, state: State) -> None:
+        raw = state.kv.get(KV_QUEUE, "queue")
+        if raw is None:
+            return
+        meta = msgspec.msgpack.decode(raw)
+        self._seq = self.restored_seq = int(meta["seq"])
+        self.now_ms = int(meta["now_ms"])
+        self.violations = {Subject(k, i): int(n) for k, i, n in meta["violations"]}
+        cases = sorted((_case_dec.decode(v) for _, v in state.kv.items(KV_CASES)), key=lambda c: _case_seq(c.id))
+        for case in cases:   # in opening order: a later case of a subject replaces its earlier, decided one
+            self.cases[case.subject] = case
+            self.by_id[case.id] = case
+        self.changed.clear()
+
     def attach(self, store: Any) -> None:
-        """Load open cases and offender history from ``store``; later changes are written by :meth:`sync`."""
+        """Load open cases and offender history from ``store``; later changes are written by :meth:`sync`.
+        After a resume from a checkpoint (:meth:`restore`) the checkpoint is authoritative: cases the store
+        got after it (a crashed run wrote them; the replay opens them again under the same ids) are not loaded,
+        and the restored cases overwrite the store's copies."""
         self.store = store
-        self._seq = max(self._seq, store.max_case_seq())
+        if self.restored_seq is None:
+            self._seq = max(self._seq, store.max_case_seq())
         for row in store.load_cases("open"):
+            if self.restored_seq is not None and _case_seq(row["id"]) > self.restored_seq:
+                continue
             case = Case.from_row(row)
             if case.subject not in self.cases:
                 self.cases[case.subject] = case
@@ -416,15 +453,26 @@ class ReviewQueue:
         case.status = "decided"
         case.decision = decision
         case.decided_ms = ts_ms
+        self.changed.add(case.id)
         if decision == "violating":
             self.violations[case.subject] = self.violations.get(case.subject, 0) + 1
         self.dirty.add(case.id)
+
+
+KV_CASES, KV_QUEUE = "review.cases", "review.queue"
+_case_dec = msgspec.msgpack.Decoder(Case)
+
+
+def _case_seq(case_id: str) -> int:
+    """The number of a case id ``k<seq>`` (0 for anything else)."""
+    return int(case_id[1:]) if case_id[1:].isdigit() else 0
 
 
 class ReportIntake:
     """Every report opens or joins the case of its subject (weighted by the reporter's reputation)."""
 
     name = "reports"
+    scale_out: ClassVar[str] = "stateless"
 
     def evaluate(self, ctx: Any) -> None:
         ev = ctx.event

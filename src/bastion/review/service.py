@@ -207,6 +207,7 @@ class ReviewService:
                 case.reasons[src] = f"escalated by {reviewer}" + (f": {note}" if note else "")
                 case.signals.pop(src, None)
                 self.queue.dirty.add(case.id)
+                self.queue.changed.add(case.id)
             else:
                 violating = verdict == "violating"
                 self.reputation.update(case.reporters, violating)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bastion.rules.errors import RuleSetError
 from bastion.rules.loader import RuleSet, load_rules
@@ -29,6 +29,7 @@ class RulesDetector:
     """Runs a :class:`RuleSet`. Build it with :meth:`from_dir`; hand it to ``Engine(..., detectors=[it])``."""
 
     name = "rules"
+    scale_out: ClassVar[str] = "stateless"   # rule counters and labels live in the shared state backend
 
     def __init__(self, ruleset: RuleSet, registry: FeatureRegistry, directory: str | Path | None = None,
                  sample_every: int = 64) -> None:

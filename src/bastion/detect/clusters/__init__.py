@@ -23,7 +23,7 @@ The app adds them with :func:`build_cluster_detectors`.
 from __future__ import annotations
 
 from .coaction import CoordinationNetworkDetector, LockstepBatchDetector
-from .common import ClusterConfig
+from .common import ClusterConfig, CreatedIndex
 from .expand import ClusterExpansion
 from .infra import InfrastructureDetector
 from .stream import LockstepDetector, NearDuplicateDetector
@@ -43,7 +43,7 @@ def build_cluster_detectors(config: ClusterConfig | None = None, ray_address: st
         from dataclasses import replace
 
         cfg = replace(cfg, ray_address=ray_address)
-    created: dict[str, int] = {}
+    created = CreatedIndex()
     # the streaming methods run first, then the batch jobs in this order at finish: each job's score reads the
     # labels the other cluster methods put on its members ("flagged elsewhere"); the expansion runs last, over
     # every method's clusters and the batch jobs' inputs

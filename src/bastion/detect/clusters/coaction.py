@@ -21,7 +21,7 @@ dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -37,6 +37,8 @@ from .common import (
     cluster_features,
     cluster_score,
     representatives,
+    restore_created,
+    save_created,
     synthetic_event,
 )
 
@@ -49,6 +51,7 @@ class BatchClusterDetector:
     kind = "batch"
     horizon_ms = 7 * DAY_MS
     max_records = 5_000   # per account (the oldest go first)
+    scale_out: ClassVar[str] = "partitioned"   # per-account records; the job at finish reads every worker's
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()
@@ -141,8 +144,19 @@ class BatchClusterDetector:
         """Write the entries of the accounts changed since the last save (a checkpoint, a worker's commit)."""
         kv = state.kv
         for account in sorted(self.dirty):
-            kv.put(self.namespace, account, _enc.encode(self.by_account.get(account, [])))
+            rows = self.by_account.get(account)
+            if rows:
+                kv.put(self.namespace, account, _enc.encode(rows))
+            else:
+                kv.delete(self.namespace, account)
         self.dirty.clear()
+        save_created(self.created, state)
+
+    def restore(self, state: State) -> None:
+        """Checkpointable: every stored entry back in process before a resumed run's first event (an account's
+        later records then extend its stored ones instead of replacing them at the next save)."""
+        self.load_all(state)
+        restore_created(self.created, state)
 
     def load_all(self, state: State) -> None:
         """Add every stored entry of an account not in process (the batch job over all workers' inputs)."""

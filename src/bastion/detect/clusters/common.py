@@ -31,6 +31,51 @@ REVIEW_QUEUE = "coordination"
 REPRESENTATIVES = 5
 
 
+KV_CREATED = "clusters.created"
+
+
+class CreatedIndex(dict[str, int]):
+    """Account -> creation time, shared by the cluster detectors (:func:`~bastion.detect.clusters.
+    build_cluster_detectors`); remembers the accounts set since the last :meth:`save` for the checkpoints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirty: set[str] = set()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        super().__setitem__(key, value)
+        try:
+            self.dirty.add(key)
+        except AttributeError:   # while unpickling (a replica snapshot): items come before the attributes
+            self.dirty = {key}
+
+    def setdefault(self, key: str, default: int) -> int:  # type: ignore[override]
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def save(self, state: State) -> None:
+        for key in sorted(self.dirty):
+            state.kv.put(KV_CREATED, key, str(self[key]).encode())
+        self.dirty.clear()
+
+    def restore(self, state: State) -> None:
+        for key, raw in state.kv.items(KV_CREATED):
+            super().__setitem__(key, int(raw))
+        self.dirty.clear()
+
+
+def save_created(created: dict[str, int], state: State) -> None:
+    """Persist a shared creation index (each cluster detector calls this; the first writes what changed)."""
+    if isinstance(created, CreatedIndex):
+        created.save(state)
+
+
+def restore_created(created: dict[str, int], state: State) -> None:
+    if isinstance(created, CreatedIndex):
+        created.restore(state)
+
+
 class UnionFind:
     """Disjoint sets over hashable ids with path halving and union by size."""
 

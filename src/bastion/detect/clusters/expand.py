@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, ClassVar
 
 from .batch import KIND_FAMILY, item_target
 from .common import HOUR_MS, ClusterConfig, cluster_effects, representatives, synthetic_event
@@ -44,6 +44,7 @@ class ClusterExpansion:
 
     name = "clusters.expansion"
     kind = "expansion"
+    scale_out: ClassVar[str] = "stateless"   # reads the other cluster detectors' inputs at finish
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None,
                  infra: Any = None, lockstep: Any = None, coshare: Any = None) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+import msgspec
 
 from bastion.engine import EvalContext
 from bastion.events.model import AccountCreate, AccountUpdate
 from bastion.state.apply import ip_network
+from bastion.state.protocols import State
 
 from .batch import group_density, infrastructure_job
 from .common import (
@@ -16,10 +19,14 @@ from .common import (
     cluster_features,
     cluster_score,
     representatives,
+    restore_created,
+    save_created,
     synthetic_event,
 )
 
 MAX_IDENTIFIERS = 24
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(list[str])
 
 
 class InfrastructureDetector:
@@ -27,6 +34,7 @@ class InfrastructureDetector:
 
     name = "clusters.shared_infrastructure"
     kind = "shared_infrastructure"
+    scale_out: ClassVar[str] = "partitioned"   # identifiers per account, merged by the job at finish
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()
@@ -34,13 +42,32 @@ class InfrastructureDetector:
         self.by_account: dict[str, set[str]] = {}
         self.last_ts = 0
         self.flagged: list[list[str]] = []
+        self.dirty: set[str] = set()
 
     def _add(self, account: str, ident: str) -> None:
         ids = self.by_account.get(account)
         if ids is None:
             ids = self.by_account[account] = set()
-        if len(ids) < MAX_IDENTIFIERS:
+        if len(ids) < MAX_IDENTIFIERS and ident not in ids:
             ids.add(ident)
+            self.dirty.add(account)
+
+    # -- checkpoints: each account's identifiers, written when they changed --------------------------------
+    @property
+    def namespace(self) -> str:
+        return f"clusters:{self.name}"
+
+    def save(self, state: State) -> None:
+        for account in sorted(self.dirty):
+            state.kv.put(self.namespace, account, _enc.encode(sorted(self.by_account[account])))
+        self.dirty.clear()
+        save_created(self.created, state)
+
+    def restore(self, state: State) -> None:
+        for account, raw in state.kv.items(self.namespace):
+            self.by_account[account] = set(_dec.decode(raw))
+        self.dirty.clear()
+        restore_created(self.created, state)
 
     def evaluate(self, ctx: EvalContext) -> None:
         if ctx.dry_run:

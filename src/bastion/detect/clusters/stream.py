@@ -5,14 +5,16 @@ keep sharing items into components, and flag a component as a cluster as soon as
 enough - within minutes of a campaign's first wave. A flagged cluster is re-emitted (same id) when it grows
 by ``regrow``; the cluster book merges the members.
 
-State (the windows, the near-duplicate index, the components) persists through ``state.kv`` every
-``persist_every`` events and at the end of a replay, and is reloaded on the first event after a restart.
+State (the windows, the near-duplicate index, the components, the re-check marks and creation times) persists
+through ``state.kv`` at every checkpoint (:class:`~bastion.engine.Checkpointable`), every ``persist_every``
+events and at the end of a replay; a resumed run restores it before its first event (a process that did not
+restore loads it on its first event).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -30,6 +32,8 @@ from .common import (
     cluster_score,
     k_core,
     representatives,
+    restore_created,
+    save_created,
 )
 from .minhash import normalise, signatures
 from .windows import CoActionWindows
@@ -44,6 +48,9 @@ class _Components(msgspec.Struct):
     seq: int = 0
     adj: dict[str, list[str]] = {}
     comp: dict[str, list[str]] = {}
+    checked: dict[str, int] = {}         # root -> edge count at which it is checked again
+    first_flag_ms: dict[str, int] = {}
+    events: int = 0
 
 
 class StreamingClusterDetector:
@@ -52,6 +59,7 @@ class StreamingClusterDetector:
     name = "clusters"
     kind = "coaction"
     persist_every = 50_000
+    scale_out: ClassVar[str] = "shared"   # every worker's events feed one set of windows (the replica)
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()
@@ -179,7 +187,14 @@ class StreamingClusterDetector:
         comp = _Components(parent=dict(self.uf.parent), size=dict(self.uf.size), edges=dict(self.edges),
                            degree=dict(self.degree), emitted=dict(self.emitted), seq=self.seq,
                            adj={k: sorted(v) for k, v in self.adj.items()}, comp=dict(self.comp))
+        comp.checked, comp.first_flag_ms, comp.events = dict(self._checked), dict(self.first_flag_ms), self._events
         kv.put(self.namespace, "components", msgspec.msgpack.encode(comp))
+        save_created(self.created, state)
+
+    def restore(self, state: State) -> None:
+        """Checkpointable: back to the last checkpoint (before the first event of a resumed run)."""
+        self.load(state)
+        restore_created(self.created, state)
 
     def load(self, state: State) -> None:
         self._loaded = True
@@ -195,6 +210,7 @@ class StreamingClusterDetector:
             self.edges, self.degree, self.emitted, self.seq = comp.edges, comp.degree, comp.emitted, comp.seq
             self.adj = {k: set(v) for k, v in comp.adj.items()}
             self.comp = comp.comp
+            self._checked, self.first_flag_ms, self._events = comp.checked, comp.first_flag_ms, comp.events
 
     def finish(self, runtime: Any) -> None:
         self.save(runtime.state)
@@ -271,9 +287,13 @@ class NearDuplicateDetector(StreamingClusterDetector):
         super().save(state)
         rows = [(ts, key, group, sig) for ts, key, group, sig in self.window]
         state.kv.put(self.namespace, "lsh_window", msgspec.msgpack.encode(rows))
+        state.kv.put(self.namespace, "shared_texts", str(self.shared_texts).encode())
 
     def load(self, state: State) -> None:
         super().load(state)
+        shared = state.kv.get(self.namespace, "shared_texts")
+        if shared:
+            self.shared_texts = int(shared)
         data = state.kv.get(self.namespace, "lsh_window")
         if data:
             self.lsh = MinHashLSH(threshold=self.config.nd_threshold, num_perm=self.config.nd_num_perm)

@@ -37,6 +37,9 @@ class _Dump(msgspec.Struct, array_like=True):
     recent: dict[str, list[tuple[int, str]]]
     pairs: dict[str, PairStat]
     activity: dict[str, int] = {}
+    next_sweep: int | None = None
+    observed: int = 0
+    popular_skips: int = 0
 
 
 class CoActionWindows:
@@ -128,13 +131,15 @@ class CoActionWindows:
 
     def dump(self) -> bytes:
         d = _Dump(recent={k: list(v) for k, v in self.recent.items()},
-                  pairs={f"{a}\x1f{b}": st for (a, b), st in self.pairs.items()}, activity=self.activity)
+                  pairs={f"{a}\x1f{b}": st for (a, b), st in self.pairs.items()}, activity=self.activity,
+                  next_sweep=self._next_sweep, observed=self._observed, popular_skips=self.popular_skips)
         return msgspec.msgpack.encode(d)
 
     def load(self, data: bytes) -> None:
         d = msgspec.msgpack.decode(data, type=_Dump)
         self.recent = {k: deque((int(t), str(a)) for t, a in v) for k, v in d.recent.items()}
         self.activity = dict(d.activity)
+        self._next_sweep, self._observed, self.popular_skips = d.next_sweep, d.observed, d.popular_skips
         self.pairs = {}
         for k, st in d.pairs.items():
             a, _, b = k.partition("\x1f")

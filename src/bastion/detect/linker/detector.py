@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import islice
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -61,6 +61,7 @@ class Linker:
     """
 
     name = "linker"
+    scale_out: ClassVar[str] = "shared"   # index, names, targets and links live in state.kv, read by every worker
 
     def __init__(self, model: LinkModel | None = None, watch_actions: int = 20, link_threshold: float = 0.5,
                  max_candidates: int = 40, k_vector: int = 20, min_raise: float = 0.05,
@@ -96,6 +97,13 @@ class Linker:
         self.names = {k: int(v) for k, v in state.kv.items(NS_NAMES)}
         self.targeted = {k: int(v) for k, v in state.kv.items(NS_TARGETED)}
         self.links = {k: _l_dec.decode(v) for k, v in state.kv.items(NS_LINK)}
+
+    # Checkpointable: everything is written to state.kv as it changes (durable with the state's checkpoint)
+    def save(self, state: State) -> None:
+        return None
+
+    def restore(self, state: State) -> None:
+        self.bind(state)
 
     def profile(self, account_id: str) -> Profile:
         prof = self.profiles.get(account_id)
