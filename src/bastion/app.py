@@ -22,10 +22,13 @@ from bastion.actions.outcomes import ClusterBook, LinkBook
 from bastion.actions.quotas import Quotas
 from bastion.actions.sinks import ResultsWriter, SqliteSink, WebhookSink
 from bastion.engine import Detector, Engine, EvalContext, Sink
+from bastion.events.limits import Limits
+from bastion.events.limits import configure as configure_limits
+from bastion.events.model import parse_ts
 from bastion.features.builtin import build_registry
 from bastion.features.registry import FeatureRegistry
 from bastion.review.queue import ReportIntake, ReviewQueue
-from bastion.settings import REPO_ROOT, Settings
+from bastion.settings import REPO_ROOT, Settings, SettingsError
 from bastion.sources.files import Item
 from bastion.state.memory import MemoryState
 from bastion.state.protocols import State
@@ -69,6 +72,7 @@ class Runtime:
     bad: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
     position: int = 0
+    limits: Limits = field(default_factory=Limits)   # what the decoders accept (settings event_*)
 
     @property
     def state(self) -> State:
@@ -224,6 +228,30 @@ def register_outcome_features(registry: FeatureRegistry, links: LinkBook, cluste
         lambda c: max((x.score for x in clusters.of(c.actor.id)), default=0.0))
 
 
+def event_limits(settings: Settings) -> Limits:
+    """The decoders' :class:`~bastion.events.limits.Limits` from the ``event_*`` settings."""
+    raw = str(settings.event_min_ts).strip()
+    try:
+        if len(raw) == 10 and raw[4] == "-":  # a bare date: midnight UTC
+            raw += "T00:00:00Z"
+        min_ts = int(raw) if raw.lstrip("-").isdigit() else parse_ts(raw, "event_min_ts")
+    except ValueError as exc:
+        raise SettingsError(f"setting event_min_ts: {exc}") from None
+    for name in ("event_max_future_s", "event_max_text", "event_max_items", "event_max_depth"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"setting {name} must be positive, got {getattr(settings, name)!r}")
+    return Limits(min_ts_ms=min_ts, max_future_ms=int(settings.event_max_future_s * 1000),
+                  max_text=settings.event_max_text, max_items=settings.event_max_items,
+                  max_depth=settings.event_max_depth)
+
+
+def install_event_limits(settings: Settings) -> Limits:
+    """Make the settings' limits the ones every decoder in this process uses (files, streams, the API)."""
+    limits = event_limits(settings)
+    configure_limits(limits)
+    return limits
+
+
 def build_runtime(
     settings: Settings,
     out_dir: Path | None = None,
@@ -241,6 +269,7 @@ def build_runtime(
     ``clusters_on=False`` the coordinated-cluster detectors."""
     from bastion.detect.bots import activity_observer
 
+    limits = install_event_limits(settings)
     state = state or build_state(settings.state)
     registry = build_registry()
     links, clusters = LinkBook(), ClusterBook()
@@ -294,7 +323,8 @@ def build_runtime(
     pos = state.resume_position() if resume else None
     if isinstance(pos, dict):
         engine._seq = int(pos.get("action_seq", 0))  # type: ignore[call-overload]
-    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras)
+    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras,
+                      limits=limits)
     if review:
         from bastion.review.service import attach_review
 

@@ -365,7 +365,7 @@ class ReviewQueue:
             self.refresh_exposure(c)
             cases.append(c)
         scored = list(zip(cases, self.priorities(cases, now), strict=True))
-        scored.sort(key=lambda cp: (-cp[1], cp[0].opened_ms))
+        scored.sort(key=lambda cp: rank_key(cp[0], cp[1]))
         return scored
 
     def to_rows(self, now_ms: int | None = None) -> list[dict[str, Any]]:
@@ -419,6 +419,12 @@ class ReviewQueue:
         if decision == "violating":
             self.violations[case.subject] = self.violations.get(case.subject, 0) + 1
         self.dirty.add(case.id)
+
+
+def rank_key(case: Case, priority: float) -> tuple[float, int, str, str, str]:
+    """Queue order: highest priority first; equal priorities by the earlier deadline, then by subject (kind,
+    id) and case id, so ties never depend on the order cases were opened or loaded in."""
+    return (-priority, case.deadline_ms(), case.subject.kind, case.subject.id, case.id)
 
 
 class ReportIntake:
