@@ -120,16 +120,18 @@ def check_event(event: AnyEvent, lim: Limits | None = None, texts: bool = True) 
         raise BadEvent("ts is not a timestamp")
     if problem := lim.ts_problem(ts, "ts"):
         raise BadEvent(problem)
-    if isinstance(event, AccountCreate | AccountUpdate):
-        if event.profile.created_at is not None or texts:
-            _profile(event.profile, lim)
+    if isinstance(event, AccountCreate | AccountUpdate) and (event.profile.created_at is not None or texts):
+        _profile(event.profile, lim)
+    if texts:
+        _texts(event, lim)
+    if isinstance(event, GenericEvent) and event.fields:
+        _tree(event.fields, "the event's fields", lim)
     if event.raw is not None:
         _tree(event.raw, "raw", lim)
-    if isinstance(event, GenericEvent):
-        if event.fields:
-            _tree(event.fields, "the event's fields", lim)
-    if not texts:
-        return event
+    return event
+
+
+def _texts(event: AnyEvent, lim: Limits) -> None:
     cap = lim.max_text
     if event.ctx is not None:
         _ctx(event.ctx, cap)
@@ -148,7 +150,6 @@ def check_event(event: AnyEvent, lim: Limits | None = None, texts: bool = True) 
         _text(event.reason, "reason", cap)
     elif isinstance(event, PostDelete | PostEngage):
         _text(event.post.author, "post.author", cap)
-    return event
 
 
 def _too_deep(exc: RecursionError) -> BadEvent:
