@@ -15,7 +15,9 @@ arrives as a ``review.enqueue`` effect and merges into the subject's open case. 
 * ``k`` (``P_SHARPNESS``) and ``g`` (``EXPOSURE_EXPONENT``) shape the product (see :func:`harm_priority`).
 * **aging** multiplies priority by ``1 + AGING_PER_HOUR x hours open`` and adds a floor so nothing starves.
 
-Deadlines are per policy (``DEADLINE_H``); an open case past its deadline is a breach (``/metrics``).
+Deadlines are per policy (``DEADLINE_H``); an open case past its deadline is a breach (``/metrics``). Equal
+priorities are ordered by the earlier deadline, then by subject (kind, id) and case id (:func:`rank_key`), so the
+order never depends on the order cases were opened or loaded in.
 
 When a trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` is set (``queue.prioritiser``, loaded
 from the model registry by :func:`~bastion.review.service.attach_review`), its calibrated P(violation) from all
