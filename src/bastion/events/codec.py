@@ -65,9 +65,18 @@ def _items(values: list[str], where: str, lim: Limits) -> None:
             raise BadEvent(f"an entry of {where} is {len(v)} characters, more than the limit of {cap}")
 
 
+_CONTAINERS = (str, dict, list)
+
+
 def _tree(value: Any, where: str, lim: Limits) -> None:
     """Depth, string length and container size of a free JSON value (``raw``, an unknown type's fields),
     walked without recursion."""
+    if type(value) is dict and len(value) <= 16:  # the common case, {"backfill": true}: flat, no strings
+        for x in value.values():
+            if type(x) in _CONTAINERS:
+                break
+        else:
+            return
     stack: list[tuple[Any, int]] = [(value, 1)]
     cap, depth_cap, items_cap = lim.max_text, lim.max_depth, lim.max_items * 10
     seen = 0
@@ -103,29 +112,30 @@ def _profile(p: Profile, lim: Limits) -> None:
     cap = lim.max_text
     for name in ("handle", "display_name", "bio", "avatar", "url", "lang", "email_domain"):
         _text(getattr(p, name), f"profile.{name}", cap)
-    if p.created_at is not None:
-        if not isinstance(p.created_at, int):  # pragma: no cover - normalised while decoding
-            raise BadEvent("profile.created_at is not a timestamp")
-        if problem := lim.ts_problem(p.created_at, "profile.created_at"):
-            raise BadEvent(problem)
+    created: int | str | None = p.created_at
+    if isinstance(created, int) and not lim.ts_ok(created):  # a string is normalised while decoding
+        raise BadEvent(lim.ts_problem(created, "profile.created_at") or "profile.created_at is outside the window")
+
+
+_PROFILED = (AccountCreate, AccountUpdate)
 
 
 def check_event(event: AnyEvent, lim: Limits | None = None, texts: bool = True) -> AnyEvent:
     """``event`` when it is inside ``lim`` (the installed :func:`bastion.events.limits.current` when None),
     else :class:`BadEvent` with the reason. ``texts=False`` skips the string and list checks (the caller
     knows the encoded event is shorter than ``max_text``, so no string in it can be longer)."""
-    lim = lim or _limits.current()
-    ts = event.ts
-    if not isinstance(ts, int):  # pragma: no cover - normalised while decoding
-        raise BadEvent("ts is not a timestamp")
-    if problem := lim.ts_problem(ts, "ts"):
-        raise BadEvent(problem)
-    if isinstance(event, AccountCreate | AccountUpdate) and (event.profile.created_at is not None or texts):
-        _profile(event.profile, lim)
+    if lim is None:
+        lim = _limits.current()
+    ts: int = event.ts  # type: ignore[assignment]  # normalised to epoch ms while decoding
+    if not lim.ts_ok(ts):
+        raise BadEvent(lim.ts_problem(ts, "ts") or f"ts {ts} is outside the accepted window")
+    cls = type(event)
+    if cls in _PROFILED and (texts or event.profile.created_at is not None):  # type: ignore[union-attr]
+        _profile(event.profile, lim)  # type: ignore[union-attr]
     if texts:
         _texts(event, lim)
-    if isinstance(event, GenericEvent) and event.fields:
-        _tree(event.fields, "the event's fields", lim)
+    if cls is GenericEvent and event.fields:  # type: ignore[union-attr]
+        _tree(event.fields, "the event's fields", lim)  # type: ignore[union-attr]
     if event.raw is not None:
         _tree(event.raw, "raw", lim)
     return event

@@ -52,10 +52,20 @@ class Limits:
     max_items: int = 1_000
     max_depth: int = 64
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    lo_ms: int = field(init=False, compare=False)   # min_ts_ms, but never before what a datetime holds
+    hi_ms: int = field(init=False, compare=False)   # the latest a datetime holds, less the allowed future
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lo_ms", max(self.min_ts_ms, DATETIME_MIN_MS))
+        object.__setattr__(self, "hi_ms", DATETIME_MAX_MS - self.max_future_ms)
+
+    def ts_ok(self, ts: int) -> bool:
+        """The hot path: is ``ts`` inside the window (one clock read)."""
+        return self.lo_ms <= ts <= DATETIME_MAX_MS and ts <= self.clock() * 1000.0 + self.max_future_ms
 
     def ts_problem(self, ts: int, name: str) -> str | None:
         """Why ``ts`` (epoch ms) is refused, or None when it is inside the window."""
-        lo = max(self.min_ts_ms, DATETIME_MIN_MS)
+        lo = self.lo_ms
         if ts < lo:
             return f"{name} {ts} ({_iso(ts)}) is before the accepted window ({_iso(lo)})"
         now = int(self.clock() * 1000)
