@@ -93,11 +93,13 @@ def test_quota_demotes_to_shadow():
 
 
 def test_check_changes_nothing():
-    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies()])
+    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies(), Broken()])
     effects, ctx = eng.check(ev(2, "post.create", "u2", post={"id": "p2", "reply_to": "p1", "reply_to_author": "u1"}))
     assert [e.action for e in effects] == ["post.hide", "label.add"]
     assert eng.state.accounts.get("u2") is None and eng.state.posts.get("p2") is None
     assert eng.stats.events == 0
+    assert eng.stats.detector_errors == {}  # a detector failing on a checked event is not counted either
+    eng.detectors.pop()
     assert eng.process(ev(2, "post.create", "u2", post={"id": "p2"})) == []  # the id was not consumed
 
 
