@@ -294,3 +294,11 @@ def test_valid_events_round_trip(obj):
     again = decode_event(encode_event(ev), CLOCK)
     assert again == ev
     assert convert_event(msgspec.json.decode(encode_event(ev)), CLOCK) == ev
+
+
+def test_broker_producers_survive_deep_json():
+    from bastion.sources.redis_streams import head_of
+
+    deep = f'{{"id":"x","type":"graph.follow","ts":{T0},"actor":"a","raw":{nested(5000)}}}'.encode()
+    assert head_of(deep) == ("", 0)  # partitioned as unknown; the worker's decode_event dead-letters it
+    assert reason(deep) == "invalid JSON: nested too deeply"
