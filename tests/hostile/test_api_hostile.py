@@ -109,7 +109,9 @@ def test_an_exception_inside_process_is_a_per_event_error(client):
     assert r.status_code == 200, r.text
     out = r.json()
     assert (out["accepted"], out["rejected"]) == (2, 1)
-    assert out["errors"] == [{"index": 0, "id": "e1", "error": "processing failed (OSError); see the server log"}]
+    assert out["errors"] == [{"index": 0, "id": "e1", "error": "processing failed (OSError); see the server log "
+                                                               "(the id counts as seen: a resend is a duplicate)"}]
+    assert client.post("/v1/events", json=[report(1, "x")], headers=client.ingest).json()["duplicates"] == 1
 
 
 # -- 2. nesting -----------------------------------------------------------------------------------------

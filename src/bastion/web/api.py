@@ -67,7 +67,9 @@ def _dead_letter_text(obj: Any) -> str:
              response_description="accepted and rejected counts, with an error per rejected event")
 async def ingest(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
     """Body: a JSON array of events, or ``{"events": [...]}``, or one event object. Valid events are processed
-    in order; invalid ones are rejected with their index and reason and do not stop the batch."""
+    in order; invalid ones (including events outside the timestamp window or over the text and nesting limits)
+    are rejected with their index and reason and do not stop the batch, nor does an event whose processing
+    fails."""
     payload = await json_body(request)
     if isinstance(payload, dict) and isinstance(payload.get("events"), list):
         batch = payload["events"]
@@ -84,25 +86,32 @@ async def ingest(request: Request, _who: Principal = Depends(require("ingest")))
     errors: list[dict[str, Any]] = []
     accepted = duplicates = 0
     actions = 0
+    # every event is validated fully (shape, timestamp window, text and nesting limits) before the engine sees
+    # it, and outside the engine lock, so nothing that can fail on an event's content is left for process()
+    checked: list[tuple[int, Any, str]] = []
+    for i, obj in enumerate(batch):
+        try:
+            checked.append((i, convert_event(obj, limits), ""))
+        except BadEvent as exc:
+            checked.append((i, obj, exc.reason))
     with svc.lock:
-        for i, obj in enumerate(batch):
-            # validated fully (shape, timestamp window, text and nesting limits) before the engine sees it,
-            # so nothing that can fail on the event's content is left for the middle of process()
-            try:
-                event = convert_event(obj, limits)
-            except BadEvent as exc:
-                errors.append({"index": i, "id": _event_id(obj), "error": exc.reason})
+        for i, event, bad in checked:
+            if bad:
+                errors.append({"index": i, "id": _event_id(event), "error": bad})
                 svc.metrics.bad.labels("http").inc()
                 if svc.runtime.writer is not None:
-                    svc.runtime.writer.write_dead_letter(None, exc.reason, _dead_letter_text(obj))
+                    svc.runtime.writer.write_dead_letter(None, bad, _dead_letter_text(event))
                 continue
             t0 = time.perf_counter()
             try:
                 applied = svc.runtime.engine.process(event)
             except Exception as exc:  # one event that breaks the engine must not cost the rest of the batch
+                # Content cannot cause this any more (validated above); a sink or backend failed part-way. The
+                # id stays seen, as the engine may have applied part of the event: a resend would apply it twice.
                 log.exception("processing event %r failed", event.id)
                 errors.append({"index": i, "id": event.id,
-                               "error": f"processing failed ({type(exc).__name__}); see the server log"})
+                               "error": f"processing failed ({type(exc).__name__}); see the server log "
+                                        "(the id counts as seen: a resend is a duplicate)"})
                 svc.metrics.bad.labels("http").inc()
                 continue
             svc.metrics.latency.labels("process").observe(time.perf_counter() - t0)
