@@ -22,10 +22,13 @@ from bastion.actions.outcomes import ClusterBook, LinkBook
 from bastion.actions.quotas import Quotas
 from bastion.actions.sinks import ResultsWriter, SqliteSink, WebhookSink
 from bastion.engine import Checkpointable, Detector, Engine, EvalContext, FeatureProvider, Finishable, Sink
+from bastion.events.limits import Limits
+from bastion.events.limits import configure as configure_limits
+from bastion.events.model import parse_ts
 from bastion.features.builtin import build_registry
 from bastion.features.registry import FeatureRegistry
 from bastion.review.queue import ReportIntake, ReviewQueue
-from bastion.settings import REPO_ROOT, Settings
+from bastion.settings import REPO_ROOT, Settings, SettingsError
 from bastion.sources.files import Item
 from bastion.state.memory import MemoryState
 from bastion.state.protocols import State
@@ -69,6 +72,7 @@ class Runtime:
     bad: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
     position: int = 0
+    limits: Limits = field(default_factory=Limits)   # what the decoders accept (settings event_*)
 
     @property
     def state(self) -> State:
@@ -257,6 +261,30 @@ def default_detectors(settings: Settings, models: bool = True, clusters_on: bool
     return detectors
 
 
+def event_limits(settings: Settings) -> Limits:
+    """The decoders' :class:`~bastion.events.limits.Limits` from the ``event_*`` settings."""
+    raw = str(settings.event_min_ts).strip()
+    try:
+        if len(raw) == 10 and raw[4] == "-":  # a bare date: midnight UTC
+            raw += "T00:00:00Z"
+        min_ts = int(raw) if raw.lstrip("-").isdigit() else parse_ts(raw, "event_min_ts")
+    except ValueError as exc:
+        raise SettingsError(f"setting event_min_ts: {exc}") from None
+    for name in ("event_max_future_s", "event_max_text", "event_max_items", "event_max_depth"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"setting {name} must be positive, got {getattr(settings, name)!r}")
+    return Limits(min_ts_ms=min_ts, max_future_ms=int(settings.event_max_future_s * 1000),
+                  max_text=settings.event_max_text, max_items=settings.event_max_items,
+                  max_depth=settings.event_max_depth)
+
+
+def install_event_limits(settings: Settings) -> Limits:
+    """Make the settings' limits the ones every decoder in this process uses (files, streams, the API)."""
+    limits = event_limits(settings)
+    configure_limits(limits)
+    return limits
+
+
 def build_runtime(
     settings: Settings,
     out_dir: Path | None = None,
@@ -274,6 +302,7 @@ def build_runtime(
     ``clusters_on=False`` the coordinated-cluster detectors."""
     from bastion.detect.bots import activity_observer
 
+    limits = install_event_limits(settings)
     state = state or build_state(settings.state)
     registry = build_registry()
     links, clusters = LinkBook(), ClusterBook()
@@ -306,7 +335,8 @@ def build_runtime(
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
                     quotas=Quotas(settings.quotas), observe=activity_observer)
-    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras)
+    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras,
+                      limits=limits)
     if resume:
         runtime.restore()
     if review:

@@ -298,7 +298,13 @@ class Engine:
                                                                  last_seen_ms=event.ts_ms)
         ctx = EvalContext(event, self.state, actor, self.registry, dry_run=True)
         for det in self.detectors:
-            self._run_detector(det, ctx)
+            try:
+                det.evaluate(ctx)
+            except Exception as exc:  # a broken detector costs the verdict its opinion, and leaves no count
+                import logging
+
+                logging.getLogger("bastion.engine").debug("detector %s failed on checked event %s: %s",
+                                                          det.name, event.id, exc)
         return _dedup(ctx.effects), ctx
 
     def _run_detector(self, det: Detector, ctx: EvalContext) -> None:

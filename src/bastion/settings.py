@@ -65,6 +65,15 @@ class Settings:
     ray_address: str | None = None
     enable_embeddings: bool = False
     log_json: bool = True
+    # Bounds on every decoded event (bastion.events.limits): ts and profile created_at must lie between
+    # event_min_ts (RFC 3339 or epoch ms) and event_max_future_s after the wall clock; strings longer than
+    # event_max_text characters, lists longer than event_max_items and raw/unknown fields nested deeper than
+    # event_max_depth are refused (dead letter, or a per-event error on the API).
+    event_min_ts: str = "2000-01-01T00:00:00Z"
+    event_max_future_s: float = 86_400.0
+    event_max_text: int = 65_536
+    event_max_items: int = 1_000
+    event_max_depth: int = 64
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:

@@ -19,7 +19,7 @@ from bastion.models.context import NAME, ContextModel, load_context_model
 from bastion.models.registry import PACKAGED_ROOT, ModelError, ModelRegistry
 from bastion.state.memory import MemoryState
 
-T0 = 1_800_000_000_000
+T0 = 1_795_132_800_000  # 2026-11-20T00:00:00Z: inside the decoders' window (not after the clock)
 MIN = 60_000
 COL = {n: i for i, n in enumerate(CONTEXT_SCHEMA)}
 

@@ -104,3 +104,33 @@ def test_cases_survive_a_restart(runtime, tmp_path):
     q2.attach(svc.store)
     assert [c.subject.id for c in q2.open_cases()] == ["u7"]
     assert q2.open_cases()[0].reporters == {"r1"}
+
+
+def test_ties_are_ordered_by_deadline_then_subject_whatever_the_insertion_order():
+    import itertools
+
+    from bastion.review.queue import Signal, rank_key
+
+    def cases():
+        out = [Case(f"k{i}", Subject("account", name), "spam", T0, T0) for i, name in enumerate("dbca")]
+        for c in out:
+            c.signals["rule:x"] = Signal("rule:x", 0.6, "", T0)
+        return out
+
+    orders = set()
+    for perm in itertools.permutations(range(4)):
+        q = ReviewQueue(exposure=lambda s, st: 0.0)
+        cs = cases()
+        for i in perm:
+            q.cases[cs[i].subject] = cs[i]
+            q.by_id[cs[i].id] = cs[i]
+        q.now_ms = T0
+        ranked = q.ranked()
+        assert len({p for _, p in ranked}) == 1  # one priority: a four-way tie
+        orders.add(tuple(c.subject.id for c, _ in ranked))
+    assert orders == {("a", "b", "c", "d")}
+    # an equal priority with the earlier deadline goes first (abuse cases are due in fewer hours than spam)
+    early = Case("k9", Subject("account", "z"), "abuse", T0, T0)
+    late = Case("k1", Subject("account", "a"), "spam", T0, T0)
+    assert early.deadline_ms() < late.deadline_ms()
+    assert sorted([late, early], key=lambda c: rank_key(c, 1.0)) == [early, late]

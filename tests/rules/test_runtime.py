@@ -39,8 +39,11 @@ rules:
 """
 
 
+T0 = 1_795_132_800_000  # 2026-11-20T00:00:00Z: event times must lie in the decoders' window
+
+
 def post(i: int, actor: str = "u1", ts: int | None = None):
-    return convert_event({"id": f"e{i}", "type": "post.create", "ts": ts if ts is not None else i * 1000,
+    return convert_event({"id": f"e{i}", "type": "post.create", "ts": T0 + (ts if ts is not None else i * 1000),
                           "actor": actor, "post": {"id": f"p{i}", "text": "hi"}})
 
 
@@ -56,7 +59,7 @@ def test_counter_counts_each_event_once_and_includes_it(write_rules, registry) -
     results = [eng.process(post(i)) for i in range(4)]
     assert [len(r or []) for r in results] == [0, 0, 2, 2]  # the 3rd post sees itself: count == 3
     assert eng.process(post(3)) is None  # a redelivered event has no second effect
-    assert eng.state.counters.count("posts[actor.id]", "u1", 60_000, 3000) == 4  # shared by both rules: once
+    assert eng.state.counters.count("posts[actor.id]", "u1", 60_000, T0 + 3000) == 4  # shared by both rules: once
     ev = sink.actions[0].evidence
     assert ev["count('posts', key=actor.id, window='1m')"] == 3
 
@@ -68,7 +71,7 @@ def test_dry_run_writes_nothing_but_counts_the_event(write_rules, registry) -> N
     eng.process(post(1))
     effects, _ = eng.check(post(2))
     assert {e.action for e in effects} == {"label.add", "post.hide"}
-    assert eng.state.counters.count("posts[actor.id]", "u1", 60_000, 2000) == 2
+    assert eng.state.counters.count("posts[actor.id]", "u1", 60_000, T0 + 2000) == 2
 
 
 def test_shadow_rules_are_recorded_but_not_enforced(write_rules, registry) -> None:
@@ -77,7 +80,7 @@ def test_shadow_rules_are_recorded_but_not_enforced(write_rules, registry) -> No
     applied = eng.process(post(0))
     assert applied == []
     assert {a.stage for a in sink.actions} == {"shadow"}
-    assert not eng.state.labels.has("account", "u1", "burst", 0)
+    assert not eng.state.labels.has("account", "u1", "burst", T0)
     assert det.metrics()["rules_detail"]["Burst"]["hits"] == 1
 
 
@@ -138,10 +141,10 @@ def test_backtest_hits_quality_and_diff(write_rules, registry, tmp_path) -> None
     events = tmp_path / "events.jsonl"
     with events.open("w") as fh:
         for i in range(4):
-            fh.write(json.dumps({"id": f"a{i}", "type": "post.create", "ts": i * 1000, "actor": "bad",
+            fh.write(json.dumps({"id": f"a{i}", "type": "post.create", "ts": T0 + i * 1000, "actor": "bad",
                                  "post": {"id": f"pa{i}"}}) + "\n")
         for i in range(3):
-            fh.write(json.dumps({"id": f"b{i}", "type": "post.create", "ts": i * 1000, "actor": "good",
+            fh.write(json.dumps({"id": f"b{i}", "type": "post.create", "ts": T0 + i * 1000, "actor": "good",
                                  "post": {"id": f"pb{i}"}}) + "\n")
     truth = tmp_path / "truth.json"
     truth.write_text(json.dumps({"accounts": {"bad": {"bad": True}, "good": {"bad": False}},

@@ -40,6 +40,11 @@ def did_of(uri: str | None) -> str | None:
     return uri[5:].split("/", 1)[0] or None
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a JSON array, else empty (hostile records put anything anywhere)."""
+    return value if isinstance(value, list) else []
+
+
 def _blob_cid(blob: Any) -> str | None:
     if isinstance(blob, dict):
         ref = blob.get("ref")
@@ -69,10 +74,10 @@ def post_fields(record: dict[str, Any]) -> dict[str, Any]:
     mentions: list[str] = []
     urls: list[str] = []
     tags: list[str] = []
-    for facet in record.get("facets") or []:
+    for facet in _list(record.get("facets")):
         if not isinstance(facet, dict):
             continue
-        for feat in facet.get("features") or []:
+        for feat in _list(facet.get("features")):
             if not isinstance(feat, dict):
                 continue
             kind = str(feat.get("$type", ""))
@@ -82,7 +87,7 @@ def post_fields(record: dict[str, Any]) -> dict[str, Any]:
                 urls.append(feat["uri"])
             elif kind.endswith("#tag") and isinstance(feat.get("tag"), str):
                 tags.append(feat["tag"])
-    for tag in record.get("tags") or []:
+    for tag in _list(record.get("tags")):
         if isinstance(tag, str):
             tags.append(tag)
     media: list[str] = []
@@ -110,7 +115,7 @@ def _embed_fields(embed: dict[str, Any], out: dict[str, Any], urls: list[str], m
         if isinstance(ext, dict) and isinstance(ext.get("uri"), str):
             urls.append(ext["uri"])
     elif etype.endswith("embed.images"):
-        for img in embed.get("images") or []:
+        for img in _list(embed.get("images")):
             if isinstance(img, dict) and (cid := _blob_cid(img.get("image"))):
                 media.append(cid)
     elif etype.endswith("embed.video"):
@@ -146,7 +151,15 @@ class JetstreamMapper:
             self.refs.popitem(last=False)
 
     def map(self, msg: Any) -> list[dict[str, Any]]:
-        """Canonical event dicts for one Jetstream message (possibly none; reasons land in ``ignored``)."""
+        """Canonical event dicts for one Jetstream message (possibly none; reasons land in ``ignored``).
+        Never raises: a message of an unexpected shape is counted as ``malformed message``."""
+        try:
+            return self._map(msg)
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError):
+            self.ignored["malformed message"] += 1
+            return []
+
+    def _map(self, msg: Any) -> list[dict[str, Any]]:
         if not isinstance(msg, dict):
             self.ignored["not an object"] += 1
             return []

@@ -32,7 +32,10 @@ def parse_ts(value: int | str, field: str = "ts") -> int:
         raise ValueError(f"{field} {value!r} is not an RFC 3339 timestamp") from exc
     if dt.tzinfo is None:
         raise ValueError(f"{field} {value!r} has no UTC offset")
-    return int(dt.timestamp() * 1000)
+    try:
+        return int(dt.timestamp() * 1000)
+    except (OverflowError, ValueError) as exc:  # the offset moves it outside what a datetime can hold
+        raise ValueError(f"{field} {value!r} is outside the representable range") from exc
 
 
 class Ctx(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):

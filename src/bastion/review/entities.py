@@ -92,6 +92,8 @@ class EventRecorder:
         self.max_entities = max_entities
 
     def evaluate(self, ctx: Any) -> None:
+        if ctx.dry_run:  # POST /v1/check stores nothing: a checked event is not an event that happened
+            return
         ev = ctx.event
         et = ev.type
         row: dict[str, Any] = {"id": ev.id, "type": et, "ts": ev.ts_ms, "actor": ev.actor}

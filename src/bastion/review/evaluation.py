@@ -99,6 +99,8 @@ class Recorder:
             self.next_t += HOUR
 
     def evaluate(self, ctx: Any) -> None:
+        if ctx.dry_run:
+            return
         ts = ctx.event.ts
         if ts >= self.next_t:
             self._catch_up(ts)

@@ -15,7 +15,9 @@ arrives as a ``review.enqueue`` effect and merges into the subject's open case. 
 * ``k`` (``P_SHARPNESS``) and ``g`` (``EXPOSURE_EXPONENT``) shape the product (see :func:`harm_priority`).
 * **aging** multiplies priority by ``1 + AGING_PER_HOUR x hours open`` and adds a floor so nothing starves.
 
-Deadlines are per policy (``DEADLINE_H``); an open case past its deadline is a breach (``/metrics``).
+Deadlines are per policy (``DEADLINE_H``); an open case past its deadline is a breach (``/metrics``). Equal
+priorities are ordered by the earlier deadline, then by subject (kind, id) and case id (:func:`rank_key`), so the
+order never depends on the order cases were opened or loaded in.
 
 When a trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` is set (``queue.prioritiser``, loaded
 from the model registry by :func:`~bastion.review.service.attach_review`), its calibrated P(violation) from all
@@ -371,7 +373,7 @@ class ReviewQueue:
             self.refresh_exposure(c)
             cases.append(c)
         scored = list(zip(cases, self.priorities(cases, now), strict=True))
-        scored.sort(key=lambda cp: (-cp[1], cp[0].opened_ms))
+        scored.sort(key=lambda cp: rank_key(cp[0], cp[1]))
         return scored
 
     def to_rows(self, now_ms: int | None = None) -> list[dict[str, Any]]:
@@ -466,6 +468,12 @@ _case_dec = msgspec.msgpack.Decoder(Case)
 def _case_seq(case_id: str) -> int:
     """The number of a case id ``k<seq>`` (0 for anything else)."""
     return int(case_id[1:]) if case_id[1:].isdigit() else 0
+
+
+def rank_key(case: Case, priority: float) -> tuple[float, int, str, str, str]:
+    """Queue order: highest priority first; equal priorities by the earlier deadline, then by subject (kind,
+    id) and case id, so ties never depend on the order cases were opened or loaded in."""
+    return (-priority, case.deadline_ms(), case.subject.kind, case.subject.id, case.id)
 
 
 class ReportIntake:

@@ -265,7 +265,8 @@ class Rule:
 
     def fire(self, ctx: EvalContext) -> None:
         """Record this rule's effects for the event (the engine applies them after every rule has run)."""
-        self.metrics.hits += 1
+        if not ctx.dry_run:  # a /v1/check verdict is not a hit
+            self.metrics.hits += 1
         evidence = self.evidence(ctx)
         stage = "shadow" if self.stage == "shadow" else "enforce"
         default_reason = self.reason_fn(ctx) if self.reason_fn else self.description

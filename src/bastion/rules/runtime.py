@@ -63,6 +63,9 @@ class RulesDetector:
         if self._configured is None or self._configured[1] != rs.version or self._configured[0] != id(ctx.state):
             self._configure(ctx, rs)
         plan = rs.plans.get(ctx.event.type) or rs.wildcard
+        if ctx.dry_run:  # POST /v1/check: a verdict and no trace (no counter writes, rule metrics or sampling)
+            self._check(plan.rules, ctx)
+            return
         if not ctx.dry_run:
             for write in plan.writes:
                 write(ctx)
@@ -89,6 +92,15 @@ class RulesDetector:
                     self._error(rule, exc, ctx)
                 m.ns += clock() - t0
                 m.timed += 1
+
+    @staticmethod
+    def _check(rules: Any, ctx: EvalContext) -> None:
+        for rule in rules:
+            try:
+                if rule.cond(ctx):
+                    rule.fire(ctx)
+            except Exception as exc:  # a broken rule must not stop the others
+                log.debug("rule %s failed on checked event %s: %s", rule.name, ctx.event.id, exc)
 
     def _error(self, rule: Any, exc: Exception, ctx: EvalContext) -> None:
         m = rule.metrics

@@ -71,6 +71,10 @@ def jetstream_items(path: Path | str, mapper: JetstreamMapper | None = None, ski
             if n > skip:
                 yield Item(n, None, f"invalid JSON: {exc}", line)
             continue
+        except RecursionError:
+            if n > skip:
+                yield Item(n, None, "invalid JSON: nested too deeply", line)
+            continue
         for obj in mapper.map(msg):
             if n <= skip:
                 continue

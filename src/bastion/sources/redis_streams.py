@@ -51,7 +51,7 @@ def head_of(line: bytes) -> tuple[str, int]:
     """The actor and the event time (ms) of a canonical line, without decoding the whole event."""
     try:
         h = _head.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deeply: the consumer dead-letters it
         return "", 0
     ts = h.ts
     if not isinstance(ts, int):

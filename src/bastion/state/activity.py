@@ -9,8 +9,8 @@ a Misra-Gries sketch of the engaged authors and a ring of the last engaged post 
 
 >>> from bastion.events.codec import decode_event
 >>> st = ActivityStats()
->>> observe(st, decode_event(b'{"id":"1","type":"post.create","ts":1000,"actor":"a","post":{"id":"p1","text":"hi"}}'))
->>> observe(st, decode_event(b'{"id":"2","type":"post.create","ts":61000,"actor":"a","post":{"id":"p2","text":"Hi "}}'))
+>>> observe(st, decode_event(b'{"id":"1","type":"post.create","ts":1795132800000,"actor":"a","post":{"id":"p1","text":"hi"}}'))
+>>> observe(st, decode_event(b'{"id":"2","type":"post.create","ts":1795132860000,"actor":"a","post":{"id":"p2","text":"Hi "}}'))
 >>> st.n_posts, st.n_dup_texts, st.gap_n, st.gap_min_s
 (2, 1, 1, 60.0)
 """

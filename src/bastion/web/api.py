@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -24,6 +25,7 @@ FORM_MAX_BODY = 1024 * 1024            # login, review decisions, rule drafts: e
 BODY_LIMITS = {"/v1/events": MAX_BODY, "/v1/check": MAX_BODY}
 
 router = APIRouter()
+log = logging.getLogger("bastion.web")
 
 
 class Service:
@@ -40,24 +42,37 @@ def _service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
+    """The request body as JSON; every bad body (empty, too large, not JSON, nested past the decoder's limit)
+    is answered 4xx with a message, never 500."""
     body = await request.body()
     if len(body) > MAX_BODY:
         raise HTTPException(status_code=413, detail=f"body larger than {MAX_BODY} bytes")
     if not body.strip():
-        raise HTTPException(status_code=400, detail="empty body: send a JSON object or array of events")
+        raise HTTPException(status_code=400, detail="empty body: send a JSON value")
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise HTTPException(status_code=400, detail=f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(status_code=400, detail="body is not valid JSON: nested too deeply") from None
+
+
+def _dead_letter_text(obj: Any) -> str:
+    try:
+        return msgspec.json.encode(obj).decode()
+    except (TypeError, ValueError, OverflowError, RecursionError):  # pragma: no cover - decoded JSON encodes
+        return repr(obj)[:65_536]
 
 
 @router.post("/v1/events", tags=["ingest"], summary="Ingest a batch of canonical events",
              response_description="accepted and rejected counts, with an error per rejected event")
 async def ingest(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
     """Body: a JSON array of events, or ``{"events": [...]}``, or one event object. Valid events are processed
-    in order; invalid ones are rejected with their index and reason and do not stop the batch."""
-    payload = await _json_body(request)
+    in order; invalid ones (including events outside the timestamp window or over the text and nesting limits)
+    are rejected with their index and reason and do not stop the batch, nor does an event whose processing
+    fails."""
+    payload = await json_body(request)
     if isinstance(payload, dict) and isinstance(payload.get("events"), list):
         batch = payload["events"]
     elif isinstance(payload, list):
@@ -69,22 +84,38 @@ async def ingest(request: Request, _who: Principal = Depends(require("ingest")))
     if len(batch) > MAX_BATCH:
         raise HTTPException(status_code=413, detail=f"batch of {len(batch)} events exceeds {MAX_BATCH}")
     svc = _service(request)
+    limits = svc.runtime.limits
     errors: list[dict[str, Any]] = []
     accepted = duplicates = 0
     actions = 0
+    # every event is validated fully (shape, timestamp window, text and nesting limits) before the engine sees
+    # it, and outside the engine lock, so nothing that can fail on an event's content is left for process()
+    checked: list[tuple[int, Any, str]] = []
+    for i, obj in enumerate(batch):
+        try:
+            checked.append((i, convert_event(obj, limits), ""))
+        except BadEvent as exc:
+            checked.append((i, obj, exc.reason))
     with svc.lock:
-        for i, obj in enumerate(batch):
-            try:
-                event = convert_event(obj)
-            except BadEvent as exc:
-                errors.append({"index": i, "id": obj.get("id") if isinstance(obj, dict) else None,
-                               "error": exc.reason})
+        for i, event, bad in checked:
+            if bad:
+                errors.append({"index": i, "id": _event_id(event), "error": bad})
                 svc.metrics.bad.labels("http").inc()
                 if svc.runtime.writer is not None:
-                    svc.runtime.writer.write_dead_letter(None, exc.reason, msgspec.json.encode(obj).decode())
+                    svc.runtime.writer.write_dead_letter(None, bad, _dead_letter_text(event))
                 continue
             t0 = time.perf_counter()
-            applied = svc.runtime.engine.process(event)
+            try:
+                applied = svc.runtime.engine.process(event)
+            except Exception as exc:  # one event that breaks the engine must not cost the rest of the batch
+                # Content cannot cause this any more (validated above); a sink or backend failed part-way. The
+                # id stays seen, as the engine may have applied part of the event: a resend would apply it twice.
+                log.exception("processing event %r failed", event.id)
+                errors.append({"index": i, "id": event.id,
+                               "error": f"processing failed ({type(exc).__name__}); see the server log "
+                                        "(the id counts as seen: a resend is a duplicate)"})
+                svc.metrics.bad.labels("http").inc()
+                continue
             svc.metrics.latency.labels("process").observe(time.perf_counter() - t0)
             if applied is None:
                 duplicates += 1
@@ -97,6 +128,11 @@ async def ingest(request: Request, _who: Principal = Depends(require("ingest")))
             "errors": errors}
 
 
+def _event_id(obj: Any) -> str | None:
+    eid = obj.get("id") if isinstance(obj, dict) else None
+    return eid[:128] if isinstance(eid, str) else None
+
+
 VERDICT_ORDER = ("account.suspend", "post.hide", "account.limit", "post.downrank", "review.enqueue", "label.add")
 
 
@@ -104,9 +140,9 @@ VERDICT_ORDER = ("account.suspend", "post.hide", "account.limit", "post.downrank
 async def check(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
     """Evaluate one event - for example a reply before it is published - against the current state, without
     changing it. Returns the effects that would apply, their reasons, the scores read, and a verdict."""
-    payload = await _json_body(request)
+    payload = await json_body(request)
     try:
-        event = convert_event(payload)
+        event = convert_event(payload, _service(request).runtime.limits)
     except BadEvent as exc:
         raise HTTPException(status_code=422, detail=f"invalid event: {exc.reason}") from None
     svc = _service(request)

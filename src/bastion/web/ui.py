@@ -324,11 +324,21 @@ def case_json(request: Request, case_id: str, who: Principal = roles_for("GET", 
 @router.post("/v1/cases/{case_id}/decision", tags=["review"], summary="Decide a case")
 async def decide_json(request: Request, case_id: str,
                       who: Principal = roles_for("POST", "/v1/cases/{case_id}/decision")) -> dict[str, Any]:
-    body = await request.json()
+    """Body: ``{"verdict": ..., "policy": ..., "action": "none", "note": ""}``, every field a string."""
+    from bastion.web.api import json_body
+
+    body = await json_body(request)
     if not isinstance(body, dict):
-        raise HTTPException(status_code=422, detail="expected a JSON object")
-    return _decide(request, who, case_id, str(body.get("verdict", "")), str(body.get("policy", "")),
-                   str(body.get("action", "none")), str(body.get("note", ""))[:1000])
+        raise HTTPException(status_code=422, detail="expected a JSON object with verdict, policy, action, note")
+    fields: dict[str, str] = {}
+    for name, default in (("verdict", None), ("policy", None), ("action", "none"), ("note", "")):
+        value = body.get(name, default)
+        if not isinstance(value, str):
+            raise HTTPException(status_code=422, detail=f"{name} must be a string" if value is not None
+                                else f"{name} is required")
+        fields[name] = value
+    return _decide(request, who, case_id, fields["verdict"], fields["policy"], fields["action"],
+                   fields["note"][:1000])
 
 
 @router.get("/v1/review/precision", tags=["review"], summary="Per-rule and per-model precision from decisions")
