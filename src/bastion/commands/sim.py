@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
                                                                  "the worst world per capability"),
         users: int = typer.Option(5_000, help="--worlds: accounts per world"),
         days: float = typer.Option(2.0, help="--worlds: simulated days per world"),
-        quick: bool = typer.Option(False, "--quick", help="--worlds: tiny worlds (300 users, 0.25 days) for tests"),
+        quick: bool = typer.Option(False, "--quick", help="--worlds: tiny worlds (200 users, 0.2 days) for tests"),
         cache: Path = typer.Option(Path("worlds-cache"), "--cache", help="--worlds: where worlds and their results "
                                                                          "are kept (reused on a rerun)"),
         markdown_out: Path | None = typer.Option(None, "--markdown", help="--worlds: write the tables here"),
@@ -159,7 +159,7 @@ def _eval_worlds(spec: str, users: int, days: float, quick: bool, cache: Path, j
         raise typer.BadParameter("--context takes both, ctx or noctx")
     contexts = ("ctx", "noctx") if context == "both" else (context,)
     if quick:
-        users, days = 300, 0.25
+        users, days = 200, 0.2
     if len(splits) > 1:
         typer.echo("warning: the worlds mix training and test worlds; report test worlds on their own", err=True)
     try:
