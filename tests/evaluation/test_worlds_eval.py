@@ -71,7 +71,7 @@ def test_new_metrics_on_hand_built_results(sim: Path, tmp_path: Path) -> None:
          "evidence": {"linked_to": benign[3]}},
     ]
     abusive = set(truth["posts"]["abusive"])
-    scores += [{"subject": {"kind": "post", "id": p}, "scores": {"abuse": 1.0}} for p in abusive]
+    scores += [{"subject": {"kind": "post", "id": p}, "scores": {"abuse_context": 1.0}} for p in abusive]
     _write(tmp_path / "res", "scores.jsonl", scores)
     _write(tmp_path / "res", "actions.jsonl", actions)
     m = evaluate(sim / "truth.json", tmp_path / "res", events=sim / "events.jsonl")
@@ -81,7 +81,9 @@ def test_new_metrics_on_hand_built_results(sim: Path, tmp_path: Path) -> None:
     ro = m["repeat_offenders"]
     assert ro["linked_accounts"] == 2 and ro["false_link_accounts"] == 1 and ro["false_link_share"] == 0.5
     d = m["posts"]["abuse_directed"]
-    assert d["pr_auc"] == pytest.approx(1.0)
+    assert d["pr_auc"] == pytest.approx(1.0) and d["score"] == "abuse_context"
+    assert d["by_score"]["any"]["pr_auc"] == pytest.approx(1.0)
+    assert d["by_score"]["abuse"]["pr_auc"] < 0.5  # no text-model score given: ranks no better than chance
     assert 0 < d["n_pos"] <= len(abusive) and d["posts"] > d["n_pos"]
     # without the events file there is no directed-post figure (the rest is unchanged)
     assert "abuse_directed" not in evaluate(sim / "truth.json", tmp_path / "res")["posts"]
@@ -123,8 +125,12 @@ def test_eval_worlds_smoke(tmp_path: Path) -> None:
         assert w["value"] == min(rep["per_world"][c][x]["bot_pr_auc"] for x in ("1001", "1002"))
         assert rep["per_world"][c]["1001"]["abuse_directed_pr_auc"] is not None
     assert "| bot cohorts PR-AUC (bot score) |" in (tmp_path / "w.md").read_text()
-    # the worlds are cached: a second run reuses them and gives the same report
+    # the worlds are cached: a second run reuses them (no replay) and gives the same report
+    markers = sorted((tmp_path / "cache").glob("*/results-*/replay-complete"))
+    assert len(markers) == 4
+    stamps = [m.stat().st_mtime_ns for m in markers]
     r2 = CliRunner().invoke(app, ["eval", "--worlds", "1001-1002", "--quick", "--cache", str(tmp_path / "cache"),
                                   "--json", str(tmp_path / "w2.json")])
     assert r2.exit_code == 0, r2.output
     assert json.loads((tmp_path / "w2.json").read_text())["worst"] == rep["worst"]
+    assert [m.stat().st_mtime_ns for m in markers] == stamps

@@ -24,6 +24,7 @@ DETECT_ACTIONS = {"label.add", "review.enqueue", "account.suspend", "account.lim
 LABEL_ALIASES = {"bot": {"bot"}, "spam": {"spam"}, "abuse": {"abuse", "harassment", "hate", "abusive", "offensive"},
                  "evasion": {"evasion", "ban_evasion", "repeat_offender"},
                  "coordination": {"coordination", "coordinated", "campaign"}}
+DIRECTED_SCORES = ("abuse_context", "abuse", "hate", "unwanted_interaction")
 RECALLS = (0.5, 0.8, 0.9)
 PRECISIONS = (0.9, 0.95, 0.99)
 
@@ -318,15 +319,24 @@ def _posts(truth: dict[str, Any], res: _Results, plots: dict[str, Any],
         out[cap] = m
         plots[f"post:{cap}"] = (y, s)
     if directed is not None:
-        # abusive replies and mentions: the directed posts only, every one scored (0 when no score)
+        # abusive replies and mentions: the directed posts only, every one scored (0 when no score). The headline
+        # is the context model (`abuse_context`, the detector for directed abuse); by_score has each abuse-family
+        # score and `any`, their maximum.
         positives = set(tp.get("abusive", [])) & directed
         ids = sorted(directed)
         y = np.array([pid in positives for pid in ids], bool)
-        s = np.array([res.post.get(pid, {}).get("abuse", 0.0) for pid in ids], float)
-        m = pr_summary(y, s)
+        by_score: dict[str, Any] = {}
+        for key in ("abuse_context", "abuse", "hate", "unwanted_interaction", "any"):
+            names = DIRECTED_SCORES if key == "any" else (key,)
+            s = np.array([max((res.post.get(pid, {}).get(k, 0.0) for k in names), default=0.0) for pid in ids])
+            by_score[key] = pr_summary(y, s)
+            if key == "abuse_context":
+                plots["post:abuse_directed"] = (y, s)
+        m = dict(by_score["abuse_context"])
         m["posts"] = len(ids)
+        m["score"] = "abuse_context"
+        m["by_score"] = by_score
         out["abuse_directed"] = m
-        plots["post:abuse_directed"] = (y, s)
     return out
 
 

@@ -24,8 +24,10 @@ CAPABILITIES: tuple[tuple[str, str, tuple[str, ...], bool, str], ...] = (
     ("bad_accounts_pr_auc", "bad accounts PR-AUC (all adversarial accounts, any score)",
      ("bad_accounts", "pr_auc"), True, ">= 0.60"),
     ("bot_pr_auc", "bot cohorts PR-AUC (bot score)", ("accounts", "bot", "pr_auc"), True, ">= 0.85"),
-    ("abuse_directed_pr_auc", "abusive replies and mentions PR-AUC", ("posts", "abuse_directed", "pr_auc"), True,
-     ">= 0.70"),
+    ("abuse_directed_pr_auc", "abusive replies and mentions PR-AUC (context model)",
+     ("posts", "abuse_directed", "pr_auc"), True, ">= 0.70"),
+    ("abuse_directed_text_pr_auc", "abusive replies and mentions PR-AUC (text `abuse` score)",
+     ("posts", "abuse_directed", "by_score", "abuse", "pr_auc"), True, "-"),
     ("cluster_member_precision", "cluster member precision", ("coordination", "member_precision"), True,
      ">= 0.99"),
     ("cluster_member_recall", "cluster member recall", ("coordination", "member_recall"), True, ">= 0.95"),
@@ -116,17 +118,19 @@ def run_world(world: int, cache: Path, users: int, days: float, context: str, se
         events = stripped
     res = sim_dir / f"results-{context}"
     metrics_path = res / "metrics.json"
-    if metrics_path.is_file() and not rerun:
-        cached: dict[str, Any] = json.loads(metrics_path.read_text())
-        return cached
-    from bastion.commands.runner import replay_file
+    done = res / "replay-complete"
     from bastion.evaluation.metrics import evaluate
 
-    shutil.rmtree(res, ignore_errors=True)
-    res.mkdir(parents=True)
-    # as `bastion replay` does: the run's database lives with its results
-    run_settings = replace(settings, db_path=res / "bastion.db")
-    replay_file(run_settings, events, res, progress=progress)
+    if rerun or not (done.is_file() or metrics_path.is_file()):
+        from bastion.commands.runner import replay_file
+
+        shutil.rmtree(res, ignore_errors=True)
+        res.mkdir(parents=True)
+        # as `bastion replay` does: the run's database lives with its results
+        run_settings = replace(settings, db_path=res / "bastion.db")
+        replay_file(run_settings, events, res, progress=progress)
+        done.write_text("")
+    # the (cheap) scoring always runs on the cached results, so it follows the current evaluation code
     metrics = evaluate(truth, res, events=events)
     metrics["world"] = {"id": world, "context": context, "users": users, "days": days}
     metrics_path.write_text(json.dumps(metrics, indent=1, default=str))
