@@ -564,8 +564,14 @@ def print_scoreboard(metrics: dict[str, Any], console: Any = None) -> None:
     t2 = Table(title="repeat offenders, coordination, review queue")
     t2.add_column("metric")
     t2.add_column("value", justify="right")
+    en = metrics.get("enforcement", {})
+    directed = metrics.get("posts", {}).get("abuse_directed") or {}
     rows = [
+        ("bad accounts PR-AUC (every adversarial account, any score)", (metrics.get("bad_accounts") or {}).get("pr_auc")),
+        ("abusive replies and mentions PR-AUC (context model; needs --events)", directed.get("pr_auc")),
+        ("benign accounts suspended or limited", en.get("benign_suspended_or_limited")),
         ("evaders", ro.get("n_evaders")), ("link MRR", ro.get("mrr")),
+        ("false-link share of linked accounts", ro.get("false_link_share")),
         ("link recall at precision 0.95", (ro.get("link_pr") or {}).get("r_at_p0.95")),
         ("evaders linked", ro.get("detected_by_link")),
         ("actions before detection (median)", ro.get("actions_before_detection_median")),

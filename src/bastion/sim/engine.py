@@ -100,7 +100,7 @@ class Simulator:
                 raise ValueError(f"world {cfg.world} is a {split} world: its texts come from the {split} split")
             self.world = worlds.draw_world(cfg.world)
             cfg = replace(cfg, cohorts={**worlds.cohort_sizes(self.world, cfg.users), **cfg.cohorts},
-                          difficulty_mix=tuple(self.world["difficulty_mix"]),  # type: ignore[arg-type]
+                          difficulty_mix=tuple(self.world["difficulty_mix"]),
                           mean_degree=self.world["mean_degree"])
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
