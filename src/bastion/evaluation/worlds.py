@@ -183,7 +183,7 @@ def markdown(report: dict[str, Any], command: str = "") -> str:
     if command:
         lines += [f"Command: `{command}`", ""]
     lines += [f"Worlds {', '.join(map(str, report['worlds']))} ({'/'.join(report['splits'])}), "
-              f"{report['users']:,} users, {report['days']:g} days each.", ""]
+              f"{report['users']:,} users, {report['days']:g} day{'' if report['days'] == 1 else 's'} each.", ""]
     head = ["capability", "target"]
     for c in ctxs:
         head += [f"worst ({'with' if c == 'ctx' else 'without'} ip/device)", "world", "mean"]
