@@ -48,6 +48,19 @@ def test_default_world_is_byte_identical(cfg: dict, events_sha: str, truth_sha: 
     assert _digest(tmp_path / "truth.json") == truth_sha
 
 
+def test_default_cli_is_byte_identical(tmp_path: Path) -> None:
+    """`bastion sim` without --world (seed and text split left to their defaults) is the same default world."""
+    from typer.testing import CliRunner
+
+    from bastion.cli import app
+
+    r = CliRunner().invoke(app, ["sim", "--out", str(tmp_path), "--users", "300", "--days", "0.25", "--seed", "1",
+                                 "--no-ctx"])
+    assert r.exit_code == 0, r.output
+    assert _digest(tmp_path / "events.jsonl") == "b02c9d8c0e58854f9dc81fc535c7740a257b5fd681a06b719dae93fdf182d642"
+    assert _digest(tmp_path / "truth.json") == "a009837c4e53909261cf8b35aa8ea7f6eca054b47c93c14f60f3fa65c4c10578"
+
+
 def test_protocol_ranges_are_disjoint() -> None:
     assert not set(TRAIN_WORLDS) & set(TEST_WORLDS)
     assert len(STANDARD_TEST_WORLDS) >= 10 and set(STANDARD_TEST_WORLDS) <= set(TEST_WORLDS)
