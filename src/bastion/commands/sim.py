@@ -15,9 +15,15 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="output folder for events.jsonl and truth.json"),
         users: int = typer.Option(20_000, help="accounts in the population (adversaries included)"),
         days: float = typer.Option(2.0, help="simulated days"),
-        seed: int = typer.Option(0, help="random seed; the same seed gives the same files"),
+        seed: int | None = typer.Option(None, help="random seed; the same seed gives the same files (default 0, "
+                                                    "or N with --world N)"),
+        world: int = typer.Option(0, "--world", help="N >= 1: draw the simulator's own parameters from the "
+                                                     "documented priors (seeded by N) first, then the population; "
+                                                     "1-999 are training worlds (train texts), 1001-1999 test "
+                                                     "worlds (test texts). 0: the default world"),
         no_ctx: bool = typer.Option(False, "--no-ctx", help="drop ip and device (a Bluesky-like stream)"),
-        text_split: str = typer.Option("test", help="dataset split the texts come from: test (evaluation) or train"),
+        text_split: str | None = typer.Option(None, help="dataset split the texts come from: test (evaluation) or "
+                                                         "train (default test; a world's own split with --world)"),
         cohort: list[str] = typer.Option([], help="cohort size override NAME=COUNT, repeatable"),
         bad_scale: float = typer.Option(1.0, help="multiply every default cohort size"),
         difficulty_mix: str = typer.Option("0.4,0.35,0.25", help="obvious,moderate,stealthy shares"),
@@ -26,9 +32,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate a platform: benign users, look-alikes and adversary cohorts, with ground truth."""
         from bastion.sim import DEFAULT_COHORTS, SimConfig, simulate
+        from bastion.sim.worlds import world_split
 
+        if world < 0:
+            raise typer.BadParameter("--world takes a number >= 1 (0 is the default world)")
+        try:
+            own_split = world_split(world) if world else "test"
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        text_split = text_split or own_split
         if text_split not in ("test", "train"):
             raise typer.BadParameter("--text-split must be test or train")
+        if world and text_split != own_split:
+            raise typer.BadParameter(f"world {world} is a {own_split} world: its texts come from the {own_split} "
+                                     "split")
+        seed = (world if world else 0) if seed is None else seed
         sizes = {}
         for item in cohort:
             name, _, count = item.partition("=")
@@ -41,7 +59,8 @@ def register(app: typer.Typer) -> None:
         except (ValueError, AssertionError):
             raise typer.BadParameter("--difficulty-mix takes three numbers, e.g. 0.4,0.35,0.25") from None
         cfg = SimConfig(users=users, days=days, seed=seed, ctx=not no_ctx, text_split=text_split, cohorts=sizes,
-                        bad_scale=bad_scale, difficulty_mix=mix, backfill=not no_backfill)  # type: ignore[arg-type]
+                        bad_scale=bad_scale, difficulty_mix=mix, backfill=not no_backfill,  # type: ignore[arg-type]
+                        world=world)
         stats = simulate(cfg, out, progress=True)
         typer.echo(
             f"wrote {stats['events']:,} events for {stats['accounts']:,} accounts to {out}/events.jsonl "
@@ -55,19 +74,42 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_(
-        truth: Path = typer.Option(..., "--truth", help="truth.json written by bastion sim"),
-        results: Path = typer.Option(..., "--results", help="results directory (actions/scores/clusters/queue)"),
+        truth: Path | None = typer.Option(None, "--truth", help="truth.json written by bastion sim"),
+        results: Path | None = typer.Option(None, "--results", help="results directory (actions/scores/clusters/"
+                                                                     "queue)"),
         report: Path | None = typer.Option(None, "--report", help="write an HTML report here"),
-        json_out: Path | None = typer.Option(None, "--json", help="write metrics.json here"),
+        json_out: Path | None = typer.Option(None, "--json", help="write metrics.json here (with --worlds: the "
+                                                                  "cross-world report)"),
+        worlds: str | None = typer.Option(None, "--worlds", help="cross-world evaluation instead: world numbers, "
+                                                                 "e.g. 1001-1010 (the test worlds) or 1,2,5-7; each "
+                                                                 "is simulated, replayed through the full engine "
+                                                                 "with and without ip/device, and scored; prints "
+                                                                 "the worst world per capability"),
+        users: int = typer.Option(5_000, help="--worlds: accounts per world"),
+        days: float = typer.Option(2.0, help="--worlds: simulated days per world"),
+        quick: bool = typer.Option(False, "--quick", help="--worlds: tiny worlds (200 users, 0.2 days) for tests"),
+        cache: Path = typer.Option(Path("worlds-cache"), "--cache", help="--worlds: where worlds and their results "
+                                                                         "are kept (reused on a rerun)"),
+        markdown_out: Path | None = typer.Option(None, "--markdown", help="--worlds: write the tables here"),
+        context: str = typer.Option("both", "--context", help="--worlds: both | ctx | noctx (ip/device kept or "
+                                                              "stripped)"),
+        rerun: bool = typer.Option(False, "--rerun", help="--worlds: replay again even when results are cached"),
+        config: Path | None = typer.Option(None, "--config", help="--worlds: settings file (TOML)"),
         events: Path | None = typer.Option(None, "--events", help="the run's events: replayed (as `bastion review "
                                                                   "eval` does) for the review queue's exposure "
                                                                   "prevented, which needs the queue at every hour"),
     ) -> None:
-        """Score a results directory against the simulator's ground truth."""
+        """Score a results directory against the simulator's ground truth, or (--worlds) many randomized
+        worlds, reporting the worst world for every capability."""
         import json
 
         from bastion.evaluation import evaluate, print_scoreboard
 
+        if worlds is not None:
+            _eval_worlds(worlds, users, days, quick, cache, json_out, markdown_out, context, rerun, config)
+            return
+        if truth is None or results is None:
+            raise typer.BadParameter("give --truth and --results (one run), or --worlds (many worlds)")
         if not truth.is_file():
             raise typer.BadParameter(f"truth file {truth} does not exist")
         plots: dict = {}
@@ -85,7 +127,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"replaying {events} for the review queue (ranked by "
                        f"{'review_prioritiser v' + str(model.version) if model else 'the formula'}) ...")
             review = queue_metrics(replay(truth, events, settings), model)
-        metrics = evaluate(truth, results, plots=plots, review=review)
+        metrics = evaluate(truth, results, plots=plots, review=review, events=events)
         print_scoreboard(metrics)
         if json_out:
             json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,3 +138,55 @@ def register(app: typer.Typer) -> None:
 
             write_report(metrics, plots, report)
             typer.echo(f"report written to {report}")
+
+
+def _eval_worlds(spec: str, users: int, days: float, quick: bool, cache: Path, json_out: Path | None,
+                 markdown_out: Path | None, context: str, rerun: bool, config: Path | None) -> None:
+    import json
+    import shlex
+    import sys
+
+    from bastion.evaluation.worlds import CAPABILITIES, evaluate_worlds, markdown, parse_worlds
+    from bastion.settings import Settings, SettingsError
+    from bastion.sim.worlds import world_split
+
+    try:
+        ids = parse_worlds(spec)
+        splits = {world_split(w) for w in ids}
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if context not in ("both", "ctx", "noctx"):
+        raise typer.BadParameter("--context takes both, ctx or noctx")
+    contexts = ("ctx", "noctx") if context == "both" else (context,)
+    if quick:
+        users, days = 200, 0.2
+    if len(splits) > 1:
+        typer.echo("warning: the worlds mix training and test worlds; report test worlds on their own", err=True)
+    try:
+        settings = Settings.load(config)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"cross-world evaluation: {len(ids)} {'/'.join(sorted(splits))} worlds x {len(contexts)} "
+               f"context(s), {users:,} users, {days:g} days each; cache {cache}")
+    report = evaluate_worlds(ids, cache, users, days, contexts, settings=settings, rerun=rerun,
+                             log=lambda line: typer.echo(line))
+    command = "bastion " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report["command"] = command
+    for c in contexts:
+        typer.echo(f"WORST WORLD ({'with' if c == 'ctx' else 'without'} ip/device):")
+        for key, label, _, _, target in CAPABILITIES:
+            wv = report["worst"][c][key]
+            val = "NA" if wv["value"] is None else (f"{wv['value']:.3f}" if isinstance(wv["value"], float)
+                                                    else str(wv["value"]))
+            typer.echo(f"  worst {label}: {val} (world {wv['world']}; target {target})")
+    md = markdown(report, command)
+    typer.echo(md)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, default=str))
+        typer.echo(f"cross-world report written to {json_out}")
+    if markdown_out:
+        markdown_out.parent.mkdir(parents=True, exist_ok=True)
+        markdown_out.write_text(md)
+        typer.echo(f"tables written to {markdown_out}")

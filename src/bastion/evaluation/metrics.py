@@ -24,6 +24,7 @@ DETECT_ACTIONS = {"label.add", "review.enqueue", "account.suspend", "account.lim
 LABEL_ALIASES = {"bot": {"bot"}, "spam": {"spam"}, "abuse": {"abuse", "harassment", "hate", "abusive", "offensive"},
                  "evasion": {"evasion", "ban_evasion", "repeat_offender"},
                  "coordination": {"coordination", "coordinated", "campaign"}}
+DIRECTED_SCORES = ("abuse_context", "abuse", "hate", "unwanted_interaction")
 RECALLS = (0.5, 0.8, 0.9)
 PRECISIONS = (0.9, 0.95, 0.99)
 
@@ -163,6 +164,8 @@ class _Results:
         self.first_action: dict[str, int] = {}
         self.first_link_action: dict[str, tuple[int, str]] = {}
         self.enqueued: dict[str, int] = {}
+        self.link_actions: dict[str, set[str]] = defaultdict(set)
+        self.enforced: dict[str, set[str]] = defaultdict(set)  # account.suspend / account.limit -> accounts
         for act in self.actions:
             sub = _subject(act)
             if not sub:
@@ -180,12 +183,15 @@ class _Results:
                 ev = act.get("evidence") or {}
                 linked = ev.get("linked_to") if isinstance(ev, dict) else None
                 if isinstance(linked, str):
+                    self.link_actions[sid].add(linked)
                     cur = self.links[sid].get(linked, 0.0)
                     self.links[sid][linked] = max(cur, _num(act.get("score"), 1.0))
                 if ts is not None and sid not in self.first_link_action:
                     self.first_link_action[sid] = (ts, str(act.get("event_id", "")))
             if ts is not None and name in DETECT_ACTIONS and sid not in self.first_action:
                 self.first_action[sid] = ts
+            if kind == "account" and name in ("account.suspend", "account.limit"):
+                self.enforced[name].add(sid)
             if name == "review.enqueue" and ts is not None and sid not in self.enqueued:
                 self.enqueued[sid] = ts
             if kind == "cluster" and name == "cluster.flag":
@@ -258,7 +264,44 @@ def _accounts(truth: dict[str, Any], res: _Results, plots: dict[str, Any]) -> di
     return out
 
 
-def _posts(truth: dict[str, Any], res: _Results, plots: dict[str, Any]) -> dict[str, Any]:
+def _bad_accounts(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
+    """Every adversarial account (any cohort) against every benign one, by the account's highest score of any
+    capability: how well "is this account bad at all" is ranked."""
+    acc = truth.get("accounts", {})
+    uids = list(acc)
+    y = np.array([bool(acc[u].get("bad")) for u in uids], bool)
+    s = np.array([max(res.acc.get(u, {}).values(), default=0.0) for u in uids], float)
+    return pr_summary(y, s)
+
+
+def directed_posts(events_path: str | Path) -> set[str]:
+    """Ids of the posts of an events file that are replies or mention someone (abuse aimed at a person)."""
+    out: set[str] = set()
+    dec = msgspec.json.Decoder()
+    with open(events_path, "rb") as fh:
+        for line in fh:
+            if b'"post.create"' not in line or (b'"reply_to"' not in line and b'"mentions"' not in line):
+                continue
+            try:
+                post = dec.decode(line).get("post") or {}
+            except msgspec.DecodeError:
+                continue
+            if isinstance(post, dict) and (post.get("reply_to") or post.get("mentions")):
+                out.add(str(post.get("id")))
+    return out
+
+
+def _enforcement(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
+    """Benign accounts the run suspended or limited (actions.jsonl; shadow actions are not enforcement)."""
+    acc = truth.get("accounts", {})
+    benign = {u for u, r in acc.items() if not r.get("bad")}
+    susp = res.enforced.get("account.suspend", set()) & benign
+    lim = res.enforced.get("account.limit", set()) & benign
+    return {"benign_suspended": len(susp), "benign_limited": len(lim), "benign_suspended_or_limited": len(susp | lim)}
+
+
+def _posts(truth: dict[str, Any], res: _Results, plots: dict[str, Any],
+           directed: set[str] | None = None) -> dict[str, Any]:
     n_posts = int(truth.get("post_count") or truth.get("meta", {}).get("posts") or 0)
     tp = truth.get("posts", {})
     out: dict[str, Any] = {}
@@ -275,6 +318,25 @@ def _posts(truth: dict[str, Any], res: _Results, plots: dict[str, Any]) -> dict[
         m["scored"] = len(scored)
         out[cap] = m
         plots[f"post:{cap}"] = (y, s)
+    if directed is not None:
+        # abusive replies and mentions: the directed posts only, every one scored (0 when no score). The headline
+        # is the context model (`abuse_context`, the detector for directed abuse); by_score has each abuse-family
+        # score and `any`, their maximum.
+        positives = set(tp.get("abusive", [])) & directed
+        ids = sorted(directed)
+        y = np.array([pid in positives for pid in ids], bool)
+        by_score: dict[str, Any] = {}
+        for key in ("abuse_context", "abuse", "hate", "unwanted_interaction", "any"):
+            names = DIRECTED_SCORES if key == "any" else (key,)
+            s = np.array([max((res.post.get(pid, {}).get(k, 0.0) for k in names), default=0.0) for pid in ids])
+            by_score[key] = pr_summary(y, s)
+            if key == "abuse_context":
+                plots["post:abuse_directed"] = (y, s)
+        m = dict(by_score["abuse_context"])
+        m["posts"] = len(ids)
+        m["score"] = "abuse_context"
+        m["by_score"] = by_score
+        out["abuse_directed"] = m
     return out
 
 
@@ -283,7 +345,9 @@ def _repeat_offenders(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
     evaders = {u: r["evades"] for u, r in acc.items() if r.get("evades")}
     out: dict[str, Any] = {"n_evaders": len(evaders)}
     if not evaders:
-        out.update({"mrr": None, "link_pr": pr_summary(np.zeros(0), np.zeros(0))})
+        out.update({"mrr": None, "link_pr": pr_summary(np.zeros(0), np.zeros(0)),
+                    "linked_accounts": len(res.link_actions), "false_link_accounts": len(res.link_actions),
+                    "false_link_share": 1.0 if res.link_actions else 0.0})
         return out
     rr = []
     for u, parent in evaders.items():
@@ -301,6 +365,11 @@ def _repeat_offenders(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
     y = np.array(ys + [True] * n_missing, bool)
     s = np.array(ss + [0.0] * n_missing, float)
     out["link_pr"] = pr_summary(y, s) if len(y) else pr_summary(np.zeros(0), np.zeros(0))
+    # accounts the run linked (account.link) to anyone but the account they really evade
+    false = {u for u, targets in res.link_actions.items() if any(evaders.get(u) != t for t in targets)}
+    out["linked_accounts"] = len(res.link_actions)
+    out["false_link_accounts"] = len(false)
+    out["false_link_share"] = len(false) / len(res.link_actions) if res.link_actions else 0.0
     before, detected = [], 0
     ev_events = truth.get("evader_events", {})
     for u in evaders:
@@ -363,6 +432,13 @@ def _coordination(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
     house = {u for u, r in acc.items() if "household" in (r.get("lookalike") or []) and not r.get("bad")}
     out["household_members_flagged"] = len(house & flagged)
     out["benign_flagged"] = sum(1 for u in flagged if not acc[u].get("bad"))
+    groups_flagged: dict[str, int] = {}
+    for kind in ("viral", "household", "fandom", "celebrity", "newcomer", "scheduled", "vpn", "shared_device",
+                 "heated", "banter", "brand"):
+        grp = {u for u, r in acc.items() if kind in (r.get("lookalike") or []) and not r.get("bad")}
+        if grp:
+            groups_flagged[kind] = len(grp & flagged)
+    out["lookalike_members_flagged"] = groups_flagged
     return out
 
 
@@ -432,12 +508,13 @@ def _time_to_detection(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
 
 
 def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, Any] | None = None,
-             review: dict[str, Any] | None = None) -> dict[str, Any]:
+             review: dict[str, Any] | None = None, events: str | Path | None = None) -> dict[str, Any]:
     """Every metric of ``results_dir`` against ``truth_path`` as a JSON-ready dict.
 
     ``plots``, when given, is filled with ``(labels, scores)`` arrays per capability for the HTML report.
     ``review``, the review-queue metrics of a replay of the run with hourly queue snapshots
     (:func:`bastion.review.evaluation.queue_metrics`), gives the queue's exposure prevented (see :func:`_queue`).
+    ``events``, the run's events file, adds abusive replies and mentions (``posts.abuse_directed``).
     """
     truth = msgspec.json.decode(Path(truth_path).read_bytes())
     res = _Results(Path(results_dir))
@@ -449,7 +526,9 @@ def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, A
         "files_present": res.present,
         "pipeline": {k: summary.get(k) for k in ("events", "events_per_s", "wall_s", "bad_events") if k in summary},
         "accounts": _accounts(truth, res, plots),
-        "posts": _posts(truth, res, plots),
+        "bad_accounts": _bad_accounts(truth, res),
+        "posts": _posts(truth, res, plots, directed_posts(events) if events is not None else None),
+        "enforcement": _enforcement(truth, res),
         "repeat_offenders": _repeat_offenders(truth, res),
         "coordination": _coordination(truth, res),
         "review_queue": _queue(truth, res, review=review),
@@ -485,8 +564,14 @@ def print_scoreboard(metrics: dict[str, Any], console: Any = None) -> None:
     t2 = Table(title="repeat offenders, coordination, review queue")
     t2.add_column("metric")
     t2.add_column("value", justify="right")
+    en = metrics.get("enforcement", {})
+    directed = metrics.get("posts", {}).get("abuse_directed") or {}
     rows = [
+        ("bad accounts PR-AUC (every adversarial account, any score)", (metrics.get("bad_accounts") or {}).get("pr_auc")),
+        ("abusive replies and mentions PR-AUC (context model; needs --events)", directed.get("pr_auc")),
+        ("benign accounts suspended or limited", en.get("benign_suspended_or_limited")),
         ("evaders", ro.get("n_evaders")), ("link MRR", ro.get("mrr")),
+        ("false-link share of linked accounts", ro.get("false_link_share")),
         ("link recall at precision 0.95", (ro.get("link_pr") or {}).get("r_at_p0.95")),
         ("evaders linked", ro.get("detected_by_link")),
         ("actions before detection (median)", ro.get("actions_before_detection_median")),

@@ -98,6 +98,8 @@ def _fresh(sim: Simulator, a: int, created: int, style: str) -> None:
     p = sim.pop
     created = max(int(created), sim.start + 1)
     p.created_ms[a] = created
+    if style == "bot" and sim.world and sim.prng.random() > sim.world["bot_profile_p"]:
+        return  # this world's obvious bots keep an ordinary-looking profile
     if style == "bot":
         h, name = textgen.handle_for(sim.prng, "bot")
         p.handles[a], p.names[a] = h, name
@@ -145,7 +147,7 @@ class SpamRing(Group):
     def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
         super().__init__(sim, key, members, diff)
         dur = sim.end - sim.start
-        self.start_ms = sim.start + int(sim.rng.uniform(0.02, 0.4) * dur)
+        self.start_ms = sim.start + int(sim.rng.uniform(0.02, sim.wp("adversary_start_max", 0.4)) * dur)
         self.member_start: dict[int, int] = {}
         for a in members:
             if diff == 2:
@@ -183,7 +185,8 @@ class SpamRing(Group):
                 continue
             if d == 0 and pr.random() < 0.5:
                 continue
-            n = self.hourly(sim, a, self.RATE[d] * (2 if d == 0 else 1), h, human=d == 2)
+            n = self.hourly(sim, a, self.RATE[d] * (2 if d == 0 else 1) * sim.wp("adversary_rate_mult", 1.0), h,
+                            human=d == 2)
             burst0 = max(t0, ms) + pr.randrange(0, max(1, t1 - max(t0, ms)))
             for _ in range(n):
                 ts = burst0 + pr.randrange(0, 10 * MIN_MS) if d == 0 else max(t0, ms) + pr.randrange(0, max(1, t1 - max(t0, ms)))
@@ -191,7 +194,7 @@ class SpamRing(Group):
                 r = pr.random()
                 text = pr.choice(self.variants)
                 urls = (pr.choice(self.urls),) if pr.random() < (1.0, 0.8, 0.6)[d] else ()
-                if d == 2 and pr.random() < 0.45:
+                if d == 2 and pr.random() < sim.wp("stealth_benign_post_p", 0.45):
                     sim.post(ts, a, sim.benign_text())
                 elif r < 0.45:
                     par = int(sim.feed_sample(1, None)[0])
@@ -232,7 +235,7 @@ class Farm(Group):
     def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
         super().__init__(sim, key, members, diff)
         dur = sim.end - sim.start
-        self.start_ms = sim.start + int(sim.rng.uniform(0.03, 0.3) * dur)
+        self.start_ms = sim.start + int(sim.rng.uniform(0.03, sim.wp("adversary_start_max", 0.3)) * dur)
         for a in members:
             if diff == 2:
                 sim.pop.bg_rate[a] *= 0.2
@@ -330,12 +333,13 @@ class Harasser(Group):
         lo = max(t0, int(sim.pop.created_ms[a]) + 5 * MIN_MS)
         if lo >= t1 or not sim.alive(a, lo) or not self.targets:
             return
-        for _ in range(self.hourly(sim, a, self.RATE[d], h, True)):
+        for _ in range(self.hourly(sim, a, self.RATE[d] * sim.wp("adversary_rate_mult", 1.0), h, True)):
             ts = lo + pr.randrange(max(1, t1 - lo))
             v = pr.choice(self.targets)
             abusive = pr.random() < self.ABUSIVE[d]
             text: int | str = pr.choice(self.style) if abusive else sim.benign_text()
-            label = ("hate" if "hate" in sim.raw_text and abusive and pr.random() < 0.3 else "offensive") if abusive else None
+            hate_p = sim.wp("harasser_hate_p", 0.3)
+            label = ("hate" if "hate" in sim.raw_text and abusive and pr.random() < hate_p else "offensive") if abusive else None
             r = pr.random()
             lp = int(sim.last_post[v])
             if r < 0.55 and lp >= 0:
@@ -405,7 +409,7 @@ class Campaign(Group):
     def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
         super().__init__(sim, key, members, diff)
         dur = sim.end - sim.start
-        self.start_ms = sim.start + int(sim.rng.uniform(0.05, 0.4) * dur)
+        self.start_ms = sim.start + int(sim.rng.uniform(0.05, sim.wp("adversary_start_max", 0.4)) * dur)
         aged = (0.2, 0.5, 0.8)[diff]
         self.bought: list[int] = []
         for a in members:
@@ -668,7 +672,11 @@ class Viral(Group):
         self.key, self.members, self.diff, self.targets = key, members, diff, []
         dur = sim.end - sim.start
         self.moments = []
-        for d in range(max(1, int(dur / DAY_MS))):
+        self.share = sim.wp("viral_share", 0.06)
+        if sim.world:
+            k = int(sim.rng.poisson(sim.world["viral_per_day"] * dur / DAY_MS))
+            self.moments = sorted(sim.start + int(sim.prng.uniform(0.0, max(0.0, dur - HOUR_MS))) for _ in range(k))
+        for d in range(0 if sim.world else max(1, int(dur / DAY_MS))):
             t = sim.start + d * DAY_MS + int(sim.prng.uniform(10, 22) * HOUR_MS)
             if t < sim.end - HOUR_MS:
                 self.moments.append(t)
@@ -684,7 +692,7 @@ class Viral(Group):
             url = f"https://news{pr.randrange(50)}.example.com/live/{pr.randrange(10**6)}"
             src = int(np.argmax(np.where(sim.is_bad, -1.0, sim.followers)))
             orig = sim.post(t, src, sim.benign_text(), urls=(url,), tags=(tag,))
-            k = min(3000, max(20, int(0.06 * p.n)))
+            k = min(3000, max(20, int(self.share * p.n)))
             cand = sim.rng.choice(p.n, size=min(p.n, k * 2), replace=False)
             members = [int(a) for a in cand if not sim.is_bad[a] and sim.alive(int(a), t)][:k]
             for a in members:
@@ -707,7 +715,8 @@ class Heated(Group):
     def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
         self.key, self.members, self.diff, self.targets = key, members, diff, []
         dur = sim.end - sim.start
-        n = max(1, int(sim.pop.n / 2000 * dur / DAY_MS))
+        n = max(1, int(sim.pop.n / 2000 * dur / DAY_MS * sim.wp("heated_per_2k_day", 1.0)))
+        self.off_p = sim.wp("heated_offensive_p", 0.12)
         self.times = sorted(sim.start + int(sim.prng.uniform(0.02, 0.95) * dur) for _ in range(n))
 
     def step(self, sim: Simulator, h: int, t0: int, t1: int) -> None:
@@ -729,7 +738,7 @@ class Heated(Group):
             for j in range(pr.randint(8, 25)):
                 ts += pr.randrange(20_000, 6 * MIN_MS)
                 who = b if j % 2 == 0 else a
-                text = sim.text_idx("offensive") if pr.random() < 0.12 else sim.benign_text()
+                text = sim.text_idx("offensive") if pr.random() < self.off_p else sim.benign_text()
                 nxt = sim.post(ts, who, text, reply_to=pid)
                 pid = nxt if nxt >= 0 else pid
             for x in (a, b):
@@ -815,16 +824,196 @@ def setup(sim: Simulator) -> list[Group]:
         evaders.append(ev)
     groups.extend(evaders)
     # benign look-alikes
-    n_brand = max(3, int(0.003 * n))
+    n_brand = max(3, int(sim.wp("brand_share", 0.003) * n))
     groups.append(Brands(sim, "brands", take(n_brand), 0))
-    for a in take(max(1, int(0.015 * n))):
-        sim.pop.bg_rate[a] *= 6
+    for a in take(max(1, int(sim.wp("power_user_share", 0.015) * n))):
+        sim.pop.bg_rate[a] *= sim.wp("power_user_mult", 6)
         sim.pop.profile[a] = 1
         sim.pop.lookalike.setdefault(a, []).append("power_user")
         sim.lookalikes["power_users"].append(sim.pop.ids[a])
     groups.append(Viral(sim, "viral", [], 0))
     groups.append(Heated(sim, "heated", [], 0))
+    if sim.world:
+        groups.extend(_world_groups(sim, take))
     return groups
+
+
+def _world_groups(sim: Simulator, take: Any) -> list[Group]:
+    """The extra benign archetypes of a drawn world, and adversaries that copy ordinary background activity."""
+    w, n, pr = sim.world or {}, sim.pop.n, sim.prng
+    out: list[Group] = [
+        Newcomers(sim, "newcomers", take(int(round(w["newcomer_share"] * n))), 0),
+        Scheduled(sim, "scheduled", take(int(round(w["scheduled_poster_share"] * n))), 0),
+        Celebrities(sim, "celebrities", take(max(1, int(round(w["celebrity_share"] * n)))), 0),
+    ]
+    for i in range(int(sim.rng.poisson(w["fandoms_per_10k"] * n / 10_000))):
+        out.append(Fandom(sim, f"fandom{i + 1}", take(min(int(w["fandom_size"]), max(2, n // 20))), 0))
+    out.append(Banter(sim, "banter", [], 0))
+    benign_rates = sim.pop.bg_rate[[c == "benign" for c in sim.cohort]]
+    for a in range(n):
+        if sim.cohort[a] != "benign" and pr.random() < w["adversary_copy_benign"]:
+            sim.pop.bg_rate[a] = max(float(sim.pop.bg_rate[a]), float(pr.choice(benign_rates.tolist())))
+    return out
+
+
+def _benign_members(sim: Simulator, members: list[int], tag: str) -> None:
+    for a in members:
+        sim.pop.lookalike.setdefault(a, []).append(tag)
+    sim.lookalikes.setdefault(tag, []).extend(sim.pop.ids[a] for a in members)
+
+
+class Newcomers(Group):
+    """Brand-new people who follow many accounts on their first day (onboarding suggestions)."""
+
+    cohort = "benign"
+
+    def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
+        self.key, self.members, self.diff, self.targets = key, members, diff, []
+        dur = sim.end - sim.start
+        for a in members:
+            _fresh(sim, a, sim.start + int(sim.prng.uniform(0.0, 0.8) * dur), "person")
+            if sim.prng.random() < 0.5:
+                sim.pop.bios[a] = ""
+            if sim.prng.random() < 0.5:
+                sim.pop.avatars[a] = "default"
+        _benign_members(sim, members, "newcomer")
+
+    def prepare(self, sim: Simulator) -> None:
+        pr = sim.prng
+        for a in self.members:
+            _emit_create(sim, a)
+            created = int(sim.pop.created_ms[a])
+            k = int(min(300, max(20, pr.lognormvariate(math.log(60), 0.8))))
+            targets = sim.acct_sampler.sample(sim.rng, None, k)
+            for t in set(targets.tolist()):
+                sim.graph(created + int(sim.rng.exponential(2 * HOUR_MS)) + 1000, a, int(t))
+
+
+class Scheduled(Group):
+    """Ordinary people who post on a fixed period (an app, a routine): regular like a bot, not one."""
+
+    cohort = "benign"
+
+    def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
+        self.key, self.members, self.diff, self.targets = key, members, diff, []
+        self.period = {a: sim.prng.randrange(15, 241) * MIN_MS for a in members}
+        self.offset = {a: sim.prng.randrange(0, 15) * MIN_MS for a in members}
+        _benign_members(sim, members, "scheduled")
+
+    def step(self, sim: Simulator, h: int, t0: int, t1: int) -> None:
+        pr = sim.prng
+        for a in self.members:
+            per, off = self.period[a], self.offset[a]
+            t = t0 + (off - (t0 - sim.start)) % per
+            while t < t1:
+                sim.post(min(t1 - 1, t + pr.randrange(0, 90_000)), a, sim.benign_text())
+                t += per
+
+
+class Celebrities(Group):
+    """News and celebrity accounts: very popular, and every post draws a fast fan-in of replies."""
+
+    cohort = "benign"
+
+    def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
+        self.key, self.members, self.diff, self.targets = key, members, diff, []
+        for a in members:
+            sim.pop.popularity[a] *= sim.prng.uniform(50, 500)
+            sim.pop.bg_rate[a] = max(float(sim.pop.bg_rate[a]), 0.5)
+        self.fan_in = (sim.world or {}).get("celebrity_fan_in", 30.0)
+        _benign_members(sim, members, "celebrity")
+
+    def step(self, sim: Simulator, h: int, t0: int, t1: int) -> None:
+        pr, p = sim.prng, sim.pop
+        for a in self.members:
+            for _ in range(int(sim.rng.poisson(0.4))):
+                t = t0 + pr.randrange(HOUR_MS)
+                pid = sim.post(t, a, sim.benign_text(), urls=(f"https://news{pr.randrange(50)}.example.com/s/"
+                                                           f"{pr.randrange(10**6)}",) if pr.random() < 0.5 else ())
+                if pid < 0:
+                    continue
+                fans = sim.rng.integers(0, p.n, int(sim.rng.poisson(self.fan_in)))
+                for f in fans.tolist():
+                    if sim.is_bad[f] or f == a:
+                        continue
+                    ts = t + int(min(sim.rng.exponential(10 * MIN_MS), 55 * MIN_MS)) + 1000
+                    text: int | str = sim.text_idx("offensive") if pr.random() < 0.03 else sim.benign_text()
+                    sim.post(ts, f, text, reply_to=pid)
+
+
+class Fandom(Group):
+    """A fan community posting near-identical texts (stream the single, vote, trend the tag) together."""
+
+    cohort = "benign"
+
+    def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
+        self.key, self.members, self.diff, self.targets = key, members, diff, []
+        pr = sim.prng
+        idol = pr.choice(textgen.FIRST) + pr.choice(("", "_official", "band", "tv"))
+        self.tag = f"{idol}{pr.choice(('day', 'comeback', 'vote', 'stream', 'forever'))}"
+        base = (f"stream the new {idol} single now", f"vote for {idol} today", f"{idol} deserves this win",
+                f"we love you {idol}", f"happy {idol} day everyone")
+        self.texts = [sim_js(f"{pr.choice(base)} {'!' * pr.randint(0, 3)} {pr.choice(('💜', '✨', '🔥', ''))}")
+                      for _ in range(12)]
+        comm = int(sim.pop.community[members[0]]) if members else 0
+        for a in members:
+            sim.pop.community[a] = comm
+        dur = sim.end - sim.start
+        self.waves = sorted(sim.start + int(pr.uniform(0.0, 0.95) * dur)
+                            for _ in range(max(1, int(dur / DAY_MS * pr.uniform(1, 4)))))
+        _benign_members(sim, members, "fandom")
+        sim.lookalikes.setdefault("fandoms", {})[key] = {"hashtag": self.tag, "members": [sim.pop.ids[a] for a in members]}
+
+    def step(self, sim: Simulator, h: int, t0: int, t1: int) -> None:
+        pr = sim.prng
+        for w in self.waves:
+            if not t0 <= w < t1:
+                continue
+            for a in self.members:
+                if pr.random() < 0.7:
+                    ts = w + int(min(sim.rng.exponential(20 * MIN_MS), 3 * HOUR_MS))
+                    sim.post(ts, a, pr.choice(self.texts), tags=(self.tag,) if pr.random() < 0.8 else ())
+
+
+class Banter(Group):
+    """Friends trading profanity and reclaimed slurs: offensive-pool words, not abuse (no target harmed)."""
+
+    cohort = "benign"
+
+    def __init__(self, sim: Simulator, key: str, members: list[int], diff: int) -> None:
+        self.key, self.members, self.diff, self.targets = key, members, diff, []
+        self.pairs: list[tuple[int, int]] = []
+        self.rate = 0.3
+
+    def prepare(self, sim: Simulator) -> None:
+        p = sim.pop
+        n_pairs = int(round((sim.world or {}).get("banter_pairs_per_1k", 0.0) * p.n / 1000))
+        for a in sim.rng.integers(0, p.n, n_pairs * 3).tolist():
+            if len(self.pairs) >= n_pairs:
+                break
+            cands = [int(b) for b in p.followees[p.indptr[a]: p.indptr[a + 1]].tolist() if not sim.is_bad[b]]
+            if sim.is_bad[a] or not cands:
+                continue
+            self.pairs.append((a, sim.prng.choice(cands)))
+        for a, b in self.pairs:
+            for x in (a, b):
+                sim.pop.lookalike.setdefault(x, []).append("banter")
+        sim.lookalikes["banter"] = [[sim.pop.ids[a], sim.pop.ids[b]] for a, b in self.pairs]
+
+    def step(self, sim: Simulator, h: int, t0: int, t1: int) -> None:
+        pr = sim.prng
+        for a, b in self.pairs:
+            if sim.rng.random() > self.rate:
+                continue
+            t = t0 + pr.randrange(HOUR_MS)
+            pid = sim.post(t, a, sim.benign_text())
+            for j in range(pr.randint(2, 8)):
+                t += pr.randrange(30_000, 10 * MIN_MS)
+                who = b if j % 2 == 0 else a
+                text: int | str = sim.text_idx("offensive") if pr.random() < 0.5 else sim.benign_text()
+                # label "": the words are in the offensive pool, the exchange is friendly (not abusive truth)
+                nxt = sim.post(t, who, text, reply_to=pid, label="")
+                pid = nxt if nxt >= 0 else pid
 
 
 def schedule_enforcement(sim: Simulator) -> None:
@@ -833,7 +1022,7 @@ def schedule_enforcement(sim: Simulator) -> None:
     for g in sim.groups:
         if g.kind:
             sim.campaigns[g.key] = g.truth(sim)
-        if isinstance(g, Brands | Viral | Heated):
+        if g.cohort == "benign":
             continue
         for a in g.members:
             if a in sim.suspended:

@@ -76,6 +76,8 @@ class SimConfig:
     difficulty_mix: tuple[float, float, float] = (0.4, 0.35, 0.25)
     backfill: bool = True
     mean_degree: float = 15.0
+    world: int = 0
+    """0: the default world; N >= 1: parameters drawn from the priors of :mod:`bastion.sim.worlds`."""
 
     def cohort_size(self, name: str) -> int:
         if name in self.cohorts:
@@ -87,8 +89,19 @@ class Simulator:
     """Build a world from a :class:`SimConfig` and stream it with :meth:`run`."""
 
     def __init__(self, cfg: SimConfig) -> None:
-        from bastion.sim import cohorts
+        from dataclasses import replace
 
+        from bastion.sim import cohorts, worlds
+
+        self.world: dict[str, Any] | None = None
+        if cfg.world:
+            split = worlds.world_split(cfg.world)
+            if cfg.text_split != split:
+                raise ValueError(f"world {cfg.world} is a {split} world: its texts come from the {split} split")
+            self.world = worlds.draw_world(cfg.world)
+            cfg = replace(cfg, cohorts={**worlds.cohort_sizes(self.world, cfg.users), **cfg.cohorts},
+                          difficulty_mix=tuple(self.world["difficulty_mix"]),
+                          mean_degree=self.world["mean_degree"])
         self.cfg = cfg
         self.rng = np.random.default_rng(cfg.seed)
         self.prng = random.Random(cfg.seed)
@@ -104,12 +117,21 @@ class Simulator:
             self.text.extend(enc)
         self.raw_text = pools.texts
         self._fragments(pools.texts.get("benign", []))
-        self.pop: Population = build_population(cfg.users, self.start, self.rng, self.prng)
+        self.pop: Population = build_population(cfg.users, self.start, self.rng, self.prng, self.world)
         n = self.pop.n
+        self.bg_cum = _BG_CUM
+        self.like_p: np.ndarray | None = None
+        if self.world:
+            w = self.world
+            bg_p = _BG_P.copy()
+            bg_p[3] *= w["reply_share_mult"]
+            bg_p[0] *= w["like_share_mult"]
+            self.bg_cum = np.cumsum(bg_p / bg_p.sum())
+            self.like_p = self.pop.like_p
         self.cohort = ["benign"] * n
         self.difficulty: dict[int, str] = {}
         self.acct_info: dict[int, dict[str, Any]] = {}
-        self.off_p = np.full(n, 0.012)
+        self.off_p = np.full(n, self.wp("offensive_base_p", 0.012))
         self.extras: list[str] = []
         self.campaigns: dict[str, dict[str, Any]] = {}
         self.lookalikes: dict[str, Any] = {"viral": {}, "heated": [], "brands": [], "power_users": []}
@@ -140,7 +162,7 @@ class Simulator:
         # cohorts choose members and fresh accounts before the graph exists
         self.groups = cohorts.setup(self)
         fresh = self.pop.created_ms >= self.start
-        build_graph(self.pop, self.rng, fresh, cfg.mean_degree)
+        build_graph(self.pop, self.rng, fresh, cfg.mean_degree, self.wp("local_follow_p", 0.8))
         self.followers = self.pop.followers.astype(np.float64)
         self.acct_sampler = GroupSampler(
             self.pop.community, np.where(fresh, 0.0, self.pop.popularity), self.pop.n_communities
@@ -181,9 +203,19 @@ class Simulator:
     def _benign_codes(self, n: int) -> np.ndarray:
         h = self.rng.integers(0, len(self.heads), n)
         t = self.rng.integers(0, len(self.tails), n)
-        return -((h << 20) + t) - 1
+        codes = -((h << 20) + t) - 1
+        if self.world and self.world["whole_text_p"] > 0:
+            lo, hi = self.text_range["benign"]
+            whole = self.rng.random(n) < self.world["whole_text_p"]
+            if hi > lo:
+                codes = np.where(whole, self.rng.integers(lo, hi, n), codes)
+        return codes
 
     # ------------------------------------------------------------------ helpers used by cohorts
+    def wp(self, name: str, default: float) -> float:
+        """World parameter ``name``, or ``default`` in the default world."""
+        return float(self.world[name]) if self.world else default
+
     def _community_topics(self) -> list[str]:
         from bastion.sim.textgen import TOPICS
 
@@ -348,14 +380,19 @@ class Simulator:
         keep = (ts >= p.created_ms[actors]) & (ts < p.dead_ms[actors])
         actors, ts = actors[keep], ts[keep]
         e = len(actors)
-        kind = _BG_KINDS[np.searchsorted(_BG_CUM, rng.random(e), "right").clip(0, len(_BG_KINDS) - 1)]
+        kind = _BG_KINDS[np.searchsorted(self.bg_cum, rng.random(e), "right").clip(0, len(_BG_KINDS) - 1)]
+        if self.like_p is not None:  # heavy likers: most of their background is likes
+            kind[rng.random(e) < self.like_p[actors]] = K_LIKE
         a = np.zeros(e, np.int64)
         b = np.zeros(e, np.int64)
         c = np.full(e, -1, np.int64)
         comm = p.community[actors]
         # replies: a followee's latest post, else the community feed; none -> an original post instead
         m = np.flatnonzero(kind == K_REPLY)
-        par = self._network_post(actors[m], 0.6, comm[m])
+        par = self._network_post(actors[m], self.wp("reply_network_p", 0.6), comm[m])
+        if self.world and len(par):
+            flat = (rng.random(len(par)) < self.world["reply_to_root_p"]) & (par >= 0)
+            par = np.where(flat, self.post_root[np.maximum(par, 0)], par)
         kind[m[par < 0]] = K_POST
         m, par = m[par >= 0], par[par >= 0]
         ol, oh = self.text_range["offensive"]
@@ -377,7 +414,7 @@ class Simulator:
             mk = np.flatnonzero(kind == k)
             a[mk] = self._network_post(actors[mk], 0.45, comm[mk])
         mk = np.flatnonzero(kind == K_FOLLOW)
-        loc = rng.random(len(mk)) < 0.8
+        loc = rng.random(len(mk)) < self.wp("local_follow_p", 0.8)
         tgt = np.where(loc, self.acct_sampler.sample(rng, comm[mk]), self.acct_sampler.sample(rng, None, len(mk)))
         a[mk] = tgt
         for k in (K_UNFOLLOW, K_MSG):
@@ -639,11 +676,17 @@ class Simulator:
             ids[a]: {"ids": [x[0] for x in evs], "ts": [x[1] for x in evs]} for a, evs in self.evader_events.items()
         }
         out["lookalikes"] = self.lookalikes
+        if self.world:
+            from bastion.sim.worlds import world_split
+
+            out["world"] = {"id": self.cfg.world, "split": world_split(self.cfg.world), "params": self.world}
         out["meta"] = {
             "version": 1, "users": p.n, "days": self.cfg.days, "seed": self.cfg.seed, "start": self.start,
             "end": self.end, "ctx": self.cfg.ctx, "text_split": self.cfg.text_split, "posts": self.n_posts,
             "backfill": self.cfg.backfill,
         }
+        if self.world:
+            out["meta"]["world"] = self.cfg.world
         path.write_bytes(msgspec.json.encode(out))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -79,21 +80,32 @@ class Population:
     indptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
     followees: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     followers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    like_p: np.ndarray | None = None  # per-account share of background events forced to likes (worlds only)
 
 
-def build_population(n: int, start_ms: int, rng: np.random.Generator, prng: random.Random) -> Population:
-    """A benign-looking population of ``n`` accounts; cohorts later overwrite parts of it."""
+def build_population(
+    n: int, start_ms: int, rng: np.random.Generator, prng: random.Random, world: dict[str, Any] | None = None
+) -> Population:
+    """A benign-looking population of ``n`` accounts; cohorts later overwrite parts of it.
+
+    ``world`` holds the parameters drawn by :func:`bastion.sim.worlds.draw_world`; without it the constants
+    below are the default world's (and the random draws are exactly those of the default world)."""
+    w = world or {}
     n_comm = int(np.clip(n // 250, 8, 400))
     comm_size = rng.pareto(1.3, n_comm) + 1.0
     community = rng.choice(n_comm, size=n, p=comm_size / comm_size.sum()).astype(np.int32)
-    tz = rng.choice(TZ_CHOICES, size=n, p=TZ_WEIGHTS / TZ_WEIGHTS.sum()).astype(np.int64)
+    tz_w = TZ_WEIGHTS * np.array(w["tz_noise"]) if w else TZ_WEIGHTS
+    tz = rng.choice(TZ_CHOICES, size=n, p=tz_w / tz_w.sum()).astype(np.int64)
     # communities are partly regional: half the members share the community's time zone
-    comm_tz = rng.choice(TZ_CHOICES, size=n_comm, p=TZ_WEIGHTS / TZ_WEIGHTS.sum())
+    comm_tz = rng.choice(TZ_CHOICES, size=n_comm, p=tz_w / tz_w.sum())
     same = rng.random(n) < 0.5
     tz[same] = comm_tz[community[same]]
     profile = np.zeros(n, np.int64)
-    sigma = 1.1
-    daily = rng.lognormal(np.log(18.0) - sigma**2 / 2, sigma, n)
+    sigma = w.get("activity_sigma", 1.1)
+    if w:
+        daily = rng.lognormal(np.log(w["activity_median_daily"]), sigma, n)
+    else:
+        daily = rng.lognormal(np.log(18.0) - sigma**2 / 2, sigma, n)
     daily = np.minimum(daily, 400.0)
     bg_rate = daily / 24.0
     age_days = rng.exponential(700.0, n) + 5
@@ -103,32 +115,32 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, prng: rand
 
     nets = Networks()
     # households of 1-5 people share a home IP
-    hh_size = np.minimum(rng.geometric(0.55, n), 6)
+    hh_size = np.minimum(rng.geometric(w.get("household_p", 0.55), n), 6)
     cuts = np.cumsum(hh_size)
     n_hh = int(np.searchsorted(cuts, n, side="left")) + 1
     hh_first = nets.add(rng, n_hh, "household")
     household = np.searchsorted(cuts, np.arange(n), side="right")
     home_net = (hh_first + household).astype(np.int64)
     # offices (heavy-tailed sizes) and a few large campuses
-    n_off = max(1, n // 40)
+    n_off = max(1, int(n // w.get("users_per_office", 40)))
     off_first = nets.add(rng, n_off, "office")
     off_w = rng.pareto(1.2, n_off) + 1
-    n_campus = max(1, n // 5000)
+    n_campus = max(1, int(n // w.get("users_per_campus", 5000)))
     campus_first = nets.add(rng, n_campus, "campus")
     work_net = np.full(n, -1, np.int64)
-    worker = rng.random(n) < 0.35
+    worker = rng.random(n) < w.get("worker_share", 0.35)
     work_net[worker] = off_first + rng.choice(n_off, size=int(worker.sum()), p=off_w / off_w.sum())
-    student = (~worker) & (rng.random(n) < 0.08)
+    student = (~worker) & (rng.random(n) < w.get("student_share", 0.08))
     work_net[student] = campus_first + rng.integers(0, n_campus, int(student.sum()))
     # mobile carriers: CGNAT pools shared by thousands
-    n_car = 5
-    pool = max(8, n // 150)
-    car_w = np.array([0.35, 0.25, 0.2, 0.12, 0.08])
+    n_car = int(w.get("carriers", 5))
+    pool = max(8, int(n // w.get("users_per_carrier_ip", 150)))
+    car_w = rng.dirichlet(np.full(n_car, 2.0)) if w else np.array([0.35, 0.25, 0.2, 0.12, 0.08])
     starts = [nets.add(rng, pool, "carrier") for _ in range(n_car)]
     nets.carrier_start = np.array(starts, np.int64)
     nets.carrier_size = np.full(n_car, pool, np.int64)
     carrier = rng.choice(n_car, size=n, p=car_w).astype(np.int64)
-    mobile_p = rng.beta(2, 2, n)
+    mobile_p = rng.beta(w.get("mobile_beta_a", 2), 2, n)
     work_p = np.where(work_net >= 0, 0.35, 0.0)
     dev = rng.integers(1 << 36, 1 << 44, n, dtype=np.int64) * 2
 
@@ -140,7 +152,7 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, prng: rand
     common = [("john", "smith"), ("maria", "garcia"), ("david", "lee"), ("mohammed", "khan"), ("anna", "ivanova")]
     comm_topic = [textgen.TOPICS[i % len(textgen.TOPICS)] for i in range(n_comm)]
     for i in range(n):
-        if prng.random() < 0.02:
+        if prng.random() < w.get("common_name_share", 0.02):
             f, last = prng.choice(common)
             h, name = f"{f}_{last}", f"{f.title()} {last.title()}"
             lookalike.setdefault(i, []).append("common_name")
@@ -157,12 +169,70 @@ def build_population(n: int, start_ms: int, rng: np.random.Generator, prng: rand
     counts = np.bincount(home_net - hh_first)
     for i in np.flatnonzero(counts[home_net - hh_first] >= 3).tolist():
         lookalike.setdefault(i, []).append("household")
-    return Population(
+    pop = Population(
         n=n, ids=ids, community=community, tz=tz, profile=profile, bg_rate=bg_rate, created_ms=created_ms,
         dead_ms=dead_ms, home_net=home_net, work_net=work_net, carrier=carrier, mobile_p=mobile_p, work_p=work_p,
         dev=dev, popularity=popularity, handles=handles, names=names, bios=bios, avatars=avatars,
         lookalike=lookalike, nets=nets, n_communities=n_comm,
     )
+    if w:
+        _world_archetypes(pop, w, rng, prng, household, np.concatenate([[0], cuts]), seen)
+    return pop
+
+
+def _world_archetypes(
+    pop: Population, w: dict[str, Any], rng: np.random.Generator, prng: random.Random, household: np.ndarray,
+    hh_start: np.ndarray, seen: set[str],
+) -> None:
+    """A drawn world's benign archetypes and shared infrastructure (profile cues, lurkers, heavy likers, night
+    shift, VPN exits, shared devices). Cohorts later overwrite what their members need."""
+    n = pop.n
+
+    def pick(share: float) -> np.ndarray:
+        return np.flatnonzero(rng.random(n) < share)
+
+    def tag(idx: np.ndarray, name: str) -> None:
+        for i in idx.tolist():
+            pop.lookalike.setdefault(i, []).append(name)
+
+    lurk = pick(w["lurker_share"])
+    pop.bg_rate[lurk] *= 0.03
+    tag(lurk, "lurker")
+    likers = pick(w["heavy_liker_share"])
+    pop.bg_rate[likers] *= rng.uniform(3.0, 10.0, len(likers))
+    pop.like_p = np.zeros(n)
+    pop.like_p[likers] = w["heavy_liker_like_p"]
+    tag(likers, "heavy_liker")
+    night = pick(w["night_shift_share"])
+    pop.tz[night] += 12
+    tag(night, "night_shift")
+    for i in pick(w["empty_bio_share"]).tolist():
+        pop.bios[i] = ""
+        pop.lookalike.setdefault(i, []).append("empty_bio")
+    for i in pick(w["default_avatar_share"]).tolist():
+        pop.avatars[i] = "default"
+        pop.lookalike.setdefault(i, []).append("default_avatar")
+    for i in pick(w["digit_handle_share"]).tolist():
+        stem = pop.handles[i].rstrip("0123456789_")[:12] or "user"
+        h = f"{stem}{prng.randrange(1000, 10**8)}"
+        while h in seen:
+            h = f"{stem}{prng.randrange(10**7, 10**8)}"
+        seen.add(h)
+        pop.handles[i] = h
+        pop.lookalike.setdefault(i, []).append("digit_handle")
+    # VPN exits: a few datacenter addresses shared by many ordinary people
+    vpn = pick(w["vpn_share"])
+    if len(vpn):
+        first = pop.nets.add(rng, int(w["vpn_exits"]), "vpn", prefix=(int(rng.choice([104, 138, 146, 159, 193])),))
+        pop.home_net[vpn] = first + rng.integers(0, int(w["vpn_exits"]), len(vpn))
+        tag(vpn, "vpn")
+    # shared devices: a household member uses the first member's device
+    first_member = hh_start[household]
+    sh = pick(w["shared_device_share"])
+    sh = sh[first_member[sh] != sh]
+    pop.dev[sh] = pop.dev[first_member[sh]]
+    tag(sh, "shared_device")
+    tag(np.unique(first_member[sh]), "shared_device")
 
 
 class GroupSampler:
@@ -197,7 +267,8 @@ class GroupSampler:
 
 
 def build_graph(
-    pop: Population, rng: np.random.Generator, exclude: np.ndarray, mean_degree: float = 15.0
+    pop: Population, rng: np.random.Generator, exclude: np.ndarray, mean_degree: float = 15.0,
+    local_p: float = 0.8,
 ) -> None:
     """Heavy-tailed follower graph: 80% of follows inside one's community, targets by popularity.
 
@@ -209,7 +280,7 @@ def build_graph(
     deg[exclude] = 0
     src = np.repeat(np.arange(n), deg)
     sampler = GroupSampler(pop.community, np.where(exclude, 0.0, pop.popularity), pop.n_communities)
-    local = rng.random(len(src)) < 0.8
+    local = rng.random(len(src)) < local_p
     dst = np.empty(len(src), np.int64)
     dst[local] = sampler.sample(rng, pop.community[src[local]])
     dst[~local] = sampler.sample(rng, None, int((~local).sum()))
