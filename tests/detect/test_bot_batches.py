@@ -54,7 +54,7 @@ def test_scores_are_batched_deterministic_and_within_the_freshness_bound(events:
     n = rt1.engine.stats.events
     assert bots.batches >= n // bots.batch_events          # boundaries were reached
     assert bots.rescored < n                                # not one model call per event
-    assert all(0 <= age for _a, _p, age in seen1)
+    assert all(age >= 0 for _a, _p, age in seen1)
     assert max(age for _a, _p, age in seen1) > 0           # some reads return a score from an earlier batch
     # the final scores are computed afresh for every active account
     rt1.run_batch_detectors()
