@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bastion.actions.effects import (
     LABEL_ADD,
@@ -93,6 +93,17 @@ class EffectApplier(Protocol):
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None: ...
 
 
+@runtime_checkable
+class RepeatAwareApplier(EffectApplier, Protocol):
+    """An applier that knows when an effect is already in effect (the review queue: an open case for the
+    subject in the same queue). The engine then does not re-emit it: no new action, nothing to the sinks; the
+    applier's ``refresh`` folds the repeat's evidence into what is in effect (see :meth:`Engine._repeat`)."""
+
+    def in_effect(self, effect: Effect) -> bool: ...
+
+    def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None: ...
+
+
 class Sink(Protocol):
     def write_action(self, action: AppliedAction) -> None:
         """Called for every applied action, and for shadow ones (``action.stage == "shadow"``)."""
@@ -112,6 +123,7 @@ class Stats:
     actions: dict[str, int] = field(default_factory=dict)
     shadow_actions: dict[str, int] = field(default_factory=dict)
     suppressed_by_quota: int = 0
+    repeats_not_reemitted: dict[str, int] = field(default_factory=dict)
     detector_errors: dict[str, int] = field(default_factory=dict)
     detector_seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -159,9 +171,12 @@ class Engine:
         self.detectors = list(detectors)
         self.sinks = list(sinks)
         self.appliers: dict[str, list[EffectApplier]] = {}
+        self.repeat_aware: dict[str, list[RepeatAwareApplier]] = {}
         for ap in appliers:
             for name in ap.actions:
                 self.appliers.setdefault(name, []).append(ap)
+                if isinstance(ap, RepeatAwareApplier):
+                    self.repeat_aware.setdefault(name, []).append(ap)
         self.quotas = quotas or Quotas({})
         self.observe = observe
         self.metrics = metrics
@@ -236,6 +251,9 @@ class Engine:
         ts_iso = iso_ms(ts)
         st = self.stats
         for eff in _dedup(effects):
+            if eff.stage == "enforce" and self._repeat(eff, event):
+                st.repeats_not_reemitted[eff.action] = st.repeats_not_reemitted.get(eff.action, 0) + 1
+                continue
             if eff.stage == "enforce" and not self.quotas.allow(eff.action, ts):
                 eff.stage = "shadow"
                 eff.evidence = {**eff.evidence, "quota": f"{eff.action} quota exhausted"}
@@ -263,6 +281,36 @@ class Engine:
                 if len(lst) > 20:
                     del lst[0]
         return out
+
+    def _repeat(self, eff: Effect, event: AnyEvent) -> bool:
+        """Whether an enforced effect is already in effect, so is not re-emitted (no action, no sink write,
+        no quota use). A ``label.add`` whose label is active on the subject: a later expiry still extends
+        the active label and a score still updates the score board (as the repeated action did), without
+        an action. A ``review.enqueue`` for a subject whose case is open in the same queue: the queue folds
+        the new evidence (signal, priority, reason, source, exposure) into the open case. Shadow effects
+        change nothing, so they are never "in effect" and are written as before."""
+        action = eff.action
+        if action == LABEL_ADD:
+            if not eff.label:
+                return False
+            subj = eff.subject
+            ts = event.ts_ms
+            old = next((lb for lb in self.state.labels.active(subj.kind, subj.id, ts) if lb.label == eff.label),
+                       None)
+            if old is None:
+                return False
+            if old.expires_ms is not None and (eff.expires_ms is None or eff.expires_ms > old.expires_ms):
+                self.state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
+                                            source=old.source, ts=old.ts, expires_ms=eff.expires_ms))
+            if eff.score is not None:
+                self.scores.set(subj, eff.label, eff.score)
+            return True
+        aware = self.repeat_aware.get(action)
+        if not aware or not all(ap.in_effect(eff) for ap in aware):
+            return False
+        for ap in aware:
+            ap.refresh(eff, event, self.state)
+        return True
 
     def _apply_one(self, eff: Effect, act: AppliedAction, event: AnyEvent) -> None:
         state = self.state

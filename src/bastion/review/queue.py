@@ -264,7 +264,19 @@ class ReviewQueue:
         self.now_ms = 0
 
     # -- the hot path ----------------------------------------------------------------------------------
-    def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
+    def in_effect(self, effect: Effect) -> bool:
+        """A ``review.enqueue`` is already in effect when the subject's case is open in the queue it routes
+        to: the engine then does not emit it again and calls :meth:`refresh` instead."""
+        case = self.cases.get(effect.subject)
+        return case is not None and case.status == "open" and case.queue == route(effect)
+
+    def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None:
+        """Fold a repeated enqueue's evidence into the open case exactly as a new action did (signal, priority,
+        reason, source, exposure, updated time), so the ranking, the learned prioritiser's inputs and the
+        evaluation see the same case; only the repeated action is gone."""
+        self.apply(effect, None, event, state)
+
+    def apply(self, effect: Effect, action: AppliedAction | None, event: AnyEvent, state: State) -> None:
         ts = event.ts_ms
         self.state = state
         self.now_ms = max(self.now_ms, ts)
