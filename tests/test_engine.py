@@ -170,3 +170,17 @@ def test_shadow_repeats_are_still_written():
     for i in range(2, 5):
         eng.process(ev(i, "post.create", "u2", post={"id": f"p{i}", "reply_to": "p1", "reply_to_author": "u1"}))
     assert eng.stats.shadow_actions["label.add"] == 3 and not eng.stats.repeats_not_reemitted
+
+
+def test_a_case_left_open_by_another_run_does_not_silence_this_stream():
+    """Whether an enqueue is in effect depends on the stream and its checkpointed state, not on cases another
+    run left open in the review database: the first enqueue of this stream is emitted."""
+    from bastion.review.queue import Case, ReviewQueue
+
+    queue = ReviewQueue()
+    subj = Subject("account", "u1")
+    queue.cases[subj] = Case(id="k1", subject=subj, queue="abuse", opened_ms=0, updated_ms=0, first_event="old")
+    eng = Engine(MemoryState(), build_registry(), [Flag()], appliers=[queue])
+    out = eng.process(ev(1, "post.create", "u1", post={"id": "p1"}))
+    assert [a.action for a in out] == ["label.add", "review.enqueue"]
+    assert eng.process(ev(2, "post.create", "u1", post={"id": "p2"})) == []

@@ -99,7 +99,7 @@ class RepeatAwareApplier(EffectApplier, Protocol):
     subject in the same queue). The engine then does not re-emit it: no new action, nothing to the sinks; the
     applier's ``refresh`` folds the repeat's evidence into what is in effect (see :meth:`Engine._repeat`)."""
 
-    def in_effect(self, effect: Effect) -> bool: ...
+    def in_effect(self, effect: Effect, state: State) -> bool: ...
 
     def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None: ...
 
@@ -286,8 +286,8 @@ class Engine:
         """Whether an enforced effect is already in effect, so is not re-emitted (no action, no sink write,
         no quota use). A ``label.add`` whose label is active on the subject: a later expiry still extends
         the active label and a score still updates the score board (as the repeated action did), without
-        an action. A ``review.enqueue`` for a subject whose case is open in the same queue: the queue folds
-        the new evidence (signal, priority, reason, source, exposure) into the open case. Shadow effects
+        an action. A ``review.enqueue`` for a subject whose case this stream opened and is still open in the
+        same queue: the queue folds the new evidence (signal, priority, reason, source, exposure) into the open case. Shadow effects
         change nothing, so they are never "in effect" and are written as before."""
         action = eff.action
         if action == LABEL_ADD:
@@ -306,7 +306,7 @@ class Engine:
                 self.scores.set(subj, eff.label, eff.score)
             return True
         aware = self.repeat_aware.get(action)
-        if not aware or not all(ap.in_effect(eff) for ap in aware):
+        if not aware or not all(ap.in_effect(eff, self.state) for ap in aware):
             return False
         for ap in aware:
             ap.refresh(eff, event, self.state)

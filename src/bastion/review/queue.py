@@ -76,6 +76,14 @@ def harm_priority(p: float, severity: float, exposure: float, hours_open: float)
             * (1.0 + AGING_PER_HOUR * hours_open) + AGING_FLOOR_PER_HOUR * hours_open)
 
 
+#: state key-value namespace: subjects an enqueue of the event stream has put in the queue (see in_effect)
+KV_ENQUEUED = "review.enqueued"
+
+
+def _kv_subject(subject: Subject) -> str:
+    return f"{subject.kind}:{subject.id}"
+
+
 def route(effect: Effect) -> str:
     """Routing rules, first match wins: an explicit known queue; the source (linker -> repeat offenders,
     cluster -> coordination, bot model -> bots); the label or policy; abuse."""
@@ -264,11 +272,16 @@ class ReviewQueue:
         self.now_ms = 0
 
     # -- the hot path ----------------------------------------------------------------------------------
-    def in_effect(self, effect: Effect) -> bool:
+    def in_effect(self, effect: Effect, state: State) -> bool:
         """A ``review.enqueue`` is already in effect when the subject's case is open in the queue it routes
-        to: the engine then does not emit it again and calls :meth:`refresh` instead."""
+        to and an enqueue of this event stream put it there (a marker in the state's key-value store, written
+        with the action): the engine then does not emit it again and calls :meth:`refresh` instead. The
+        marker makes the decision a function of the stream and its checkpointed state - not of cases left in
+        the review database by another run, nor of work lost after the last checkpoint (the store rolls back
+        with the state)."""
         case = self.cases.get(effect.subject)
-        return case is not None and case.status == "open" and case.queue == route(effect)
+        return (case is not None and case.status == "open" and case.queue == route(effect)
+                and state.kv.get(KV_ENQUEUED, _kv_subject(effect.subject)) is not None)
 
     def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None:
         """Fold a repeated enqueue's evidence into the open case exactly as a new action did (signal, priority,
@@ -313,6 +326,8 @@ class ReviewQueue:
                 case.reasons[effect.source] = effect.reason
         case.exposure = max(case.exposure, self._exposure(effect, state))
         self.dirty.add(case.id)
+        if action is not None and action.action == REVIEW_ENQUEUE:
+            state.kv.put(KV_ENQUEUED, _kv_subject(effect.subject), b"1")
 
     def _exposure(self, effect: Effect, state: State) -> float:
         if effect.subject.kind == "cluster":
