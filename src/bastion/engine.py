@@ -32,6 +32,13 @@ from bastion.state.model import Account, Label
 from bastion.state.protocols import State
 
 _MISSING = object()
+#: state key-value namespace: the score of the latest emitted label.add of each (subject, label) - the highest
+#: while the label is active, since a repeat is emitted only when its score is higher (see Engine._repeat)
+KV_LABEL_SCORE = "labels.score"
+
+
+def _label_key(subject: Subject, label: str) -> str:
+    return f"{subject.kind}:{subject.id}:{label}"
 
 
 class EvalContext:
@@ -284,9 +291,10 @@ class Engine:
 
     def _repeat(self, eff: Effect, event: AnyEvent) -> bool:
         """Whether an enforced effect is already in effect, so is not re-emitted (no action, no sink write,
-        no quota use). A ``label.add`` whose label is active on the subject: a later expiry still extends
-        the active label and a score still updates the score board (as the repeated action did), without
-        an action. A ``review.enqueue`` for a subject whose case this stream opened and is still open in the
+        no quota use). A ``label.add`` whose label is active on the subject, with no score or a score no
+        higher than the highest emitted for it (a higher score is new evidence and is emitted: evaluation
+        and review read the highest label score from the actions): a later expiry still extends the active
+        label and the score still updates the score board (as the repeated action did), without an action. A ``review.enqueue`` for a subject whose case this stream opened and is still open in the
         same queue: the queue folds the new evidence (signal, priority, reason, source, exposure) into the open case. Shadow effects
         change nothing, so they are never "in effect" and are written as before."""
         action = eff.action
@@ -299,6 +307,10 @@ class Engine:
                        None)
             if old is None:
                 return False
+            if eff.score is not None:
+                best = self.state.kv.get(KV_LABEL_SCORE, _label_key(subj, eff.label))
+                if best is None or eff.score > float(best):
+                    return False   # a higher score than any emitted for the active label is news: a new action
             if old.expires_ms is not None and (eff.expires_ms is None or eff.expires_ms > old.expires_ms):
                 self.state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
                                             source=old.source, ts=old.ts, expires_ms=eff.expires_ms))
@@ -318,6 +330,8 @@ class Engine:
         if eff.action == LABEL_ADD and eff.label:
             state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
                                    source=eff.source, ts=event.ts_ms, expires_ms=eff.expires_ms))
+            if eff.score is not None:
+                state.kv.put(KV_LABEL_SCORE, _label_key(subj, eff.label), repr(float(eff.score)).encode())
         elif eff.action == LABEL_REMOVE and eff.label:
             state.labels.remove(subj.kind, subj.id, eff.label)
         elif eff.action in (POST_HIDE, POST_DOWNRANK) and subj.kind == "post":

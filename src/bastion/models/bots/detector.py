@@ -192,7 +192,6 @@ class BotDetector:
         rows_a: list[list[float]] = []
         beh_idx: list[int] = []
         rows_b: list[list[float]] = []
-        behaviour_vector_from = None
         for i, acc in enumerate(accounts):
             use_activity = activity is not None and acc.activity.n_events >= self.min_events
             use_behaviour = self._use_behaviour(acc, state)
@@ -205,8 +204,8 @@ class BotDetector:
                 act_idx.append(i)
                 rows_a.append(vector(feats, activity.feature_schema))  # type: ignore[union-attr]
             if use_behaviour:
-                if behaviour_vector_from is None:
-                    from bastion.models.bots.behaviour import behaviour_vector_from
+                from bastion.models.bots.behaviour import behaviour_vector_from
+
                 beh_idx.append(i)
                 rows_b.append(behaviour_vector_from(feats, acc, state, now_ms))
         if isinstance(profile, BotModel):
