@@ -186,3 +186,21 @@ def test_a_case_left_open_by_another_run_does_not_silence_this_stream():
     out = eng.process(ev(1, "post.create", "u1", post={"id": "p1"}))
     assert [a.action for a in out] == ["label.add", "review.enqueue"]
     assert eng.process(ev(2, "post.create", "u1", post={"id": "p2"})) == []
+
+
+def test_only_the_actors_own_repeats_are_suppressed():
+    """Effects on another subject than the actor (a reported account, a replied-to author) are always emitted:
+    other actors' events reach other stream workers, so suppressing them would depend on the partitioning."""
+
+    class LabelTarget:
+        name = "target"
+
+        def evaluate(self, ctx):
+            if ctx.event.type == "graph.follow":
+                ctx.emit(Effect(action="label.add", subject=Subject("account", ctx.event.target), source="rule:T",
+                                label="followed", expires_ms=ctx.now_ms + 60_000))
+
+    eng = Engine(MemoryState(), build_registry(), [LabelTarget()])
+    for i, who in enumerate(("u1", "u2", "u1"), start=1):
+        eng.process(ev(i, "graph.follow", who, target="u9"))
+    assert eng.stats.actions == {"label.add": 3} and not eng.stats.repeats_not_reemitted

@@ -32,8 +32,8 @@ from bastion.state.model import Account, Label
 from bastion.state.protocols import State
 
 _MISSING = object()
-#: state key-value namespace: the score of the latest emitted label.add of each (subject, label) - the highest
-#: while the label is active, since a repeat is emitted only when its score is higher (see Engine._repeat)
+#: state key-value namespace: ``"EXPIRES|SCORE"`` of the latest emitted label.add of each (actor, label) - its
+#: expiry and the highest score emitted while it is active (see Engine._repeat)
 KV_LABEL_SCORE = "labels.score"
 
 
@@ -290,30 +290,47 @@ class Engine:
         return out
 
     def _repeat(self, eff: Effect, event: AnyEvent) -> bool:
-        """Whether an enforced effect is already in effect, so is not re-emitted (no action, no sink write,
-        no quota use). A ``label.add`` whose label is active on the subject, with no score or a score no
-        higher than the highest emitted for it (a higher score is new evidence and is emitted: evaluation
-        and review read the highest label score from the actions): a later expiry still extends the active
-        label and the score still updates the score board (as the repeated action did), without an action. A ``review.enqueue`` for a subject whose case this stream opened and is still open in the
-        same queue: the queue folds the new evidence (signal, priority, reason, source, exposure) into the open case. Shadow effects
-        change nothing, so they are never "in effect" and are written as before."""
+        """Whether an enforced effect on the event's own actor is already in effect, so is not re-emitted (no
+        action, no sink write, no quota use). Only effects whose subject is the actor's account count: an
+        actor's events reach one stream worker in order, so the decision is the same in an embedded run and
+        in any partitioning (a subject that other actors' events label or enqueue is always emitted).
+
+        A ``label.add`` is in effect when an emitted ``label.add`` of the same label on the actor is still
+        active (a marker in the state's key-value store, written with the action and removed by
+        ``label.remove``) and the repeat's score, if any, is no higher than the highest emitted for it (a
+        higher score is new evidence: evaluation and review read the highest label score from the actions).
+        The repeat still extends the label's expiry and updates the score board, without an action. A
+        ``review.enqueue`` is in effect when the repeat-aware appliers say so (the review queue: the actor's
+        case, opened by an enqueue of this stream, is open in the same queue); they fold the repeat's evidence
+        into what is in effect. Shadow effects change nothing, so they are never in effect and are written
+        as before."""
+        subj = eff.subject
+        if subj.kind != "account" or subj.id != event.actor:
+            return False
         action = eff.action
         if action == LABEL_ADD:
             if not eff.label:
                 return False
-            subj = eff.subject
-            ts = event.ts_ms
-            old = next((lb for lb in self.state.labels.active(subj.kind, subj.id, ts) if lb.label == eff.label),
-                       None)
-            if old is None:
+            kv = self.state.kv
+            key = _label_key(subj, eff.label)
+            raw = kv.get(KV_LABEL_SCORE, key)
+            if raw is None:
                 return False
-            if eff.score is not None:
-                best = self.state.kv.get(KV_LABEL_SCORE, _label_key(subj, eff.label))
-                if best is None or eff.score > float(best):
-                    return False   # a higher score than any emitted for the active label is news: a new action
-            if old.expires_ms is not None and (eff.expires_ms is None or eff.expires_ms > old.expires_ms):
+            expires_s, _, score_s = raw.decode().partition("|")
+            expires = int(expires_s) if expires_s else None
+            ts = event.ts_ms
+            if expires is not None and expires <= ts:
+                return False
+            if eff.score is not None and (not score_s or eff.score > float(score_s)):
+                return False
+            if expires is not None and (eff.expires_ms is None or eff.expires_ms > expires):
+                old = next((lb for lb in self.state.labels.active(subj.kind, subj.id, ts) if lb.label == eff.label),
+                           None)
+                if old is None:
+                    return False
                 self.state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
                                             source=old.source, ts=old.ts, expires_ms=eff.expires_ms))
+                kv.put(KV_LABEL_SCORE, key, f"{eff.expires_ms if eff.expires_ms is not None else ''}|{score_s}".encode())
             if eff.score is not None:
                 self.scores.set(subj, eff.label, eff.score)
             return True
@@ -330,10 +347,15 @@ class Engine:
         if eff.action == LABEL_ADD and eff.label:
             state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
                                    source=eff.source, ts=event.ts_ms, expires_ms=eff.expires_ms))
-            if eff.score is not None:
-                state.kv.put(KV_LABEL_SCORE, _label_key(subj, eff.label), repr(float(eff.score)).encode())
+            if subj.kind == "account" and subj.id == event.actor:
+                # the marker of the actor's active label (expiry and highest emitted score; see _repeat)
+                state.kv.put(KV_LABEL_SCORE, _label_key(subj, eff.label),
+                             f"{eff.expires_ms if eff.expires_ms is not None else ''}|"
+                             f"{repr(float(eff.score)) if eff.score is not None else ''}".encode())
         elif eff.action == LABEL_REMOVE and eff.label:
             state.labels.remove(subj.kind, subj.id, eff.label)
+            if subj.kind == "account":
+                state.kv.delete(KV_LABEL_SCORE, _label_key(subj, eff.label))
         elif eff.action in (POST_HIDE, POST_DOWNRANK) and subj.kind == "post":
             post = state.posts.get(subj.id)
             if post is not None and eff.action == POST_HIDE:

@@ -273,15 +273,17 @@ class ReviewQueue:
 
     # -- the hot path ----------------------------------------------------------------------------------
     def in_effect(self, effect: Effect, state: State) -> bool:
-        """A ``review.enqueue`` is already in effect when the subject's case is open in the queue it routes
-        to and an enqueue of this event stream put it there (a marker in the state's key-value store, written
-        with the action): the engine then does not emit it again and calls :meth:`refresh` instead. The
-        marker makes the decision a function of the stream and its checkpointed state - not of cases left in
-        the review database by another run, nor of work lost after the last checkpoint (the store rolls back
-        with the state)."""
+        """A ``review.enqueue`` is already in effect when an enqueue of this event stream opened the subject's
+        case in the queue it routes to (a marker in the state's key-value store, written with the action) and
+        the case is still open: the engine then does not emit it again and calls :meth:`refresh` instead.
+        The marker makes the decision a function of the stream and its checkpointed state - not of cases
+        left in the review database by another run, nor of work lost after the last checkpoint (the store
+        rolls back with the state), nor of which worker saw other actors' events about the subject."""
         case = self.cases.get(effect.subject)
-        return (case is not None and case.status == "open" and case.queue == route(effect)
-                and state.kv.get(KV_ENQUEUED, _kv_subject(effect.subject)) is not None)
+        if case is None or case.status != "open":
+            return False
+        marker = state.kv.get(KV_ENQUEUED, _kv_subject(effect.subject))
+        return marker is not None and marker.decode() == route(effect)
 
     def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None:
         """Fold a repeated enqueue's evidence into the open case exactly as a new action did (signal, priority,
@@ -326,8 +328,9 @@ class ReviewQueue:
                 case.reasons[effect.source] = effect.reason
         case.exposure = max(case.exposure, self._exposure(effect, state))
         self.dirty.add(case.id)
-        if action is not None and action.action == REVIEW_ENQUEUE:
-            state.kv.put(KV_ENQUEUED, _kv_subject(effect.subject), b"1")
+        if action is not None and action.action == REVIEW_ENQUEUE and effect.subject.kind == "account" \
+                and effect.subject.id == event.actor:
+            state.kv.put(KV_ENQUEUED, _kv_subject(effect.subject), route(effect).encode())
 
     def _exposure(self, effect: Effect, state: State) -> float:
         if effect.subject.kind == "cluster":
