@@ -238,7 +238,9 @@ def markdown(res: dict[str, Any], quick: bool = False) -> str:
         f"| msgspec / pydantic | {res['msgspec / pydantic speed-up']:.1f}x - why events are msgspec structs |",
         f"| peak RSS | {res['peak RSS MB']:,.0f} MB |",
         "",
-        "Command: `python -m bastion.bench.pipeline --write-docs` (writes this section; `bastion bench pipeline` "
+        f"Command: `python -m bastion.bench.pipeline{' --quick' if quick else ''}"
+        f"{' --full-events ' + str(res['full events']) if 'full events' in res else ''} --write-docs` (writes this "
+        "section, both parts; `bastion bench pipeline` "
         "prints the same results, `--quick` for 50k events)." + (" This run was `--quick`." if quick else ""),
     ])
 
@@ -250,8 +252,19 @@ def _full_markdown(res: dict[str, Any], today: str, load: float) -> list[str]:
     ratio = res["full engine / plain decode"]
     med = res["full engine / plain decode (median of 40 chunks)"]
     target = res["target full engine / plain decode"]
-    rows = [f"| {name} | {us:,.1f} |" for name, us in res["full CPU us per event by detector"].items()]
+    base = res.get("baseline") or {}
+    base_us = base.get("full CPU us per event by detector") or {}
+    label = base.get("label", "baseline")
+    rows = [f"| {name} | {us:,.1f} |" + (f" {base_us[name]:,.1f} |" if name in base_us else (" - |" if base else ""))
+            for name, us in res["full CPU us per event by detector"].items()]
     total_us = sum(res["full CPU us per event by detector"].values())
+    base_rows: list[str] = []
+    if base:
+        base_rows = [
+            f"| {label} | {base['full plain json.loads events/s']:,.0f} | "
+            f"{base['full engine events/s (every detector, default rules)']:,.0f} | "
+            f"{base['full engine / plain decode']:.4f} | "
+            f"{base['full engine / plain decode (median of 40 chunks)']:.4f} |"]
     return [
         "## Whole engine (`bastion bench pipeline`)",
         "",
@@ -263,11 +276,15 @@ def _full_markdown(res: dict[str, Any], today: str, load: float) -> list[str]:
         f"ratio of the totals. Measured {today} on the shared 2-core development machine (load average "
         f"{load:.1f} at the end of the run).",
         "",
-        "| plain `json.loads` events/CPU-s | engine events/CPU-s | engine / plain decode | median of chunks |",
-        "|---|---|---|---|",
-        f"| {res['full plain json.loads events/s']:,.0f} | "
+        "| run | plain `json.loads` events/CPU-s | engine events/CPU-s | engine / plain decode | median of chunks |",
+        "|---|---|---|---|---|",
+        f"| this tree | {res['full plain json.loads events/s']:,.0f} | "
         f"{res['full engine events/s (every detector, default rules)']:,.0f} | {ratio:.4f} | {med:.4f} |",
+        *base_rows,
         "",
+        *([f"The {label} row is the same command on {label} (with this benchmark file), run just before in the "
+           f"same session (`--baseline-json`); its start-up took {base['full start-up CPU s (build_runtime)']:.2f} "
+           "CPU-s.", ""] if base else []),
         f"**Engine / plain decode: {ratio:.4f}** (target >= {target}: {'met' if ratio >= target else 'not met'}). "
         f"Start-up (`build_runtime`, models loaded): {res['full start-up CPU s (build_runtime)']:.2f} CPU-s; "
         f"end of stream (fresh final scores, batch clustering): {res['full end-of-stream CPU s (finish)']:.1f} "
@@ -277,10 +294,10 @@ def _full_markdown(res: dict[str, Any], today: str, load: float) -> list[str]:
         "includes the features it reads, the bot detector's includes its micro-batches; each evaluate call is "
         "timed, which adds about a microsecond per detector):",
         "",
-        "| detector | CPU us/event |",
-        "|---|---|",
+        "| detector | CPU us/event |" + (f" {label} |" if base else ""),
+        "|---|---|" + ("---|" if base else ""),
         *rows,
-        f"| **total** | **{total_us:,.1f}** |",
+        f"| **total** | **{total_us:,.1f}** |" + (f" **{sum(base_us.values()):,.1f}** |" if base else ""),
         "",
         f"Actions: {', '.join(f'{k} {v:,}' for k, v in res['full actions'].items())}; repeats not re-emitted: "
         f"{', '.join(f'{k} {v:,}' for k, v in res['full repeats not re-emitted'].items()) or 'none'}.",
@@ -299,14 +316,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--full-events", type=int, default=None)
     ap.add_argument("--no-full", action="store_true")
+    ap.add_argument("--baseline-json", default=None)
+    ap.add_argument("--baseline-label", default="baseline")
     extra, rest = ap.parse_known_args()
     sys.argv[1:] = rest
     if "-h" in rest or "--help" in rest:
         print("extra options: --full-events N (events for the whole-engine run; 200,000, --quick 20,000), "
-              "--no-full (bare pipeline only)", file=sys.stderr)
+              "--no-full (bare pipeline only), --baseline-json PATH --baseline-label NAME (the printed results "
+              "of the same command on another tree, shown beside this run)", file=sys.stderr)
 
     def run_full(events: int | None = None, quick: bool = False) -> dict[str, Any]:
-        return run(events=events, quick=quick, full_events=extra.full_events, full=not extra.no_full)
+        res = run(events=events, quick=quick, full_events=extra.full_events, full=not extra.no_full)
+        if extra.baseline_json:
+            from pathlib import Path
+
+            base = json.loads(Path(extra.baseline_json).read_text())
+            res["baseline"] = {"label": extra.baseline_label,
+                               **{k: v for k, v in base.items() if k.startswith("full")}}
+        return res
 
     docs_main("pipeline", DESCRIPTION, run_full, markdown)
 
