@@ -48,10 +48,11 @@ def activity_observer(acc: Account, event: AnyEvent, state: State, text_hash_val
     observe(acc.activity, event, stranger=stranger, text_hash_value=text_hash_value)
 
 
-#: freshness bound of ``score.bot``: the dirty accounts are rescored in one batch at the first event that is
-#: BATCH_EVENTS events or BATCH_MS milliseconds of event time after the previous batch (see :class:`BotScoring`)
-BATCH_EVENTS = 1000
-BATCH_MS = 60_000
+#: freshness bound of ``score.bot``: the dirty accounts are rescored in one batch at the first event of each
+#: BATCH_MS window of event time (see :class:`BotScoring`); BATCH_EVENTS > 0 adds a bound in events, for one
+#: process only (off by default: a count of events depends on how a stream is partitioned across workers)
+BATCH_EVENTS = 0
+BATCH_MS = 30_000
 KV_LATEST = "bots.latest"
 KV_SCHED = "bots.schedule"
 
@@ -62,15 +63,17 @@ class BotScoring:
     Reading ``score.bot`` costs a dictionary lookup and the model's scoring key (profile fields, count
     buckets, age bucket, activity every 16 events; a few microseconds). When the key has moved since the
     account's score was computed, the account is marked *dirty* and the read returns the previous score. At
-    the first event that is ``batch_events`` events or ``batch_ms`` milliseconds of event time after the
-    previous batch, every dirty account is rescored in one call (:meth:`BotDetector.probability_batch`: the
-    features of all of them, then each model over its rows) over the state as it stands before that event.
-    Batch boundaries are counted in events and event time, never wall-clock time, so the same input gives the
-    same scores on any machine.
+    the first event of each ``batch_ms`` window of event time (``ts // batch_ms`` moved on), every dirty
+    account is rescored in one call (:meth:`BotDetector.probability_batch`: the features of all of them, then
+    each model over its rows) over the state as it stands before that event. Batch boundaries are a function
+    of event time alone - never wall-clock time, nor a count of events, which would depend on how the stream
+    is partitioned across workers - so the same input gives the same scores on any machine and in an
+    embedded run and a scaled-out one (an actor's events reach one worker, in order). ``batch_events`` > 0
+    adds a boundary every that many events, for single-process deployments at high event rates.
 
-    Freshness bound: a read returns the score for the account's current key, or - for at most
-    ``batch_events`` events and less than ``batch_ms`` of event time after the first read that saw the key
-    move - the score for its previous key (defaults 1,000 events and 60 s). ``score.bot_age_ms`` is the event
+    Freshness bound: a read returns the score for the account's current key, or - until the end of the
+    ``batch_ms`` window (default 30 s of event time; with ``batch_events``, also at most that many events) in
+    which a read first saw the key move - the score for its previous key. ``score.bot_age_ms`` is the event
     time since the returned score was computed. An account read before it was ever scored is scored at once
     (once in its life). The score is recorded for the account when its activity reaches 2, 3, 4, 6, 8, 12, 16,
     32, ... events (then every 64) and for every account, computed afresh, at the end of a replay.
@@ -83,7 +86,7 @@ class BotScoring:
                  max_accounts: int = 1_000_000) -> None:
         self.model = model
         self.state: Any = None  # the engine's state, for the behaviour model's graph features (explain)
-        self.batch_events = max(1, batch_events)
+        self.batch_events = max(0, batch_events)
         self.batch_ms = batch_ms
         self.max_accounts = max_accounts
         #: account id -> (scoring key, probability, event time it was computed at), least recently scored first
@@ -119,7 +122,7 @@ class BotScoring:
         if self.batch_ts is None:
             self.batch_ts = now
         self.since += 1
-        if self.since > self.batch_events or now - self.batch_ts >= self.batch_ms:
+        if now // self.batch_ms > self.batch_ts // self.batch_ms or 0 < self.batch_events < self.since:
             self.flush(ctx.state, now)
 
     def flush(self, state: State, now_ms: int) -> int:
