@@ -118,3 +118,94 @@ def test_state_application():
     assert s.posts.get("p1").likes == 1 and s.posts.get("p1").reports == 1
     assert s.identifiers.accounts("ip_net", "10.0.0.0/24") == ["u1"]
     assert s.identifiers.count("email_domain", "example.com") == 1
+
+
+class Flag:
+    """Labels and enqueues the actor on every post, as a rule whose condition keeps holding does."""
+
+    name = "flag"
+
+    def evaluate(self, ctx):
+        if ctx.event.type == "post.create":
+            subj = Subject("account", ctx.actor.id)
+            ctx.emit(Effect(action="label.add", subject=subj, source="rule:F", label="flagged",
+                            expires_ms=ctx.now_ms + 10_000, score=0.7 if ctx.now_ms == 3000 else 0.5))
+            ctx.emit(Effect(action="review.enqueue", subject=subj, source=f"rule:F{ctx.now_ms // 3000}",
+                            priority=ctx.now_ms / 1e5, reason=f"post at {ctx.now_ms}"))
+
+
+def test_effects_already_in_effect_are_not_reemitted():
+    from bastion.review.queue import ReviewQueue
+
+    class Sink:
+        def __init__(self):
+            self.actions = []
+
+        def write_action(self, a):
+            self.actions.append(a)
+
+        def write_dead_letter(self, *a):
+            pass
+
+        def flush(self):
+            pass
+
+    queue, sink = ReviewQueue(), Sink()
+    eng = Engine(MemoryState(), build_registry(), [Flag()], [sink], appliers=[queue])
+    for i in range(1, 6):                                   # five posts within the label's 10 s
+        eng.process(ev(i, "post.create", "u1", post={"id": f"p{i}"}))
+    # the label's higher score at 3 s is new evidence (evaluation reads the highest label score): emitted
+    assert [(a.action, a.score) for a in sink.actions] == [("label.add", 0.5), ("review.enqueue", None),
+                                                            ("label.add", 0.7)]
+    assert eng.stats.actions == {"label.add": 2, "review.enqueue": 1}
+    assert eng.stats.repeats_not_reemitted == {"label.add": 3, "review.enqueue": 4}
+    # the label stays while the condition holds (its expiry moves on) and the score board follows the score
+    label = eng.state.labels.active("account", "u1", 5000)[0]
+    assert (label.ts, label.expires_ms) == (3000, 15_000)
+    assert eng.scores.get(Subject("account", "u1"), "flagged") == 0.5      # the latest score, as before
+    # the open case took in every repeat's evidence: sources, the highest priority, the latest reasons
+    (case,) = queue.open_cases()
+    assert case.sources == {"rule:F0", "rule:F1"} and case.p == 5000 / 1e5 and case.updated_ms == 5000
+    assert case.reasons["rule:F1"] == "post at 5000"
+    # once the label has expired the rule's next label.add is a new action
+    eng.process(ev(16, "post.create", "u1", post={"id": "p16"}))
+    assert [a.action for a in sink.actions][3:] == ["label.add"]
+
+
+def test_shadow_repeats_are_still_written():
+    eng = Engine(MemoryState(), build_registry(), [HideStrangerReplies(stage="shadow")])
+    for i in range(2, 5):
+        eng.process(ev(i, "post.create", "u2", post={"id": f"p{i}", "reply_to": "p1", "reply_to_author": "u1"}))
+    assert eng.stats.shadow_actions["label.add"] == 3 and not eng.stats.repeats_not_reemitted
+
+
+def test_a_case_left_open_by_another_run_does_not_silence_this_stream():
+    """Whether an enqueue is in effect depends on the stream and its checkpointed state, not on cases another
+    run left open in the review database: the first enqueue of this stream is emitted."""
+    from bastion.review.queue import Case, ReviewQueue
+
+    queue = ReviewQueue()
+    subj = Subject("account", "u1")
+    queue.cases[subj] = Case(id="k1", subject=subj, queue="abuse", opened_ms=0, updated_ms=0, first_event="old")
+    eng = Engine(MemoryState(), build_registry(), [Flag()], appliers=[queue])
+    out = eng.process(ev(1, "post.create", "u1", post={"id": "p1"}))
+    assert [a.action for a in out] == ["label.add", "review.enqueue"]
+    assert eng.process(ev(2, "post.create", "u1", post={"id": "p2"})) == []
+
+
+def test_only_the_actors_own_repeats_are_suppressed():
+    """Effects on another subject than the actor (a reported account, a replied-to author) are always emitted:
+    other actors' events reach other stream workers, so suppressing them would depend on the partitioning."""
+
+    class LabelTarget:
+        name = "target"
+
+        def evaluate(self, ctx):
+            if ctx.event.type == "graph.follow":
+                ctx.emit(Effect(action="label.add", subject=Subject("account", ctx.event.target), source="rule:T",
+                                label="followed", expires_ms=ctx.now_ms + 60_000))
+
+    eng = Engine(MemoryState(), build_registry(), [LabelTarget()])
+    for i, who in enumerate(("u1", "u2", "u1"), start=1):
+        eng.process(ev(i, "graph.follow", who, target="u9"))
+    assert eng.stats.actions == {"label.add": 3} and not eng.stats.repeats_not_reemitted

@@ -88,3 +88,24 @@ def test_sqlite_run_resumes_where_it_stopped(tmp_path: Path):
     got = (tmp_path / "res" / "actions.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in got] == [json.loads(x) for x in ref_actions]
     assert ref["events"] == 3000
+
+
+def test_replay_progress_shows_rate_and_eta_on_a_terminal_and_in_a_log():
+    import io
+
+    from rich.console import Console
+
+    from bastion.commands.runner import replay_progress
+
+    log = io.StringIO()
+    with replay_progress(1000, con=Console(file=log, force_terminal=False, width=200), every_s=0.0) as update:
+        update(250)
+        update(500)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("replay: 500 / 1,000 (50.0%) events, ")
+    assert "events/s" in lines[1] and "ETA" in lines[1]
+    term = io.StringIO()
+    with replay_progress(1000, con=Console(file=term, force_terminal=True, width=200)) as update:
+        update(1000)
+    out = term.getvalue()
+    assert "1000/1000" in out and "events/s" in out and "ETA" in out

@@ -157,6 +157,7 @@ class Runtime:
             "actions_by_kind": dict(sorted(st.actions.items())),
             "shadow_actions_by_kind": dict(sorted(st.shadow_actions.items())),
             "suppressed_by_quota": st.suppressed_by_quota,
+            "repeats_not_reemitted": dict(sorted(st.repeats_not_reemitted.items())),
             "detector_errors": st.detector_errors,
             "wall_time_s": round(self.wall_s, 3),
             "events_per_second": round(st.events / self.wall_s, 1) if self.wall_s > 0 else None,

@@ -34,6 +34,13 @@ from bastion.state.model import Account, Label
 from bastion.state.protocols import State
 
 _MISSING = object()
+#: state key-value namespace: ``"EXPIRES|SCORE"`` of the latest emitted label.add of each (actor, label) - its
+#: expiry and the highest score emitted while it is active (see Engine._repeat)
+KV_LABEL_SCORE = "labels.score"
+
+
+def _label_key(subject: Subject, label: str) -> str:
+    return f"{subject.kind}:{subject.id}:{label}"
 
 
 class EvalContext:
@@ -148,6 +155,17 @@ class EffectApplier(Protocol):
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None: ...
 
 
+@runtime_checkable
+class RepeatAwareApplier(EffectApplier, Protocol):
+    """An applier that knows when an effect is already in effect (the review queue: an open case for the
+    subject in the same queue). The engine then does not re-emit it: no new action, nothing to the sinks; the
+    applier's ``refresh`` folds the repeat's evidence into what is in effect (see :meth:`Engine._repeat`)."""
+
+    def in_effect(self, effect: Effect, state: State) -> bool: ...
+
+    def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None: ...
+
+
 class Sink(Protocol):
     def write_action(self, action: AppliedAction) -> None:
         """Called for every applied action, and for shadow ones (``action.stage == "shadow"``)."""
@@ -167,6 +185,7 @@ class Stats:
     actions: dict[str, int] = field(default_factory=dict)
     shadow_actions: dict[str, int] = field(default_factory=dict)
     suppressed_by_quota: int = 0
+    repeats_not_reemitted: dict[str, int] = field(default_factory=dict)
     detector_errors: dict[str, int] = field(default_factory=dict)
     detector_seconds: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -241,9 +260,12 @@ class Engine:
         self.detectors = list(detectors)
         self.sinks = list(sinks)
         self.appliers: dict[str, list[EffectApplier]] = {}
+        self.repeat_aware: dict[str, list[RepeatAwareApplier]] = {}
         for ap in appliers:
             for name in ap.actions:
                 self.appliers.setdefault(name, []).append(ap)
+                if isinstance(ap, RepeatAwareApplier):
+                    self.repeat_aware.setdefault(name, []).append(ap)
         self.quotas = quotas or Quotas({})
         self.observe = observe
         self.metrics = metrics
@@ -325,6 +347,9 @@ class Engine:
         ts_iso = iso_ms(ts)
         st = self.stats
         for eff in _dedup(effects):
+            if eff.stage == "enforce" and self._repeat(eff, event):
+                st.repeats_not_reemitted[eff.action] = st.repeats_not_reemitted.get(eff.action, 0) + 1
+                continue
             if eff.stage == "enforce" and not self.quotas.allow(eff.action, ts):
                 eff.stage = "shadow"
                 eff.evidence = {**eff.evidence, "quota": f"{eff.action} quota exhausted"}
@@ -353,14 +378,73 @@ class Engine:
                     del lst[0]
         return out
 
+    def _repeat(self, eff: Effect, event: AnyEvent) -> bool:
+        """Whether an enforced effect on the event's own actor is already in effect, so is not re-emitted (no
+        action, no sink write, no quota use). Only effects whose subject is the actor's account count: an
+        actor's events reach one stream worker in order, so the decision is the same in an embedded run and
+        in any partitioning (a subject that other actors' events label or enqueue is always emitted).
+
+        A ``label.add`` is in effect when an emitted ``label.add`` of the same label on the actor is still
+        active (a marker in the state's key-value store, written with the action and removed by
+        ``label.remove``) and the repeat's score, if any, is no higher than the highest emitted for it (a
+        higher score is new evidence: evaluation and review read the highest label score from the actions).
+        The repeat still extends the label's expiry and updates the score board, without an action. A
+        ``review.enqueue`` is in effect when the repeat-aware appliers say so (the review queue: the actor's
+        case, opened by an enqueue of this stream, is open in the same queue); they fold the repeat's evidence
+        into what is in effect. Shadow effects change nothing, so they are never in effect and are written
+        as before."""
+        subj = eff.subject
+        if subj.kind != "account" or subj.id != event.actor:
+            return False
+        action = eff.action
+        if action == LABEL_ADD:
+            if not eff.label:
+                return False
+            kv = self.state.kv
+            key = _label_key(subj, eff.label)
+            raw = kv.get(KV_LABEL_SCORE, key)
+            if raw is None:
+                return False
+            expires_s, _, score_s = raw.decode().partition("|")
+            expires = int(expires_s) if expires_s else None
+            ts = event.ts_ms
+            if expires is not None and expires <= ts:
+                return False
+            if eff.score is not None and (not score_s or eff.score > float(score_s)):
+                return False
+            if expires is not None and (eff.expires_ms is None or eff.expires_ms > expires):
+                old = next((lb for lb in self.state.labels.active(subj.kind, subj.id, ts) if lb.label == eff.label),
+                           None)
+                if old is None:
+                    return False
+                self.state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
+                                            source=old.source, ts=old.ts, expires_ms=eff.expires_ms))
+                kv.put(KV_LABEL_SCORE, key, f"{eff.expires_ms if eff.expires_ms is not None else ''}|{score_s}".encode())
+            if eff.score is not None:
+                self.scores.set(subj, eff.label, eff.score)
+            return True
+        aware = self.repeat_aware.get(action)
+        if not aware or not all(ap.in_effect(eff, self.state) for ap in aware):
+            return False
+        for ap in aware:
+            ap.refresh(eff, event, self.state)
+        return True
+
     def _apply_one(self, eff: Effect, act: AppliedAction, event: AnyEvent) -> None:
         state = self.state
         subj = eff.subject
         if eff.action == LABEL_ADD and eff.label:
             state.labels.add(Label(subject_kind=subj.kind, subject_id=subj.id, label=eff.label,
                                    source=eff.source, ts=event.ts_ms, expires_ms=eff.expires_ms))
+            if subj.kind == "account" and subj.id == event.actor:
+                # the marker of the actor's active label (expiry and highest emitted score; see _repeat)
+                state.kv.put(KV_LABEL_SCORE, _label_key(subj, eff.label),
+                             f"{eff.expires_ms if eff.expires_ms is not None else ''}|"
+                             f"{repr(float(eff.score)) if eff.score is not None else ''}".encode())
         elif eff.action == LABEL_REMOVE and eff.label:
             state.labels.remove(subj.kind, subj.id, eff.label)
+            if subj.kind == "account":
+                state.kv.delete(KV_LABEL_SCORE, _label_key(subj, eff.label))
         elif eff.action in (POST_HIDE, POST_DOWNRANK) and subj.kind == "post":
             post = state.posts.get(subj.id)
             if post is not None and eff.action == POST_HIDE:

@@ -6,8 +6,18 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from bastion.app import Runtime, build_runtime
 from bastion.events.jetstream import JetstreamMapper
@@ -25,6 +35,54 @@ def count_lines(path: Path | str) -> int | None:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             n += chunk.count(b"\n")
     return n
+
+
+class RateColumn(ProgressColumn):
+    """Events per second over rich's recent-speed window."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} events/s" if speed else "- events/s", style="progress.data.speed")
+
+
+def replay_progress(total: int | None, skip: int = 0, con: Console | None = None, every_s: float = 10.0) -> Any:
+    """A context manager yielding ``update(n)`` for a replay: a rich bar with events/s and ETA on a terminal;
+    elsewhere (a log, a pipe, ``scripts/demo.sh | tee``, where rich draws nothing until the end) a plain line
+    every ``every_s`` seconds of wall-clock time."""
+    import contextlib
+    import time
+
+    con = con or console
+
+    @contextlib.contextmanager
+    def bar() -> Any:
+        with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=con) as prog:
+            task = prog.add_task("events", total=total, completed=skip)
+            yield lambda n: prog.update(task, completed=skip + n)
+
+    @contextlib.contextmanager
+    def lines() -> Any:
+        t0 = last = time.perf_counter()
+
+        def update(n: int) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if now - last < every_s:
+                return
+            last = now
+            rate = n / (now - t0) if now > t0 else 0.0
+            done = skip + n
+            eta = ""
+            if total and rate > 0:
+                left = max(total - done, 0) / rate
+                eta = f", ETA {int(left // 60)}m{int(left % 60):02d}s"
+            of = f" / {total:,} ({100 * done / total:.1f}%)" if total else ""
+            con.print(f"replay: {done:,}{of} events, {rate:,.0f} events/s{eta}", highlight=False)
+
+        yield update
+
+    return bar() if con.is_terminal else lines()
 
 
 def replay_file(settings: Settings, events: Path | str, out: Path, fmt: str = "canonical",
@@ -50,11 +108,8 @@ def replay_file(settings: Settings, events: Path | str, out: Path, fmt: str = "c
         stream = itertools.islice(stream, limit)
     total = count_lines(events) if progress else None
     if progress:
-        with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("events", total=total, completed=skip)
-            rt.run(stream, progress=lambda n: bar.update(task, completed=skip + n),
-                   checkpoint_every=checkpoint_every)
+        with replay_progress(total, skip) as update:
+            rt.run(stream, progress=update, checkpoint_every=checkpoint_every)
     else:
         rt.run(stream, checkpoint_every=checkpoint_every)
     if mapper is not None:

@@ -108,7 +108,7 @@ class ContextModel:
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> Self:
-        import lightgbm as lgb
+        from bastion.models.trees import LazyBooster
 
         meta = artifact.meta
         if meta.get("kind") != KIND:
@@ -117,7 +117,7 @@ class ContextModel:
             raise ModelError(f"model {meta.get('name')}@{meta.get('version')} was trained on another context "
                              f"schema; retrain it (`bastion train {NAME}`)")
         model = cls(meta.get("name", NAME), params=dict(meta.get("params", {})))
-        model.booster_ = lgb.Booster(model_str=artifact.texts["model.txt"])
+        model.booster_ = LazyBooster(artifact.texts["model.txt"])   # LightGBM loads on first use, if ever
         model.calibration_ = Calibration.from_arrays(artifact.arrays)
         model.threshold_ = float(meta["threshold"])
         model.meta = dict(meta)

@@ -254,13 +254,12 @@ class LearnedPrioritiser:
 
     @classmethod
     def from_artifact(cls, artifact: Any) -> LearnedPrioritiser:
-        import lightgbm as lgb
-
         from bastion.models.registry import ModelRegistry
+        from bastion.models.trees import LazyBooster
 
         ModelRegistry([]).check_schema(artifact, list(FEATURES))
         model = cls()
-        model.booster_ = lgb.Booster(model_str=artifact.texts["model.txt"])
+        model.booster_ = LazyBooster(artifact.texts["model.txt"])
         model.table_ = SourceTable.from_json(json.loads(artifact.texts.get("sources.txt", "{}")))
         model.cal_x_ = artifact.arrays.get("cal_x")
         model.cal_y_ = artifact.arrays.get("cal_y")

@@ -80,6 +80,14 @@ def harm_priority(p: float, severity: float, exposure: float, hours_open: float)
             * (1.0 + AGING_PER_HOUR * hours_open) + AGING_FLOOR_PER_HOUR * hours_open)
 
 
+#: state key-value namespace: subjects an enqueue of the event stream has put in the queue (see in_effect)
+KV_ENQUEUED = "review.enqueued"
+
+
+def _kv_subject(subject: Subject) -> str:
+    return f"{subject.kind}:{subject.id}"
+
+
 def route(effect: Effect) -> str:
     """Routing rules, first match wins: an explicit known queue; the source (linker -> repeat offenders,
     cluster -> coordination, bot model -> bots); the label or policy; abuse."""
@@ -271,7 +279,26 @@ class ReviewQueue:
         self.restored_seq: int | None = None   # the case sequence of the checkpoint this queue resumed from
 
     # -- the hot path ----------------------------------------------------------------------------------
-    def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
+    def in_effect(self, effect: Effect, state: State) -> bool:
+        """A ``review.enqueue`` is already in effect when an enqueue of this event stream opened the subject's
+        case in the queue it routes to (a marker in the state's key-value store, written with the action) and
+        the case is still open: the engine then does not emit it again and calls :meth:`refresh` instead.
+        The marker makes the decision a function of the stream and its checkpointed state - not of cases
+        left in the review database by another run, nor of work lost after the last checkpoint (the store
+        rolls back with the state), nor of which worker saw other actors' events about the subject."""
+        case = self.cases.get(effect.subject)
+        if case is None or case.status != "open":
+            return False
+        marker = state.kv.get(KV_ENQUEUED, _kv_subject(effect.subject))
+        return marker is not None and marker.decode() == route(effect)
+
+    def refresh(self, effect: Effect, event: AnyEvent, state: State) -> None:
+        """Fold a repeated enqueue's evidence into the open case exactly as a new action did (signal, priority,
+        reason, source, exposure, updated time), so the ranking, the learned prioritiser's inputs and the
+        evaluation see the same case; only the repeated action is gone."""
+        self.apply(effect, None, event, state)
+
+    def apply(self, effect: Effect, action: AppliedAction | None, event: AnyEvent, state: State) -> None:
         ts = event.ts_ms
         self.state = state
         self.now_ms = max(self.now_ms, ts)
@@ -309,6 +336,9 @@ class ReviewQueue:
         case.exposure = max(case.exposure, self._exposure(effect, state))
         self.dirty.add(case.id)
         self.changed.add(case.id)
+        if action is not None and action.action == REVIEW_ENQUEUE and effect.subject.kind == "account" \
+                and effect.subject.id == event.actor:
+            state.kv.put(KV_ENQUEUED, _kv_subject(effect.subject), route(effect).encode())
 
     def _exposure(self, effect: Effect, state: State) -> float:
         if effect.subject.kind == "cluster":

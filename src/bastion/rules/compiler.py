@@ -57,6 +57,7 @@ MODEL_FEATURES: dict[str, tuple[str, str]] = {
     "score.abuse_context": ("float", "probability a reply/mention/message is an unwanted abusive interaction "
                                      "(text + relationship + behaviour; 0 for other events)"),
     "score.bot": ("float", "probability the actor is a bot (account model)"),
+    "score.bot_age_ms": ("int", "event time since the actor's score.bot was computed (ms; micro-batched)"),
     "link.score": ("float", "score of the best repeat-offender link of the actor"),
     "link.parent": ("str", "the suspended account the actor is best linked to ('' when none)"),
     "cluster.id": ("str", "the coordinated cluster of the actor ('' when none)"),

@@ -55,3 +55,31 @@ def test_probability_equals_one_extraction_per_model(detector: BotDetector) -> N
         for state in (st, None):
             detector._pcache.clear()
             assert detector.probability(acc, now, state) == _reference(detector, acc, now, state)
+
+
+def test_probability_batch_equals_one_call_per_account(detector: BotDetector) -> None:
+    """The micro-batch path (one vectorised pass per model) gives the same floats as the one-row path."""
+    rng = random.Random(5)
+    st = MemoryState()
+    ids = [f"u{i}" for i in range(120)]
+    accs = []
+    for i, a in enumerate(ids):
+        acc = Account(id=a, handle=f"user{i}{rng.randrange(1000)}", followers=rng.randrange(200),
+                      following=rng.randrange(300), posts=rng.randrange(500), created_ms=1 + i * 3_600_000,
+                      bio=rng.choice(["", "crypto gains", "teacher, parent"]))
+        acc.activity.n_events = rng.choice([0, 1, 2, 3, 5, 19, 20, 40, 300])
+        acc.activity.n_posts = acc.activity.n_events // 2
+        acc.activity.n_likes = acc.activity.n_events - acc.activity.n_posts
+        st.accounts.put(acc)
+        accs.append(acc)
+    for _ in range(800):
+        st.graph.add("follow", rng.choice(ids), rng.choice(ids), 1)
+    now = 5 * 86_400_000
+    for state in (st, None):
+        batch = detector.probability_batch(accs, now, state)
+        single = []
+        for acc in accs:
+            detector._pcache.clear()
+            single.append(detector.probability(acc, now, state))
+        assert batch == single
+    assert detector.probability_batch([], now, st) == []

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
-from datasketch import LeanMinHash, MinHashLSH
 
 from bastion.engine import EvalContext
 from bastion.events.model import AccountCreate, GraphFollow, MessageSend, PostCreate, PostEngage, ReportCreate
@@ -233,7 +232,7 @@ class NearDuplicateDetector(StreamingClusterDetector):
         self.windows = {"content": CoActionWindows(cfg.content_window_ms, cfg.co_max_degree, cfg.co_min_items,
                                                    cfg.max_pairs, episode_ms=cfg.content_episode_ms,
                                                    min_norm=cfg.content_min_norm)}
-        self.lsh = MinHashLSH(threshold=cfg.nd_threshold, num_perm=cfg.nd_num_perm)
+        self._lsh: Any = None   # built on the first text (datasketch imports redis and scipy: not at start-up)
         self.window: deque[tuple[int, str, str, bytes]] = deque()  # (ts, key, group, signature)
         self.group: dict[str, str] = {}
         self.shared_texts = 0
@@ -253,6 +252,8 @@ class NearDuplicateDetector(StreamingClusterDetector):
         return self._index(key, sig, ts)
 
     def _index(self, key: str, sig: np.ndarray, ts: int) -> str:
+        from datasketch import LeanMinHash
+
         mh = LeanMinHash(seed=1, hashvalues=sig.astype(np.uint32), scheme="affine32")
         hits = self.lsh.query(mh)
         group = min((self.group[h] for h in hits if h in self.group), default=key)
@@ -289,6 +290,14 @@ class NearDuplicateDetector(StreamingClusterDetector):
         state.kv.put(self.namespace, "lsh_window", msgspec.msgpack.encode(rows))
         state.kv.put(self.namespace, "shared_texts", str(self.shared_texts).encode())
 
+    @property
+    def lsh(self) -> Any:
+        if self._lsh is None:
+            from datasketch import MinHashLSH
+
+            self._lsh = MinHashLSH(threshold=self.config.nd_threshold, num_perm=self.config.nd_num_perm)
+        return self._lsh
+
     def load(self, state: State) -> None:
         super().load(state)
         shared = state.kv.get(self.namespace, "shared_texts")
@@ -296,7 +305,9 @@ class NearDuplicateDetector(StreamingClusterDetector):
             self.shared_texts = int(shared)
         data = state.kv.get(self.namespace, "lsh_window")
         if data:
-            self.lsh = MinHashLSH(threshold=self.config.nd_threshold, num_perm=self.config.nd_num_perm)
+            from datasketch import LeanMinHash
+
+            self._lsh = None
             self.window.clear()
             self.group.clear()
             for ts, key, group, sig in msgspec.msgpack.decode(data):

@@ -181,14 +181,28 @@ class OffenderIndex:
     """Suspended accounts' fingerprints and the retrieval structures over them."""
 
     def __init__(self, lsh_threshold: float = LSH_THRESHOLD) -> None:
-        from datasketch import MinHashLSH
-
         self.fps: dict[str, Fingerprint] = {}
         self.postings: dict[tuple[str, str], set[str]] = {}
         self.nbr_postings: dict[str, set[str]] = {}
-        self.minhash = _MinHasher()
-        self.lsh = {k: MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM) for k in ("name", "bio", "nbr")}
+        self.lsh_threshold = lsh_threshold
+        self._minhash: _MinHasher | None = None
+        self._lsh: dict[str, Any] | None = None
         self.vectors = VectorIndex()
+
+    # built on first use: datasketch imports redis and scipy, which a run without suspensions never needs
+    @property
+    def minhash(self) -> _MinHasher:
+        if self._minhash is None:
+            self._minhash = _MinHasher()
+        return self._minhash
+
+    @property
+    def lsh(self) -> dict[str, Any]:
+        if self._lsh is None:
+            from datasketch import MinHashLSH
+
+            self._lsh = {k: MinHashLSH(threshold=self.lsh_threshold, num_perm=NUM_PERM) for k in ("name", "bio", "nbr")}
+        return self._lsh
 
     def __len__(self) -> int:
         return len(self.fps)
@@ -217,7 +231,7 @@ class OffenderIndex:
             self.postings.get(key, set()).discard(account_id)
         for nkey in neighbour_set(fp):
             self.nbr_postings.get(nkey, set()).discard(account_id)
-        for lsh in self.lsh.values():
+        for lsh in (self._lsh or {}).values():
             if account_id in lsh.keys:
                 lsh.remove(account_id)
         self.vectors.add(account_id, np.zeros(self.vectors.dim, np.float32))
@@ -271,7 +285,7 @@ class OffenderIndex:
             if rare >= NBR_MIN_IDF:
                 chans.add("nbr")
         for kind, items in (("name", name_set(fp)), ("bio", bio_set(fp)), ("nbr", neighbour_set(fp))):
-            if items:
+            if items and self._lsh is not None:   # nothing indexed yet: no candidates (and no datasketch)
                 for pid in self.lsh[kind].query(self.minhash(items)):
                     out.setdefault(pid, set()).add("lsh_" + kind)
         if fp.n_texts or sum(fp.hours):

@@ -189,15 +189,15 @@ class LinkModel:
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> Self:
-        import lightgbm as lgb
+        from bastion.models.trees import LazyBooster
 
         ModelRegistry([]).check_schema(artifact, list(FEATURES))
         model = cls()
-        model.booster_ = lgb.Booster(model_str=artifact.texts["model.txt"])
+        model.booster_ = LazyBooster(artifact.texts["model.txt"])
         if "rerank.txt" in artifact.texts:
             if list(artifact.meta.get("rerank_schema", [])) != list(RERANK_FEATURES):
                 raise ModelError("the linker reranker was trained on another list-feature schema; retrain it")
-            model.rerank_ = lgb.Booster(model_str=artifact.texts["rerank.txt"])
+            model.rerank_ = LazyBooster(artifact.texts["rerank.txt"])
         model.cal_x_ = artifact.arrays.get("cal_x")
         model.cal_y_ = artifact.arrays.get("cal_y")
         model.meta_ = dict(artifact.meta)

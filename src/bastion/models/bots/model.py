@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import lightgbm as lgb
 import numpy as np
-from sklearn.metrics import average_precision_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from bastion.models.registry import Artifact, ModelError
+from bastion.models.trees import LazyBooster
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+# LightGBM and scikit-learn are imported where a model is trained or a booster is first used (explanations,
+# batch predictions), not at start-up: the live path scores through compiled forests read from the model text.
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -128,6 +132,8 @@ class BotModel:
 
     # -- training ------------------------------------------------------------------------------------------
     def _train(self, X: np.ndarray, y: np.ndarray, cand: dict[str, Any]) -> lgb.Booster:
+        import lightgbm as lgb
+
         params = {**DEFAULT_PARAMS, **cand, "seed": self.seed}
         rounds = max(10, int(params.pop("num_boost_round") * self.rounds_scale))
         ds = lgb.Dataset(X, label=y, feature_name=list(self.feature_schema), free_raw_data=True,
@@ -138,6 +144,8 @@ class BotModel:
                    groups: Sequence[Any] | None = None) -> np.ndarray:
         """Out-of-fold raw margins over the training rows (inner stratified folds, fixed seed; with
         ``groups``, the rows of one group - e.g. snapshots of one account - stay in one fold)."""
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
         oof = np.zeros(len(y))
         if groups is None:
             split = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed).split(X, y)
@@ -155,6 +163,8 @@ class BotModel:
         y = np.asarray(y, dtype=np.int32)
         if X.shape[1] != len(self.feature_schema):
             raise ModelError(f"X has {X.shape[1]} columns, schema has {len(self.feature_schema)}")
+        from sklearn.metrics import average_precision_score
+
         best: tuple[float, int, np.ndarray] | None = None
         for i, cand in enumerate(self.candidates):
             oof = self.oof_margin(X, y, cand, groups)
@@ -181,15 +191,28 @@ class BotModel:
     def predict_proba(self, X: Any) -> np.ndarray:
         return self._calibrate(self.margin(X))
 
-    def proba_one(self, x: np.ndarray) -> float:
-        """Calibrated probability of one row through the compiled forest (the event loop's path)."""
+    def _compiled(self) -> Any:
         forest = getattr(self, "_forest", None)
         if forest is None:
             from bastion.models.trees import CompiledForest
 
             forest = self._forest = CompiledForest.from_booster(self.booster_)
+        return forest
+
+    def proba_one(self, x: np.ndarray) -> float:
+        """Calibrated probability of one row through the compiled forest (the event loop's path)."""
+        return self._calibrate_one(self._compiled().raw_one(np.asarray(x, dtype=np.float64)))
+
+    def proba_rows(self, X: np.ndarray) -> list[float]:
+        """:meth:`proba_one` of every row of ``X`` in one vectorised pass through the compiled forest (the
+        live detector's micro-batches): the same raw scores, calibrated by the same scalar arithmetic, so the
+        same floats as one :meth:`proba_one` call per row."""
+        raw = self._compiled().raw_batch(np.asarray(X, dtype=np.float64))
+        return [self._calibrate_one(float(r)) for r in raw]
+
+    def _calibrate_one(self, raw: float) -> float:
         a, b = self.platt_
-        z = a * forest.raw_one(np.asarray(x, dtype=np.float64)) + b
+        z = a * raw + b
         # _sigmoid of one value without the array round trip of np.clip (same numpy exp, same result)
         return float(1.0 / (1.0 + np.exp(-min(max(z, -50.0), 50.0))))
 
@@ -230,7 +253,7 @@ class BotModel:
             raise ModelError(f"artifact kind {meta.get('kind')!r} is not {cls.kind!r}")
         m = cls(meta["feature_schema"], name=str(meta.get("name", "bot")))
         m.chosen_ = dict(meta.get("params", {}))
-        m.booster_ = lgb.Booster(model_str=artifact.texts["model.txt"])
+        m.booster_ = LazyBooster(artifact.texts["model.txt"])
         platt = artifact.arrays["platt"]
         m.platt_ = (float(platt[0]), float(platt[1]))
         m.threshold_ = float(meta["threshold"])
@@ -306,7 +329,7 @@ class SpecialistEnsemble:
         ens.specialists_ = []
         for i, t in enumerate(ens.types_):
             s = BotModel(ens.feature_schema, name=f"{ens.name}:{t}")
-            s.booster_ = lgb.Booster(model_str=artifact.texts[f"specialist_{i}.txt"])
+            s.booster_ = LazyBooster(artifact.texts[f"specialist_{i}.txt"])
             p = artifact.arrays[f"platt_{i}"]
             s.platt_ = (float(p[0]), float(p[1]))
             s.threshold_ = float(thresholds[i])
