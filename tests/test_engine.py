@@ -129,9 +129,10 @@ class Flag:
         if ctx.event.type == "post.create":
             subj = Subject("account", ctx.actor.id)
             ctx.emit(Effect(action="label.add", subject=subj, source="rule:F", label="flagged",
-                            expires_ms=ctx.now_ms + 10_000, score=0.7 if ctx.now_ms == 3000 else 0.5))
-            ctx.emit(Effect(action="review.enqueue", subject=subj, source=f"rule:F{ctx.now_ms // 3000}",
-                            priority=ctx.now_ms / 1e5, reason=f"post at {ctx.now_ms}"))
+                            expires_ms=ctx.now_ms + 10_000, score=0.7 if ctx.now_ms - T0 == 3000 else 0.5))
+            t = ctx.now_ms - T0
+            ctx.emit(Effect(action="review.enqueue", subject=subj, source=f"rule:F{t // 3000}",
+                            priority=t / 1e5, reason=f"post at {t}"))
 
 
 def test_effects_already_in_effect_are_not_reemitted():
@@ -160,12 +161,12 @@ def test_effects_already_in_effect_are_not_reemitted():
     assert eng.stats.actions == {"label.add": 2, "review.enqueue": 1}
     assert eng.stats.repeats_not_reemitted == {"label.add": 3, "review.enqueue": 4}
     # the label stays while the condition holds (its expiry moves on) and the score board follows the score
-    label = eng.state.labels.active("account", "u1", 5000)[0]
-    assert (label.ts, label.expires_ms) == (3000, 15_000)
+    label = eng.state.labels.active("account", "u1", T0 + 5000)[0]
+    assert (label.ts - T0, label.expires_ms - T0) == (3000, 15_000)
     assert eng.scores.get(Subject("account", "u1"), "flagged") == 0.5      # the latest score, as before
     # the open case took in every repeat's evidence: sources, the highest priority, the latest reasons
     (case,) = queue.open_cases()
-    assert case.sources == {"rule:F0", "rule:F1"} and case.p == 5000 / 1e5 and case.updated_ms == 5000
+    assert case.sources == {"rule:F0", "rule:F1"} and case.p == 5000 / 1e5 and case.updated_ms == T0 + 5000
     assert case.reasons["rule:F1"] == "post at 5000"
     # once the label has expired the rule's next label.add is a new action
     eng.process(ev(16, "post.create", "u1", post={"id": "p16"}))
