@@ -19,7 +19,7 @@ from bastion.app import build_runtime
 from bastion.events.codec import decode_event
 from bastion.settings import Settings
 rt = build_runtime(Settings(), review=False)
-rt.engine.process(decode_event(b'{"id":"e1","type":"post.create","ts":1,"actor":"u1","post":{"id":"p1","text":"hi"}}'))
+rt.engine.process(decode_event(b'{"id":"e1","type":"post.create","ts":"2026-11-20T00:00:00Z","actor":"u1","post":{"id":"p1","text":"hi"}}'))
 print(sorted(m for m in ("lightgbm", "sklearn", "scipy", "datasketch") if m in sys.modules))
 """
 
