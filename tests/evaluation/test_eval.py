@@ -185,3 +185,36 @@ def test_review_queue_credits_each_subject_once_and_ranks_what_was_known(tmp_pat
     assert one["bastion"] == pytest.approx(100 * 3 / 4 + 1000 * 1 / 4)
     assert one["bastion"] == pytest.approx(simulate(rep, Formula(rep.world, feedback=True), 1)["prevented"])
     assert one["oracle"] >= one["bastion"]
+
+
+def test_scoreboard_judges_directed_abuse_by_the_context_model(sim: Path, tmp_path: Path) -> None:
+    """Capability (1), abusive replies and mentions, is read from the context model's `abuse_context` score on the
+    replies and mentions (found in the events.jsonl beside truth.json, as the demo leaves it, without --events),
+    with the text-only `abuse` score beside it; the all-posts `abuse` row is offensive text by the text score."""
+    import io
+
+    from rich.console import Console
+
+    from bastion.evaluation.metrics import directed_posts
+
+    truth = msgspec.json.decode((sim / "truth.json").read_bytes())
+    directed = directed_posts(sim / "events.jsonl")
+    abusive = set(truth["posts"]["abusive"]) & directed
+    assert abusive and directed - abusive
+    rng = random.Random(3)
+    # a perfect context model and a useless text score on the same posts
+    rows = [{"subject": {"kind": "post", "id": p},
+             "scores": {"abuse_context": float(p in abusive), "abuse": rng.random()}} for p in sorted(directed)]
+    _write(tmp_path / "res", "scores.jsonl", rows)
+    m = evaluate(sim / "truth.json", tmp_path / "res")
+    d = m["posts"]["abuse_directed"]
+    assert d["score"] == "abuse_context" and d["posts"] == len(directed)
+    assert d["pr_auc"] == pytest.approx(1.0)
+    assert d["by_score"]["abuse"]["pr_auc"] < 0.5
+    out = io.StringIO()
+    print_scoreboard(m, Console(file=out, width=250))
+    text = out.getvalue()
+    ctx_row = next(line for line in text.splitlines() if "abusive replies and mentions (context model)" in line)
+    assert "1.000" in ctx_row
+    assert "abusive replies and mentions (text score)" in text
+    assert "offensive text, all posts (text score)" in text

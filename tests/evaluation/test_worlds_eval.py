@@ -85,8 +85,12 @@ def test_new_metrics_on_hand_built_results(sim: Path, tmp_path: Path) -> None:
     assert d["by_score"]["any"]["pr_auc"] == pytest.approx(1.0)
     assert d["by_score"]["abuse"]["pr_auc"] < 0.5  # no text-model score given: ranks no better than chance
     assert 0 < d["n_pos"] <= len(abusive) and d["posts"] > d["n_pos"]
-    # without the events file there is no directed-post figure (the rest is unchanged)
-    assert "abuse_directed" not in evaluate(sim / "truth.json", tmp_path / "res")["posts"]
+    # without --events the events.jsonl beside truth.json is used; with none there is no directed-post figure
+    assert evaluate(sim / "truth.json", tmp_path / "res")["posts"]["abuse_directed"] == d
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "truth.json").write_bytes((sim / "truth.json").read_bytes())
+    assert "abuse_directed" not in evaluate(alone / "truth.json", tmp_path / "res")["posts"]
     # banter (friends' profanity) is in the offensive pool but never an abusive truth post
     banter_authors = {u for u, r in acc.items() if "banter" in (r.get("lookalike") or [])}
     assert banter_authors

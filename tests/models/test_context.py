@@ -196,6 +196,36 @@ def test_context_detector_through_build_runtime() -> None:
     assert det.tracker.pairs == before
 
 
+def test_account_abuse_is_the_context_models_max_over_interactions() -> None:
+    """With the context model loaded the account `abuse` score (capability (1) per account) is the highest
+    `abuse_context` of the author's interactions, not the text score; rules still read the text mean to strangers."""
+    from bastion.app import build_runtime
+    from bastion.settings import Settings
+
+    rt = build_runtime(Settings.load(env={}), state=MemoryState(), review=False)
+    s = Stream()
+    s.add(0, "graph.follow", "friend", target="a")
+    s.add(MIN, "post.create", "a", post={"id": "r1", "text": "you are a pathetic idiot, get lost",
+                                         "reply_to": "x", "reply_to_author": "stranger"})
+    s.add(2 * MIN, "post.create", "a", post={"id": "r2", "text": "see you at the game tonight mate",
+                                             "reply_to": "y", "reply_to_author": "friend"})
+    s.add(3 * MIN, "post.create", "a", post={"id": "solo", "text": "nice ride today"})
+    sb = rt.engine.scores
+    rt.engine.process(s.events[0])
+    rt.engine.process(s.events[1])
+    c1, t1 = sb.get(Subject("post", "r1"), "abuse_context"), sb.get(Subject("post", "r1"), "abuse")
+    assert c1 is not None and t1 is not None and abs(c1 - t1) > 0.05
+    assert sb.get(Subject("account", "a"), "abuse") == pytest.approx(c1, abs=1e-3)
+    for ev in s.events[2:]:
+        rt.engine.process(ev)
+    c2 = sb.get(Subject("post", "r2"), "abuse_context")
+    assert c2 is not None
+    # the original post is no interaction: it leaves the account score where r2 put it
+    assert sb.get(Subject("account", "a"), "abuse") == pytest.approx(max(c1, c2), abs=1e-3)
+    det = next(d for d in rt.engine.detectors if isinstance(d, ContentScoring))
+    assert det.authors["a"].abuse_strangers == pytest.approx(t1, abs=1e-3)  # author.abusive_to_strangers: the text mean
+
+
 def test_prescored_batch_scores_equal_one_text_scores_of_every_shipped_model() -> None:
     """The replay's batch scoring shares n-gram counts between models only where their featurizers agree:
     `abuse` (char 1-6-grams) and `hate` (char 2-5-grams) must each get their own counts."""

@@ -245,3 +245,21 @@ def test_no_ctx_and_train_split(tmp_path: Path) -> None:
     # the same check the other way: the default test split does draw those texts
     truth = msgspec.json.decode((out / "truth.json").read_bytes())
     assert truth["meta"]["text_split"] == "train" and truth["meta"]["ctx"] is False
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_benign_pool_has_no_hate_negatives(split: str) -> None:
+    """TweetEval hate's label 0 means "not hateful", not "not offensive" ("you're a weak ass bitch" is one), so
+    those texts are no benign text: the benign pool holds them only where the offensive corpus labels the same
+    text not offensive. SMS and YouTube ham stay benign."""
+    from bastion.sim.data import corpus_rows, load_pools
+
+    root = find_data_dir()
+    pools = load_pools(split, root)
+    benign = set(pools.texts["benign"])
+    off_neg = {clean_text(t) for t, lab in corpus_rows("tweeteval_offensive", split, root) if lab == 0}
+    hate_neg = {clean_text(t) for t, lab in corpus_rows("tweeteval_hate", split, root) if lab == 0}
+    assert hate_neg and not (benign & (hate_neg - off_neg))
+    for name in ("sms_spam_collection", "youtube_spam_collection"):
+        ham = {clean_text(t) for t, lab in corpus_rows(name, split, root) if lab == 0}
+        assert len(benign & ham) > 0.9 * len({t for t in ham if len(t) >= 3}), name

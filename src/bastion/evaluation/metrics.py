@@ -24,6 +24,11 @@ DETECT_ACTIONS = {"label.add", "review.enqueue", "account.suspend", "account.lim
 LABEL_ALIASES = {"bot": {"bot"}, "spam": {"spam"}, "abuse": {"abuse", "harassment", "hate", "abusive", "offensive"},
                  "evasion": {"evasion", "ban_evasion", "repeat_offender"},
                  "coordination": {"coordination", "coordinated", "campaign"}}
+# scoreboard names of the post rows: `abuse` is offensive TEXT over every post by the text-only score; capability
+# (1), abusive replies and mentions, is `abuse_directed`, by the context model (`abuse_context`)
+POST_ROW_NAMES = {"abuse": "offensive text, all posts (text score)",
+                  "abuse_directed": "abusive replies and mentions (context model)",
+                  "abuse_directed_text": "abusive replies and mentions (text score)"}
 DIRECTED_SCORES = ("abuse_context", "abuse", "hate", "unwanted_interaction")
 RECALLS = (0.5, 0.8, 0.9)
 PRECISIONS = (0.9, 0.95, 0.99)
@@ -514,8 +519,12 @@ def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, A
     ``plots``, when given, is filled with ``(labels, scores)`` arrays per capability for the HTML report.
     ``review``, the review-queue metrics of a replay of the run with hourly queue snapshots
     (:func:`bastion.review.evaluation.queue_metrics`), gives the queue's exposure prevented (see :func:`_queue`).
-    ``events``, the run's events file, adds abusive replies and mentions (``posts.abuse_directed``).
+    ``events``, the run's events file, adds abusive replies and mentions (``posts.abuse_directed``, capability (1)
+    judged by the context model); without it the ``events.jsonl`` that ``bastion sim`` wrote beside the truth file
+    is used when present.
     """
+    if events is None and (Path(truth_path).parent / "events.jsonl").is_file():
+        events = Path(truth_path).parent / "events.jsonl"
     truth = msgspec.json.decode(Path(truth_path).read_bytes())
     res = _Results(Path(results_dir))
     plots = plots if plots is not None else {}
@@ -556,9 +565,14 @@ def print_scoreboard(metrics: dict[str, Any], console: Any = None) -> None:
     for level in ("accounts", "posts"):
         for cap, m in metrics.get(level, {}).items():
             bd = m.get("by_difficulty", {})
-            t.add_row(level, cap, _fmt(m.get("n_pos")), _fmt(m.get("pr_auc")), _fmt(m.get("p_at_r0.8")),
-                      _fmt(m.get("r_at_p0.9")), _fmt(m.get("best_f1")),
-                      *(_fmt(bd.get(d, {}).get("pr_auc")) for d in ("obvious", "moderate", "stealthy")))
+            rows_m = [(POST_ROW_NAMES.get(cap, cap) if level == "posts" else cap, m)]
+            if level == "posts" and cap == "abuse_directed":
+                # capability (1) is judged by the context model; the text-only score beside it for comparison
+                rows_m.append((POST_ROW_NAMES["abuse_directed_text"], (m.get("by_score") or {}).get("abuse") or {}))
+            for name, mm in rows_m:
+                t.add_row(level, name, _fmt(mm.get("n_pos")), _fmt(mm.get("pr_auc")), _fmt(mm.get("p_at_r0.8")),
+                          _fmt(mm.get("r_at_p0.9")), _fmt(mm.get("best_f1")),
+                          *(_fmt(bd.get(d, {}).get("pr_auc")) for d in ("obvious", "moderate", "stealthy")))
     console.print(t)
     ro, co, q = metrics.get("repeat_offenders", {}), metrics.get("coordination", {}), metrics.get("review_queue", {})
     t2 = Table(title="repeat offenders, coordination, review queue")
@@ -568,7 +582,7 @@ def print_scoreboard(metrics: dict[str, Any], console: Any = None) -> None:
     directed = metrics.get("posts", {}).get("abuse_directed") or {}
     rows = [
         ("bad accounts PR-AUC (every adversarial account, any score)", (metrics.get("bad_accounts") or {}).get("pr_auc")),
-        ("abusive replies and mentions PR-AUC (context model; needs --events)", directed.get("pr_auc")),
+        ("abusive replies and mentions PR-AUC (context model)", directed.get("pr_auc")),
         ("benign accounts suspended or limited", en.get("benign_suspended_or_limited")),
         ("evaders", ro.get("n_evaders")), ("link MRR", ro.get("mrr")),
         ("false-link share of linked accounts", ro.get("false_link_share")),

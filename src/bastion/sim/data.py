@@ -9,6 +9,9 @@ Pools (``benign``, ``offensive``, ``hate``, ``spam``) are drawn from ../shared/d
   the test split). The simulator's ``train`` is the corpus's train plus val. Without that module the fallback is
   the SMS rule applied to both corpora.
 
+The benign pool is the negatives of TweetEval offensive, SMS (ham) and YouTube (ham) only: TweetEval hate's
+negatives are "not hateful", not "not offensive" (many are insults), so they go in no pool.
+
 A text that also occurs in the other split of the same corpus is dropped from the train pool, so a model trained on
 ``--text-split train`` scenarios can never have seen an evaluation text.
 """
@@ -168,6 +171,11 @@ def load_pools(split: str = "test", root: Path | None = None) -> TextPools:
         for raw, lab in corpus_rows(name, split, root):
             text = clean_text(raw)
             if len(text) < 3 or text in seen or text in banned:
+                continue
+            if lab == 0 and name == "tweeteval_hate":
+                # "not hateful" is not "not offensive": TweetEval hate's negatives are full of insults and swearing,
+                # so they are no benign text. A text the offensive corpus labels not offensive was met first (its
+                # corpus comes first) and is already in the benign pool.
                 continue
             seen.add(text)
             if lab == 0:
