@@ -541,7 +541,10 @@ class ReportBrigade(Group):
         cand = np.flatnonzero(~sim.is_bad & (p.created_ms < sim.start) & (p.followers > np.median(p.followers)))
         self.targets = [int(x) for x in sim.rng.choice(cand, size=min(2, len(cand)), replace=False)]
         dur = sim.end - sim.start
-        self.episodes = sorted(sim.start + int(pr.uniform(0.05, 0.9) * dur) for _ in range(max(1, int(dur / DAY_MS))))
+        # an episode starts early enough for its whole report window to fall inside the run (reports past the
+        # end were lost, so a late episode left most of a brigade silent)
+        span = max(dur - self.WINDOW[-1], dur // 2)
+        self.episodes = sorted(sim.start + int(pr.uniform(0.05, 0.9) * span) for _ in range(max(1, int(dur / DAY_MS))))
         self.start_ms = self.episodes[0]
         self.reason = pr.choice(("spam", "hate", "harassment", "bot"))
         self.text = pr.choice(_REPORT_TEXTS)
