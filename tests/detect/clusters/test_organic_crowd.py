@@ -12,6 +12,7 @@ from .streams import HOUR, MIN, T0, Stream, background
 from .test_detectors import clusters_of, replay
 
 DAY = 24 * HOUR
+GATED = ClusterConfig(crowd_max_burst=0.5)   # the gate is off by default (it costs the default world recall)
 FAN_TEXTS = ["stream the new mira single now", "vote for mira today everyone", "mira deserves this win so much"]
 
 
@@ -38,7 +39,7 @@ def _run(created_of) -> tuple[list[str], dict[str, list[list[str]]]]:
     background(s, rng, n=60, hours=12)
     members = [f"fd{i}" for i in range(12)]
     fandom_like(s, rng, members, [created_of(i, rng) for i in range(len(members))])
-    rt = replay(s.events(), build_cluster_detectors(ClusterConfig()))
+    rt = replay(s.events(), build_cluster_detectors(GATED))
     return members, {k: clusters_of(rt, k) for k in ("near_duplicate", "coordination_network", "lockstep")}
 
 
@@ -55,12 +56,12 @@ def test_the_same_texts_from_accounts_created_in_one_burst_are_a_campaign() -> N
     assert set(group) <= set(members) and len(group) >= 8, found
 
 
-def test_the_organic_crowd_gate_can_be_switched_off() -> None:
+def test_the_organic_crowd_gate_is_off_by_default() -> None:
     rng = random.Random(3)
     s = Stream()
     background(s, rng, n=60, hours=12)
     members = [f"fd{i}" for i in range(12)]
     fandom_like(s, rng, members, [T0 - (90 + 120 * i + rng.randrange(30)) * DAY for i in range(len(members))])
-    rt = replay(s.events(), build_cluster_detectors(ClusterConfig(crowd_max_burst=-1.0)))
+    rt = replay(s.events(), build_cluster_detectors(ClusterConfig()))
     (group,) = clusters_of(rt, "near_duplicate")
     assert set(group) <= set(members) and len(group) >= 8
