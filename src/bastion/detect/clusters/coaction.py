@@ -36,6 +36,7 @@ from .common import (
     cluster_effects,
     cluster_features,
     cluster_score,
+    organic_crowd,
     representatives,
     restore_created,
     save_created,
@@ -113,7 +114,7 @@ class BatchClusterDetector:
             # a group seeded by another method's cluster is at least as suspicious as that cluster was
             score = max(cluster_score(feats, cfg.weights), float(ev.get("seed_score", 0.0)))
             self.candidates.append({"members": members, "score": round(score, 4), **feats})
-            if score < cfg.batch_min_score:
+            if score < cfg.batch_min_score or ("seed_score" not in ev and organic_crowd(feats, cfg)):
                 continue
             out.append((members, score, {**feats, **ev}))
         return out

@@ -18,6 +18,7 @@ from .common import (
     cluster_effects,
     cluster_features,
     cluster_score,
+    organic_crowd,
     representatives,
     restore_created,
     save_created,
@@ -111,7 +112,7 @@ class InfrastructureDetector:
             feats = cluster_features(state, members, now_ms, sync=group_density(members, edges),
                                      created=self.created, kind=self.kind)
             score = cluster_score(feats, cfg.weights)
-            if score < cfg.min_score:
+            if score < cfg.min_score or organic_crowd(feats, cfg):
                 continue
             kinds = sorted({k for m in members for k in info.get(m, {}).get("kinds", ())})
             shared = sorted({i for i, accs in idents.items() if len(accs & set(members)) >= 2

@@ -30,6 +30,7 @@ from .common import (
     cluster_features,
     cluster_score,
     k_core,
+    organic_crowd,
     representatives,
     restore_created,
     save_created,
@@ -152,7 +153,7 @@ class StreamingClusterDetector:
         density = 2.0 * inner / max(1, n * (n - 1))
         feats = cluster_features(ctx.state, members, ctx.now_ms, sync=density, created=self.created, kind=self.kind)
         score = cluster_score(feats, cfg.weights)
-        if score < cfg.min_score:
+        if score < cfg.min_score or organic_crowd(feats, cfg):
             return
         if prev is None:
             self.seq += 1
