@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bastion.models.bots import BotDetector
-from bastion.models.bots.detector import CONFIDENT, WEAK_CAP, cap_by_evidence, evidence_label
+from bastion.models.bots.detector import (
+    CONFIDENT,
+    WEAK_CAP,
+    cap_by_evidence,
+    evidence_label,
+    ood_features,
+    shrink_ood,
+)
+from bastion.models.bots.features import features_for
 from bastion.state.memory import MemoryState
 from bastion.state.model import Account
 
@@ -56,3 +65,17 @@ def test_bot_with_several_kinds_of_evidence_is_still_confident(detector: BotDete
     assert detector.probability(acc, 2 * DAY, st) == p
     evidence = [name for name, _ in expl if name.startswith("evidence:")]
     assert evidence and "+" in evidence[0]
+
+
+
+def test_account_outside_the_training_range_is_flagged_ood_with_a_lower_score(detector: BotDetector) -> None:
+    acc = Account(id="o1", handle="a" * 60, bio="", followers=10**9, following=10**9, posts=10**8,
+                  created_ms=1)
+    now = 2 * DAY
+    xp = features_for(acc, now, detector.profile.feature_schema)
+    assert ood_features(detector.profile_ranges, xp, detector.profile.feature_schema)
+    p, expl = detector.score_uncached(acc, now, None)
+    assert [n for n, _ in expl if n.startswith("ood:")]
+    raw = float(detector.profile.predict_proba(np.array([xp]))[0])
+    assert p == pytest.approx(min(shrink_ood(raw), WEAK_CAP))
+    assert abs(p - 0.5) < abs(raw - 0.5)

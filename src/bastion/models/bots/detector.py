@@ -64,6 +64,44 @@ def behaviour_without_profile(model: BotModel, x: Sequence[float] | np.ndarray) 
     return 1.0 / (1.0 + math.exp(-z))
 
 
+#: out-of-distribution: a feature further than ``OOD_MARGIN`` of its training range outside that range (LightGBM
+#: stores each feature's training min/max in the model) makes the profile model's log-odds shrink by ``OOD_SHRINK``
+OOD_MARGIN = 0.25
+OOD_SHRINK = 0.5
+
+
+def training_ranges(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-feature (low, high) bounds: the training min/max the LightGBM model recorded, widened by
+    ``OOD_MARGIN`` of the range; None for a model without a booster (a specialist ensemble)."""
+    booster = getattr(model, "booster_", None)
+    if booster is None:
+        return None
+    infos = booster.dump_model(num_iteration=1).get("feature_infos", {})
+    lo, hi = [], []
+    for name in model.feature_schema:
+        info = infos.get(name) or {}
+        a, b = float(info.get("min_value", -np.inf)), float(info.get("max_value", np.inf))
+        w = (b - a) * OOD_MARGIN if np.isfinite(b - a) else 0.0
+        lo.append(a - w)
+        hi.append(b + w)
+    return np.array(lo), np.array(hi)
+
+
+def ood_features(ranges: tuple[np.ndarray, np.ndarray] | None, x: Sequence[float] | np.ndarray,
+                 schema: Sequence[str]) -> list[str]:
+    """The features of ``x`` outside the model's (widened) training range."""
+    if ranges is None:
+        return []
+    v = np.asarray(x, dtype=np.float64)
+    out = (v < ranges[0]) | (v > ranges[1])
+    return [schema[i] for i in np.flatnonzero(out)]
+
+
+def shrink_ood(p: float) -> float:
+    z = OOD_SHRINK * _logit(p)
+    return 1.0 / (1.0 + math.exp(-z))
+
+
 def evidence_label(sources: dict[str, float]) -> str:
     """``evidence:profile+behaviour``: the sub-models that lean bot (``evidence:none`` when none does)."""
     names = [k for k, v in sources.items() if v >= AGREE_P]
@@ -112,6 +150,7 @@ class BotDetector:
         self._cache: dict[str, tuple[tuple[Any, ...], tuple[float, Explanation]]] = {}
         self._pcache: dict[str, tuple[tuple[Any, ...], float]] = {}
         self.rescored = 0
+        self.profile_ranges = training_ranges(profile)
 
     @classmethod
     def load(cls, registry: ModelRegistry | None = None, **options: Any) -> BotDetector:
@@ -195,6 +234,8 @@ class BotDetector:
             p = float(profile.predict_proba(np.array([xp]))[0])
         else:
             p = profile.proba_one(np.array(xp))
+        if ood_features(self.profile_ranges, xp, schema):
+            p = shrink_ood(p)
         sources = {"profile": p}
         if use_activity:
             pa = self.activity.proba_one(np.array(vector(feats, self.activity.feature_schema)))  # type: ignore[union-attr,arg-type]
@@ -219,6 +260,9 @@ class BotDetector:
         self.rescored += 1
         xp = np.array([features_for(acc, now_ms, self.profile.feature_schema)])
         p = float(self.profile.predict_proba(xp)[0])
+        ood = ood_features(self.profile_ranges, xp[0], self.profile.feature_schema)
+        if ood:
+            p = shrink_ood(p)
         sources = {"profile": p}
         expl = _explain(self.profile, xp, self.top)
         if self.activity is not None and acc.activity.n_events >= self.min_events:
@@ -242,7 +286,7 @@ class BotDetector:
                           key=lambda kv: -abs(kv[1]))[: self.top]
         capped = cap_by_evidence(p, sources)
         # which evidence produced the score: a zero-weight entry naming the agreeing sub-models, and the cap
-        expl = expl + [(evidence_label(sources), 0.0)]
+        expl = expl + [(evidence_label(sources), 0.0)] + [(f"ood:{n}", 0.0) for n in ood]
         if capped < p:
             expl = expl + [("evidence:capped_single_source", capped - p)]
         return capped, expl
