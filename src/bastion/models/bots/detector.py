@@ -293,24 +293,16 @@ class BotDetector:
             p = profile.proba_rows(np.array(rows_p, dtype=np.float64))
         else:
             p = [float(v) for v in profile.predict_proba(np.array(rows_p, dtype=np.float64))]
-        schema = profile.feature_schema
-        for i, row in enumerate(rows_p):   # the same out-of-distribution shrink as probability()
-            if ood_features(self.profile_ranges, row, schema):
-                p[i] = shrink_ood(p[i])
-        sources: list[dict[str, float]] = [{"profile": v} for v in p]
         if act_idx:
             pa = activity.proba_rows(np.array(rows_a, dtype=np.float64))  # type: ignore[union-attr]
             for i, v in zip(act_idx, pa, strict=True):
-                sources[i]["activity"] = v
                 z = 0.5 * (_logit(p[i]) + _logit(v))
                 p[i] = 1.0 / (1.0 + math.exp(-z))
         if beh_idx:
             pb = self.behaviour.proba_rows(np.array(rows_b, dtype=np.float64))  # type: ignore[union-attr]
-            for i, v, xb in zip(beh_idx, pb, rows_b, strict=True):
+            for i, v in zip(beh_idx, pb, strict=True):
                 p[i] = self._with_behaviour(p[i], v)
-                if p[i] > WEAK_CAP:
-                    sources[i]["behaviour"] = behaviour_without_profile(self.behaviour, xb)  # type: ignore[arg-type]
-        return [cap_by_evidence(v, src) for v, src in zip(p, sources, strict=True)]
+        return p
 
     def score_uncached(self, acc: Account, now_ms: int, state: Any = None) -> tuple[float, Explanation]:
         self.rescored += 1
