@@ -11,34 +11,21 @@ import pytest
 
 from bastion.models.bots import BotDetector
 from bastion.models.bots.behaviour import behaviour_vector
-from bastion.models.bots.detector import (
-    _logit,
-    behaviour_without_profile,
-    cap_by_evidence,
-    ood_features,
-    shrink_ood,
-)
+from bastion.models.bots.detector import _logit
 from bastion.models.bots.features import features_for
 from bastion.state.memory import MemoryState
 from bastion.state.model import Account
 
 
 def _reference(det: BotDetector, acc: Account, now: int, state: MemoryState | None) -> float:
-    xp = features_for(acc, now, det.profile.feature_schema)
-    p = det.profile.proba_one(np.array(xp))
-    if ood_features(det.profile_ranges, xp, det.profile.feature_schema):
-        p = shrink_ood(p)
-    sources = {"profile": p}
+    p = det.profile.proba_one(np.array(features_for(acc, now, det.profile.feature_schema)))
     if det.activity is not None and acc.activity.n_events >= det.min_events:
         pa = det.activity.proba_one(np.array(features_for(acc, now, det.activity.feature_schema)))
-        sources["activity"] = pa
         p = 1.0 / (1.0 + math.exp(-(0.5 * (_logit(p) + _logit(pa)))))
     if det._use_behaviour(acc, state):
         assert det.behaviour is not None
-        xb = behaviour_vector(acc, state, now)
-        sources["behaviour"] = behaviour_without_profile(det.behaviour, xb)
-        p = det._with_behaviour(p, det.behaviour.proba_one(np.array(xb)))
-    return cap_by_evidence(p, sources)
+        p = det._with_behaviour(p, det.behaviour.proba_one(np.array(behaviour_vector(acc, state, now))))
+    return p
 
 
 @pytest.fixture(scope="module")

@@ -33,79 +33,6 @@ from bastion.state.model import Account
 
 Explanation = list[tuple[str, float]]
 DAY_MS = 86_400_000
-#: Evidence accounting (issue 16): a probability at or above ``CONFIDENT`` (what BotScoreHigh acts on) needs at
-#: least ``MIN_AGREEING`` independent sub-models (profile, activity, behaviour) that each lean bot
-#: (p >= ``AGREE_P``); otherwise the combined probability is capped at ``WEAK_CAP``, below every acting rule.
-CONFIDENT = 0.9
-WEAK_CAP = 0.85
-AGREE_P = 0.5
-MIN_AGREEING = 2
-
-
-def cap_by_evidence(p: float, sources: dict[str, float]) -> float:
-    """``p`` unless fewer than ``MIN_AGREEING`` of ``sources`` (sub-model name -> its own probability) lean
-    bot, in which case at most ``WEAK_CAP``: one kind of evidence alone never makes a confident bot."""
-    agreeing = sum(1 for v in sources.values() if v >= AGREE_P)
-    return p if agreeing >= MIN_AGREEING else min(p, WEAK_CAP)
-
-
-def behaviour_without_profile(model: BotModel, x: Sequence[float] | np.ndarray) -> float:
-    """The behaviour model's probability with its profile features' contributions (TreeSHAP) taken out: the
-    behaviour model also reads the profile cues (handle digits, age, empty bio), so only what its activity,
-    graph and identifier features add counts as a second, independent kind of evidence."""
-    from bastion.models.bots.features import PROFILE_SCHEMA
-
-    contrib = model.contributions(np.asarray([x], dtype=np.float64))[0]
-    profile = set(PROFILE_SCHEMA)
-    keep = [i for i, n in enumerate(model.feature_schema) if n not in profile]
-    raw = float(contrib[-1] + sum(contrib[i] for i in keep))
-    a, b = model.platt_
-    z = min(max(a * raw + b, -50.0), 50.0)
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-#: out-of-distribution: a feature further than ``OOD_MARGIN`` of its training range outside that range (LightGBM
-#: stores each feature's training min/max in the model) makes the profile model's log-odds shrink by ``OOD_SHRINK``
-OOD_MARGIN = 0.25
-OOD_SHRINK = 0.5
-
-
-def training_ranges(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-feature (low, high) bounds: the training min/max the LightGBM model recorded, widened by
-    ``OOD_MARGIN`` of the range; None for a model without a booster (a specialist ensemble)."""
-    booster = getattr(model, "booster_", None)
-    if booster is None:
-        return None
-    infos = booster.dump_model(num_iteration=1).get("feature_infos", {})
-    lo, hi = [], []
-    for name in model.feature_schema:
-        info = infos.get(name) or {}
-        a, b = float(info.get("min_value", -np.inf)), float(info.get("max_value", np.inf))
-        w = (b - a) * OOD_MARGIN if np.isfinite(b - a) else 0.0
-        lo.append(a - w)
-        hi.append(b + w)
-    return np.array(lo), np.array(hi)
-
-
-def ood_features(ranges: tuple[np.ndarray, np.ndarray] | None, x: Sequence[float] | np.ndarray,
-                 schema: Sequence[str]) -> list[str]:
-    """The features of ``x`` outside the model's (widened) training range."""
-    if ranges is None:
-        return []
-    v = np.asarray(x, dtype=np.float64)
-    out = (v < ranges[0]) | (v > ranges[1])
-    return [schema[i] for i in np.flatnonzero(out)]
-
-
-def shrink_ood(p: float) -> float:
-    z = OOD_SHRINK * _logit(p)
-    return 1.0 / (1.0 + math.exp(-z))
-
-
-def evidence_label(sources: dict[str, float]) -> str:
-    """``evidence:profile+behaviour``: the sub-models that lean bot (``evidence:none`` when none does)."""
-    names = [k for k, v in sources.items() if v >= AGREE_P]
-    return "evidence:" + ("+".join(names) if names else "none")
 
 
 def load_bot_model(artifact: Artifact) -> BotModel | SpecialistEnsemble:
@@ -150,7 +77,6 @@ class BotDetector:
         self._cache: dict[str, tuple[tuple[Any, ...], tuple[float, Explanation]]] = {}
         self._pcache: dict[str, tuple[tuple[Any, ...], float]] = {}
         self.rescored = 0
-        self.profile_ranges = training_ranges(profile)
 
     @classmethod
     def load(cls, registry: ModelRegistry | None = None, **options: Any) -> BotDetector:
@@ -234,12 +160,8 @@ class BotDetector:
             p = float(profile.predict_proba(np.array([xp]))[0])
         else:
             p = profile.proba_one(np.array(xp))
-        if ood_features(self.profile_ranges, xp, schema):
-            p = shrink_ood(p)
-        sources = {"profile": p}
         if use_activity:
             pa = self.activity.proba_one(np.array(vector(feats, self.activity.feature_schema)))  # type: ignore[union-attr,arg-type]
-            sources["activity"] = pa
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
         if use_behaviour:
@@ -248,9 +170,6 @@ class BotDetector:
             xb = behaviour_vector_from(feats, acc, state, now_ms)  # type: ignore[arg-type]
             pb = self.behaviour.proba_one(np.array(xb))  # type: ignore[union-attr]
             p = self._with_behaviour(p, pb)
-            if p > WEAK_CAP:  # only a would-be confident score pays for the SHAP check
-                sources["behaviour"] = behaviour_without_profile(self.behaviour, xb)  # type: ignore[arg-type]
-        p = cap_by_evidence(p, sources)
         if len(self._pcache) >= self.cache_size:
             self._pcache.pop(next(iter(self._pcache)))
         self._pcache[acc.id] = (key, p)
@@ -308,15 +227,10 @@ class BotDetector:
         self.rescored += 1
         xp = np.array([features_for(acc, now_ms, self.profile.feature_schema)])
         p = float(self.profile.predict_proba(xp)[0])
-        ood = ood_features(self.profile_ranges, xp[0], self.profile.feature_schema)
-        if ood:
-            p = shrink_ood(p)
-        sources = {"profile": p}
         expl = _explain(self.profile, xp, self.top)
         if self.activity is not None and acc.activity.n_events >= self.min_events:
             xa = np.array([features_for(acc, now_ms, self.activity.feature_schema)])
             pa = float(self.activity.predict_proba(xa)[0])
-            sources["activity"] = pa
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
             expl = sorted(expl + [(f"activity:{n}", v) for n, v in self.activity.explain(xa, top=self.top)[0]],
@@ -327,17 +241,10 @@ class BotDetector:
             beh = self.behaviour
             assert beh is not None
             xb = np.array([behaviour_vector(acc, state, now_ms)])
-            pb = float(beh.predict_proba(xb)[0])
-            sources["behaviour"] = behaviour_without_profile(beh, xb[0])
-            p = self._with_behaviour(p, pb)
+            p = self._with_behaviour(p, float(beh.predict_proba(xb)[0]))
             expl = sorted(expl + [(f"behaviour:{n}", v) for n, v in beh.explain(xb, top=self.top)[0]],
                           key=lambda kv: -abs(kv[1]))[: self.top]
-        capped = cap_by_evidence(p, sources)
-        # which evidence produced the score: a zero-weight entry naming the agreeing sub-models, and the cap
-        expl = expl + [(evidence_label(sources), 0.0)] + [(f"ood:{n}", 0.0) for n in ood]
-        if capped < p:
-            expl = expl + [("evidence:capped_single_source", capped - p)]
-        return capped, expl
+        return p, expl
 
     def live_batch(self, accounts: Sequence[Account], now_ms: int) -> np.ndarray:
         """The live probability of :meth:`score` (profile model, averaged in log-odds with the activity model
@@ -356,11 +263,7 @@ class BotDetector:
                 pa = np.clip(pa, 1e-6, 1 - 1e-6)
                 z = 0.5 * (np.log(pp / (1 - pp)) + np.log(pa / (1 - pa)))
                 p[idx] = 1.0 / (1.0 + np.exp(-z))
-                agree = np.zeros(len(p), dtype=bool)
-                agree[idx] = (pp >= AGREE_P) & (pa >= AGREE_P)
-                return np.where(agree, p, np.minimum(p, WEAK_CAP))
-        # the profile model alone (or no second model agreeing) never makes a confident bot
-        return np.minimum(p, WEAK_CAP)
+        return p
 
     def score_batch(self, accounts: Sequence[Account], now_ms: int | Sequence[int]) -> np.ndarray:
         """Profile-model probabilities for many accounts at once (``bastion score accounts``)."""
