@@ -286,9 +286,8 @@ class ReviewQueue:
         The marker makes the decision a function of the stream and its checkpointed state - not of cases
         left in the review database by another run, nor of work lost after the last checkpoint (the store
         rolls back with the state), nor of which worker saw other actors' events about the subject."""
-        case = self.cases.get(effect.subject)
-        if case is None or case.status != "open":
-            return False
+        # the marker alone decides (it is removed when the case is closed): a stream worker's queue lives in its
+        # process, so after a restart it may not hold the case although the committed state says it is open
         marker = state.kv.get(KV_ENQUEUED, _kv_subject(effect.subject))
         return marker is not None and marker.decode() == route(effect)
 
@@ -482,6 +481,8 @@ class ReviewQueue:
         return len(rows)
 
     def close_case(self, case: Case, decision: str, ts_ms: int) -> None:
+        if self.state is not None:   # the case is no longer in effect: the next enqueue opens a new one
+            self.state.kv.delete(KV_ENQUEUED, _kv_subject(case.subject))
         case.status = "decided"
         case.decision = decision
         case.decided_ms = ts_ms
