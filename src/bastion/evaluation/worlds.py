@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bastion.evaluation.metrics import _fmt
+
 # (key, label, path into the metrics, higher is better, target)
 CAPABILITIES: tuple[tuple[str, str, tuple[str, ...], bool, str], ...] = (
     ("queue_precision_at_50", "review queue precision@50", ("review_queue", "precision_at_50"), True, ">= 0.90"),
@@ -168,12 +170,6 @@ def evaluate_worlds(worlds: Iterable[int], cache: Path, users: int, days: float,
     }
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "NA"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
 
 
 def markdown(report: dict[str, Any], command: str = "") -> str:
