@@ -48,14 +48,23 @@ def _interleaved(lines: list[bytes], chunks: int = 40) -> tuple[float, float]:
     """CPU seconds of the plain decode loop and of the pipeline over the same lines, measured chunk by chunk
     in alternation so both see the same machine conditions (the pipeline keeps its state across chunks)."""
     from bastion.engine import Engine
-    from bastion.events.codec import BadEvent, decode_event
     from bastion.features.builtin import build_registry
     from bastion.state.memory import MemoryState
 
     engine = Engine(MemoryState(), build_registry(), [FeatureProbe()])
+    json_s, pipe_s, _ratios = _alternate(lines, engine, chunks)
+    return json_s, pipe_s
+
+
+def _alternate(lines: list[bytes], engine: Any, chunks: int) -> tuple[float, float, list[float]]:
+    """The plain ``json.loads`` loop and ``engine`` over the same lines, chunk by chunk in alternation: CPU
+    seconds of each, and the per-chunk ratios (plain / engine)."""
+    from bastion.events.codec import BadEvent, decode_event
+
     loads = json.loads
     step = max(1, len(lines) // chunks)
     json_s = pipe_s = 0.0
+    ratios: list[float] = []
     for start in range(0, len(lines), step):
         part = lines[start:start + step]
         t0 = clock()
@@ -71,7 +80,9 @@ def _interleaved(lines: list[bytes], chunks: int = 40) -> tuple[float, float]:
         t2 = clock()
         json_s += t1 - t0
         pipe_s += t2 - t1
-    return json_s, pipe_s
+        if t2 > t1:
+            ratios.append((t1 - t0) / (t2 - t1))
+    return json_s, pipe_s, ratios
 
 
 class _Timed:
@@ -97,7 +108,6 @@ def _full(lines: list[bytes], chunks: int = 40) -> dict[str, Any]:
     :func:`_interleaved`, with each detector's CPU seconds (the rest - decoding, applying the event to state,
     applying effects - is reported as ``engine``)."""
     from bastion.app import build_runtime
-    from bastion.events.codec import BadEvent, decode_event
     from bastion.settings import Settings
     from bastion.state.memory import MemoryState
 
@@ -107,27 +117,7 @@ def _full(lines: list[bytes], chunks: int = 40) -> dict[str, Any]:
     engine = rt.engine
     seconds: dict[str, float] = {}
     engine.detectors = [_Timed(d, seconds) for d in engine.detectors]
-    loads = json.loads
-    step = max(1, len(lines) // chunks)
-    json_s = pipe_s = 0.0
-    ratios: list[float] = []
-    for start in range(0, len(lines), step):
-        part = lines[start:start + step]
-        t0 = clock()
-        for line in part:
-            loads(line)
-        t1 = clock()
-        for line in part:
-            try:
-                ev = decode_event(line)
-            except BadEvent:
-                continue
-            engine.process(ev)
-        t2 = clock()
-        json_s += t1 - t0
-        pipe_s += t2 - t1
-        if t2 > t1:
-            ratios.append((t1 - t0) / (t2 - t1))
+    json_s, pipe_s, ratios = _alternate(lines, engine, chunks)
     t0 = clock()
     rt.run_batch_detectors()
     finish_s = clock() - t0
