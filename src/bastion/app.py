@@ -333,7 +333,16 @@ def build_runtime(
         writer = ResultsWriter(out_dir, append=bool(pos), truncate_to=sizes if isinstance(sizes, dict) else None)
         sinks.append(writer)
     if settings.webhook_url:
-        sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
+        if not settings.webhook_secret:
+            log.warning("webhook deliveries to %s are unsigned: set BASTION_WEBHOOK_SECRET", settings.webhook_url)
+        sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries,
+                                 secrets=[k.strip() for k in settings.webhook_secret.split(",")],
+                                 max_time_s=settings.webhook_max_time_s))
+    if settings.slack_webhook_url:
+        from bastion.actions.notify import SlackNotifier
+
+        sinks.append(SlackNotifier(settings.slack_webhook_url, settings.slack_min_priority, settings.slack_batch_s,
+                                   settings.slack_max_per_minute, quotas=settings.quotas))
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
                     quotas=Quotas(settings.quotas), observe=activity_observer)
     runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras,

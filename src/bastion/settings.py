@@ -56,6 +56,14 @@ class Settings:
     webhook_url: str | None = None
     webhook_timeout_s: float = 2.0
     webhook_max_retries: int = 4
+    webhook_max_time_s: float = 60.0           # retries of one batch stop once this much time is spent
+    # HMAC secret(s) that sign each delivery (Bastion-Signature); comma-separated while rotating, the first
+    # is current. Set it from the environment (BASTION_WEBHOOK_SECRET), never in a committed file.
+    webhook_secret: str = ""
+    slack_webhook_url: str | None = None       # a Slack-compatible incoming webhook (BASTION_SLACK_WEBHOOK_URL)
+    slack_min_priority: float = 0.7            # review cases with priority above this are posted
+    slack_batch_s: float = 5.0                 # notices are gathered this long into one message
+    slack_max_per_minute: int = 6              # messages per minute at most; the excess is summarised
     quotas: dict[str, int] = field(default_factory=lambda: {"account.suspend": 200, "account.limit": 1000})
     secret_key: str = ""
     session_cookie_secure: bool = False        # True by default in production (set it to override)
@@ -105,6 +113,9 @@ class Settings:
         settings = replace(base, **converted)
         if settings.environment == "production" and "session_cookie_secure" not in converted:
             settings = replace(settings, session_cookie_secure=True)
+        if settings.environment == "production" and settings.webhook_url and not settings.webhook_secret:
+            raise SettingsError("BASTION_WEBHOOK_SECRET must be set in production when webhook_url is set "
+                                "(deliveries are signed with it)")
         if not settings.secret_key:
             if settings.environment == "production":
                 raise SettingsError("BASTION_SECRET_KEY must be set in production (no default secret)")

@@ -43,12 +43,14 @@ from bastion.app import Runtime
 from bastion.engine import ScoreBoard
 from bastion.events.codec import BadEvent, decode_event
 from bastion.replica import Replica
+from bastion.retry import Backoff, RetryPolicy
 from bastion.sources.redis_streams import Message
 from bastion.state.apply import ip_network
 from bastion.state.redis import RedisState
 
 log = logging.getLogger("bastion.worker")
 INF = 1 << 62
+RECONNECT_POLICY = RetryPolicy(max_attempts=None, max_time_s=None, base_s=0.1, max_backoff_s=5.0)
 _enc = msgspec.json.Encoder()
 
 
@@ -216,22 +218,22 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def run(self) -> dict[str, Any]:
-        backoff = 0.1
+        # broker loss, timeouts: drop the uncommitted batch and start over, after a jittered exponential
+        # backoff (0.1 s doubling up to 5 s, reset by a good step); other errors end the worker
+        backoff = Backoff(RECONNECT_POLICY, retry_on=_is_transient)
         while not self.stop.is_set():
             try:
                 if self.step():
                     break
-                backoff = 0.1
-            except Exception as exc:  # broker loss, timeouts: drop the uncommitted batch and start over
-                if not _is_transient(exc):
-                    raise
+                backoff.succeeded()
+            except Exception as exc:
+                delay = backoff.failed(exc)  # raises exc when it is not transient
                 self.ready = False
                 if self.m is not None:
                     self.m.errors.labels(self.name, type(exc).__name__).inc()
-                log.warning("broker error (%s); reconnecting in %.1fs", exc, backoff, extra={"worker": self.name})
+                log.warning("broker error (%s); reconnecting in %.2fs", exc, delay, extra={"worker": self.name})
                 self._drop_uncommitted()
-                self.stop.wait(backoff)
-                backoff = min(5.0, backoff * 2)
+                self.stop.wait(delay)
         return {"worker": self.name, "processed": self.processed, "replayed": self.replica.replayed,
                 "replay_misses": self.replica.misses[0]}
 

@@ -1,8 +1,11 @@
 """Where applied actions go: the results directory, an SQLite table, and a webhook.
 
 The webhook never blocks the stream for long: actions are queued to a background thread that POSTs them in
-batches with retries and exponential backoff; when the queue is full or retries are exhausted the batch is
-dropped, logged and counted (``failed``), and the stream goes on.
+batches, retried by :func:`bastion.retry.deliver` (exponential backoff with full jitter, ``Retry-After``
+honoured, other 4xx never retried); when the queue is full or retries are exhausted the batch is dropped,
+logged and counted (``dropped``/``failed``), and the stream goes on. Each delivery is signed
+(:mod:`bastion.actions.signing`) when a secret is configured and carries a ``Bastion-Delivery`` id that a
+retry repeats.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from bastion.actions.effects import AppliedAction
+from bastion.actions.signing import DELIVERY_HEADER, SIGNATURE_HEADER, sign
+from bastion.retry import RetryPolicy, deliver
 
 log = logging.getLogger("bastion.sinks")
 _enc = msgspec.json.Encoder()
@@ -100,16 +106,20 @@ class SqliteSink:
 
 
 class WebhookSink:
-    """POSTs batches of applied actions as JSON to ``url`` from a background thread."""
+    """POSTs batches of applied actions as JSON (``{"actions": [...]}``) to ``url`` from a background thread.
+
+    ``secrets``: the signing secrets (the first is current; more while rotating); none sends unsigned."""
 
     def __init__(self, url: str, timeout_s: float = 2.0, max_retries: int = 4, batch: int = 100,
-                 max_queue: int = 10_000, backoff_s: float = 0.25, client: Any = None) -> None:
+                 max_queue: int = 10_000, backoff_s: float = 0.25, client: Any = None,
+                 secrets: Sequence[str] | str = (), max_time_s: float = 60.0, max_backoff_s: float = 30.0) -> None:
         import httpx
 
         self.url = url
-        self.max_retries = max_retries
         self.batch = batch
-        self.backoff_s = backoff_s
+        self.policy = RetryPolicy(max_attempts=max_retries + 1, max_time_s=max_time_s, base_s=backoff_s,
+                                  max_backoff_s=max_backoff_s)
+        self.secrets = [k for k in ([secrets] if isinstance(secrets, str) else secrets) if k]
         self.client = client or httpx.Client(timeout=timeout_s)
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_queue)
         self.sent = 0
@@ -130,25 +140,26 @@ class WebhookSink:
     def write_dead_letter(self, line: int | None, error: str, raw: str) -> None:
         return None
 
+    def headers(self, body: bytes, delivery_id: str) -> dict[str, str]:
+        h = {"content-type": "application/json", "user-agent": "bastion-webhook/1", DELIVERY_HEADER: delivery_id}
+        if self.secrets:
+            h[SIGNATURE_HEADER] = sign(self.secrets, body)
+        return h
+
+    def _count_retry(self, _state: Any) -> None:
+        self.retries += 1
+
     def _post(self, items: list[bytes]) -> None:
         body = b'{"actions":[' + b",".join(items) + b"]}"
-        for attempt in range(self.max_retries + 1):
-            try:
-                resp = self.client.post(self.url, content=body, headers={"content-type": "application/json"})
-                if resp.status_code < 500 and resp.status_code != 429:
-                    if resp.status_code >= 400:
-                        log.warning("webhook %s refused a batch: HTTP %s", self.url, resp.status_code)
-                        self.failed += len(items)
-                    else:
-                        self.sent += len(items)
-                    return
-            except Exception as exc:  # network errors: retry
-                log.debug("webhook error %s", exc)
-            if attempt < self.max_retries:
-                self.retries += 1
-                time.sleep(self.backoff_s * (2 ** attempt))
-        self.failed += len(items)
-        log.warning("webhook %s: dropped a batch of %d after %d retries", self.url, len(items), self.max_retries)
+        delivery_id = uuid.uuid4().hex
+        out = deliver(self.client, self.url, body, lambda: self.headers(body, delivery_id), self.policy,
+                      on_retry=self._count_retry)
+        if out.ok:
+            self.sent += len(items)
+        else:
+            self.failed += len(items)
+            log.warning("webhook %s: dropped a batch of %d (delivery %s) after %d attempt(s): %s", self.url,
+                        len(items), delivery_id, out.attempts, out.error)
 
     def _run(self) -> None:
         while True:

@@ -1,7 +1,7 @@
 """Live Bluesky Jetstream v1 websocket client (../shared/spec/platform-formats.md section 1).
 
 :func:`stream` yields Jetstream messages (decoded JSON objects) from ``wss://…/subscribe``, reconnecting with
-exponential backoff and jitter. Jetstream delivery is at-least-once and ``time_us`` is not strictly monotonic,
+exponential backoff and full jitter (:class:`bastion.retry.Backoff`). Jetstream delivery is at-least-once and ``time_us`` is not strictly monotonic,
 so a reconnect resumes from the largest ``time_us`` seen *minus* ``rewind_s`` seconds; the messages that the
 rewind delivers a second time are dropped here (by ``did``, ``time_us``, ``kind``, ``rev``, ``collection``,
 ``rkey``), and the engine drops repeated event ids anyway.
@@ -19,18 +19,19 @@ import contextlib
 import json
 import logging
 import queue
-import random
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import tenacity
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 
 from bastion.events.codec import BadEvent, convert_event
 from bastion.events.jetstream import JetstreamMapper
+from bastion.retry import Backoff, RetryPolicy
 from bastion.sources.files import Item
 
 log = logging.getLogger("bastion.sources.jetstream_live")
@@ -99,7 +100,9 @@ async def frames(url: str, collections: Iterable[str] | None = None, cursor: int
     rewind_us = int(rewind_s * 1_000_000)
     resume = cursor
     seen: dict[tuple[Any, ...], int] = {}
-    failures = 0
+    # a connection that delivered a message ends a streak of failures; the next wait is the first again
+    backoff = Backoff(RetryPolicy(max_attempts=max_failures, max_time_s=None, base_s=backoff_s,
+                                  max_backoff_s=max_backoff_s))
     connect_kwargs.setdefault("max_size", 1 << 22)
     connect_kwargs.setdefault("open_timeout", 10)
     while True:
@@ -140,10 +143,10 @@ async def frames(url: str, collections: Iterable[str] | None = None, cursor: int
             if _permanent(exc):
                 raise JetstreamError(f"{target}: {exc}") from exc
             st.last_error = f"{type(exc).__name__}: {exc}"
-        failures = 0 if got else failures + 1
-        if max_failures is not None and failures >= max_failures:
-            raise JetstreamError(f"{url}: {failures} consecutive failures, last: {st.last_error}")
-        delay = min(max_backoff_s, backoff_s * 2 ** max(failures - 1, 0)) * random.uniform(0.5, 1.0)
+        try:
+            delay = backoff.first_wait() if got else backoff.failed(ConnectionError(st.last_error))
+        except tenacity.RetryError:
+            raise JetstreamError(f"{url}: {backoff.failures} consecutive failures, last: {st.last_error}") from None
         log.warning("jetstream connection lost (%s); reconnecting in %.2fs from cursor %s",
                     st.last_error, delay, resume)
         await asyncio.sleep(delay)

@@ -17,6 +17,16 @@ from bastion.app import Runtime
 from bastion.events.codec import BadEvent, convert_event
 from bastion.observability import Metrics
 from bastion.web.keys import ApiKeyStore
+from bastion.web.openapi import (
+    CHECK_BODY,
+    ERRORS,
+    INGEST_BODY,
+    CheckResult,
+    Health,
+    IngestResult,
+    Ready,
+    install,
+)
 from bastion.web.security import BodyLimit, Principal, SecurityHeaders, require
 
 MAX_BATCH = 10_000
@@ -66,7 +76,8 @@ def _dead_letter_text(obj: Any) -> str:
 
 
 @router.post("/v1/events", tags=["ingest"], summary="Ingest a batch of canonical events",
-             response_description="accepted and rejected counts, with an error per rejected event")
+             response_description="accepted and rejected counts, with an error per rejected event",
+             response_model=IngestResult, responses=ERRORS, openapi_extra=INGEST_BODY)
 async def ingest(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
     """Body: a JSON array of events, or ``{"events": [...]}``, or one event object. Valid events are processed
     in order; invalid ones (including events outside the timestamp window or over the text and nesting limits)
@@ -136,7 +147,8 @@ def _event_id(obj: Any) -> str | None:
 VERDICT_ORDER = ("account.suspend", "post.hide", "account.limit", "post.downrank", "review.enqueue", "label.add")
 
 
-@router.post("/v1/check", tags=["ingest"], summary="Synchronous verdict for one event (nothing is stored)")
+@router.post("/v1/check", tags=["ingest"], summary="Synchronous verdict for one event (nothing is stored)",
+             response_model=CheckResult, responses=ERRORS, openapi_extra=CHECK_BODY)
 async def check(request: Request, _who: Principal = Depends(require("ingest"))) -> dict[str, Any]:
     """Evaluate one event - for example a reply before it is published - against the current state, without
     changing it. Returns the effects that would apply, their reasons, the scores read, and a verdict."""
@@ -195,12 +207,12 @@ def account(account_id: str, request: Request,
     return out
 
 
-@router.get("/healthz", tags=["ops"], summary="Liveness")
+@router.get("/healthz", tags=["ops"], summary="Liveness", response_model=Health)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"], summary="Readiness")
+@router.get("/readyz", tags=["ops"], summary="Readiness", response_model=Ready)
 def readyz(request: Request) -> dict[str, Any]:
     svc = _service(request)
     return {"status": "ready", "events": svc.runtime.engine.stats.events,
@@ -262,4 +274,5 @@ def create_app(runtime: Runtime, keys: ApiKeyStore, metrics: Metrics | None = No
         return JSONResponse(status_code=500, content={"detail": "internal error; see the server log"})
 
     app.include_router(router)
+    install(app)
     return app
