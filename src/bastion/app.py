@@ -334,6 +334,11 @@ def build_runtime(
         sinks.append(writer)
     if settings.webhook_url:
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries))
+    if settings.labeler_enabled:   # signed atproto labels for label.add/label.remove (bastion.labeler)
+        from bastion.labeler.sink import build_labeler_sink
+
+        extras["labeler"] = build_labeler_sink(settings)
+        sinks.append(extras["labeler"])
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
                     quotas=Quotas(settings.quotas), observe=activity_observer)
     runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras,

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "detect",     # clusters run, linker
     "review",     # users add, review helpers
     "keys",       # keys add/list/revoke
+    "labeler",    # labeler keygen/pubkey/serve (atproto labels)
     "scale",      # worker, produce
     "bots",       # score-accounts, bots eval/train
     "bench",      # bench NAME
