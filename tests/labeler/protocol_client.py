@@ -65,7 +65,7 @@ def verify_sig(label: dict[str, Any], did_key: str) -> None:
 
 def check_lexicon(label: dict[str, Any]) -> None:
     assert set(label) <= LEXICON_FIELDS, set(label) - LEXICON_FIELDS
-    assert LEXICON_REQUIRED <= set(label)
+    assert set(label) >= LEXICON_REQUIRED
     assert label.get("ver") == 1
     assert label["src"].startswith("did:")
     assert label["uri"].startswith(("did:", "at://"))

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from tests.labeler.protocol_client import check_lexicon, decode_frame, from_json, verify_sig
 from typer.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -28,11 +29,9 @@ from websockets.sync.client import connect
 from bastion.app import build_runtime
 from bastion.cli import app as cli_app
 from bastion.labeler.log import LabelLog
-from bastion.labeler.routes import create_labeler_app
 from bastion.settings import Settings
 from bastion.sources.files import items
 from bastion.web.server import build_web_app, uvicorn_options
-from tests.labeler.protocol_client import check_lexicon, decode_frame, from_json, verify_sig
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 LABELER = "did:plc:bastionlabelertest2cyw7q4"
