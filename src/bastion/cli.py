@@ -54,7 +54,13 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    from bastion.settings import SettingsError
+
+    try:
+        app()
+    except SettingsError as exc:   # e.g. a sink that a setting enables but does not fully configure
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
