@@ -343,6 +343,11 @@ def build_runtime(
 
         sinks.append(SlackNotifier(settings.slack_webhook_url, settings.slack_min_priority, settings.slack_batch_s,
                                    settings.slack_max_per_minute, quotas=settings.quotas))
+    if settings.labeler_enabled:   # signed atproto labels for label.add/label.remove (bastion.labeler)
+        from bastion.labeler.sink import build_labeler_sink
+
+        extras["labeler"] = build_labeler_sink(settings)
+        sinks.append(extras["labeler"])
     engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
                     quotas=Quotas(settings.quotas), observe=activity_observer)
     runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras,

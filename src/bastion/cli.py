@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "detect",     # clusters run, linker
     "review",     # users add, review helpers
     "keys",       # keys add/list/revoke
+    "labeler",    # labeler keygen/pubkey/serve (atproto labels)
     "scale",      # worker, produce
     "bots",       # score-accounts, bots eval/train
     "bench",      # bench NAME
@@ -53,7 +54,13 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    from bastion.settings import SettingsError
+
+    try:
+        app()
+    except SettingsError as exc:   # e.g. a sink that a setting enables but does not fully configure
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

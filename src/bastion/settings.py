@@ -82,6 +82,17 @@ class Settings:
     event_max_text: int = 65_536
     event_max_items: int = 1_000
     event_max_depth: int = 64
+    # atproto labeler output (bastion.labeler; docs/integrate.md): label.add/label.remove on accounts (DIDs) and
+    # posts (at:// URIs) become signed com.atproto.label.defs#label records in labeler_db_path, served on
+    # /xrpc/com.atproto.label.queryLabels and subscribeLabels. The key: a PEM file (labeler_key_path, written by
+    # `bastion labeler keygen`) or the key itself in BASTION_LABELER_KEY (PEM or multibase); never in the repo.
+    labeler_enabled: bool = False
+    labeler_did: str = ""                      # the labeler account's DID (label src)
+    labeler_key_path: Path | None = None
+    labeler_key: str = ""
+    labeler_db_path: Path | None = None        # None = labels.db beside db_path
+    labeler_values: dict[str, str] | None = None   # Bastion label -> atproto value; None = the defaults
+    labeler_publish_unmapped: bool = False     # publish other labels under their own name (reply_fanout -> reply-fanout)
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -151,6 +162,14 @@ def _convert(name: str, annotation: Any, value: Any, default: Any) -> Any:
         if not math.isfinite(out_f):
             raise SettingsError(f"setting {name} must be a number, got {value!r}")
         return out_f
+    if "dict[str, str]" in str(annotation):     # NAME=VALUE,NAME=VALUE
+        pairs: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            k, sep, v = part.partition("=")
+            if not sep or not k.strip():
+                raise SettingsError(f"setting {name}: {part!r} is not NAME=VALUE")
+            pairs[k.strip()] = v.strip()
+        return pairs
     if isinstance(default, dict):
         out: dict[str, int] = {}
         for part in filter(None, (p.strip() for p in value.split(","))):

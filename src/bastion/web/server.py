@@ -26,6 +26,11 @@ def build_web_app(settings: Settings, runtime: Runtime | None = None) -> Any:
         mount_ui = None
     if mount_ui is not None:
         mount_ui(app, settings, runtime)
+    labeler = runtime.extras.get("labeler")
+    if labeler is not None:   # the public atproto label routes (queryLabels, subscribeLabels)
+        from bastion.labeler.routes import mount_labeler
+
+        mount_labeler(app, labeler.log)
     from bastion.rules import RulesDetector
     from bastion.rules.watch import RulesWatcher
 
