@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.review.queue import QUEUES, SEVERITY, Case
+from bastion.review.queue import QUEUES, Case
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS review_queues (
