@@ -64,6 +64,8 @@ DEFAULT_SETTINGS: dict[str, float] = {
     "max_consecutive_high": 5.0,    # 0: no cap
     "high_severity": 0.8,           # a case is high severity when its queue's severity is at least this
 }
+#: a saved search's filter: policy queues, subject kind, a source substring (``rule:``), a substring of the case's
+#: reasons or report reasons, a minimum P(violation) as the ranking sees it
 SEARCH_FIELDS = ("queues", "subject_kind", "source", "reason", "min_p")
 
 
@@ -136,7 +138,8 @@ class QueueDef:
             return False
         if f.get("source") and not any(f["source"] in s for s in case.sources):
             return False
-        if f.get("reason") and not any(f["reason"].lower() in r.lower() for r in case.reason_list()):
+        texts = [*case.reason_list(), *(str(r.get("reason", "")) for r in case.reports)] if f.get("reason") else []
+        if f.get("reason") and not any(f["reason"].lower() in r.lower() for r in texts):
             return False
         return not (f.get("min_p") is not None and p is not None and p < float(f["min_p"]))
 
