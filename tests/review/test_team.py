@@ -282,7 +282,7 @@ def test_saved_search_queue_with_per_user_access(app):
     c2, h2 = login(app, "rev2")
     got = c2.post("/v1/review/claim", json={"queue": "harass_only"}, headers=h2).json()
     assert got["kind"] == "case"
-    assert "harassment" in " ".join(app.state.review.queue.by_id[got["id"]].reason_list())
+    assert [r["reason"] for r in app.state.review.queue.by_id[got["id"]].reports] == ["harassment"]
     assert app.state.review.store.audit_rows(kind="queue.save")[0]["subject"] == "queue:harass_only"
 
 
