@@ -42,7 +42,7 @@ SCHEMA = [
         expires_ms BIGINT NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS case_escalations (
         case_id TEXT PRIMARY KEY, escalated_by TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
-        ts_ms BIGINT NOT NULL, open BIGINT NOT NULL DEFAULT 1)""",
+        ts_ms BIGINT NOT NULL, is_open BIGINT NOT NULL DEFAULT 1)""",
     """CREATE TABLE IF NOT EXISTS case_history (
         id TEXT PRIMARY KEY, item_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, actor TEXT NOT NULL,
         kind TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}')""",
@@ -286,17 +286,17 @@ class TeamStore:
 
     # -- escalation -----------------------------------------------------------------------------------
     def escalated(self) -> dict[str, dict[str, Any]]:
-        return {r["case_id"]: dict(r) for r in self.store.query("SELECT * FROM case_escalations WHERE open = 1")}
+        return {r["case_id"]: dict(r) for r in self.store.query("SELECT * FROM case_escalations WHERE is_open = 1")}
 
     def escalate(self, case_id: str, actor: str, note: str) -> None:
         with self.store.tx() as db:
-            db.execute("INSERT INTO case_escalations (case_id, escalated_by, note, ts_ms, open) VALUES "
+            db.execute("INSERT INTO case_escalations (case_id, escalated_by, note, ts_ms, is_open) VALUES "
                        "(?, ?, ?, ?, 1) ON CONFLICT (case_id) DO UPDATE SET escalated_by = excluded.escalated_by, "
-                       "note = excluded.note, ts_ms = excluded.ts_ms, open = 1", (case_id, actor, note, now_ms()))
+                       "note = excluded.note, ts_ms = excluded.ts_ms, is_open = 1", (case_id, actor, note, now_ms()))
 
     def close_escalation(self, case_id: str) -> None:
         with self.store.tx() as db:
-            db.execute("UPDATE case_escalations SET open = 0 WHERE case_id = ?", (case_id,))
+            db.execute("UPDATE case_escalations SET is_open = 0 WHERE case_id = ?", (case_id,))
 
     # -- history --------------------------------------------------------------------------------------
     def add_history(self, item_id: str, actor: str, kind: str, detail: dict[str, Any] | None = None) -> None:
