@@ -307,3 +307,28 @@ def test_throughput_page_and_export_cli(app, tmp_path):
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 2 and all(r["decision_ground"] and r["application_date"] for r in rows)
+
+
+def test_automated_enforcement_gets_a_statement_and_its_appeal_counts_against_the_rule(app):
+    from bastion.actions.effects import Effect
+
+    rt = app.state.review.runtime
+    eff = [Effect(action="account.suspend", subject=Subject("account", "a3"), source="rule:SpamBurst",
+                  reason="20 links in a minute")]
+    with app.state.service.lock:
+        rt.engine.add_external_actions(eff, GenericEvent(id="auto-1", type_="detect.batch",
+                                                         ts=app.state.review.now_ms(), actor="system"))
+        rt.engine.flush()
+    [sor] = app.state.team.sor.for_subject("account", "a3")
+    st = sor["statement"]
+    assert sor["decided_by"] == "rule:SpamBurst" and st["automated_decision"] == "AUTOMATED_DECISION_FULLY"
+    assert st["automated_detection"] == "Yes" and st["source_type"] == "SOURCE_VOLUNTARY"
+    assert st["decision_account"] == "DECISION_ACCOUNT_SUSPENDED" and "20 links" in st["decision_facts"]
+    ing = {"Authorization": f"Bearer {app.state.ingest_key}"}
+    aid = TestClient(app).post("/v1/appeals", json={"subject": {"kind": "account", "id": "a3"}},
+                               headers=ing).json()["appeal"]
+    c1, h1 = login(app, "rev1")
+    res = c1.post(f"/v1/appeals/{aid}/decision", json={"outcome": "upheld"}, headers=h1).json()
+    assert res["reversal"] == [{"action": "account.unsuspend", "kind": "account", "id": "a3", "label": None}]
+    assert app.state.review.precision.fp["rule:SpamBurst"] == 1
+    assert app.state.team.sor.get(sor["id"])["status"] == "reversed"

@@ -112,16 +112,29 @@ class SorStore:
     def add(self, subject_kind: str, subject_id: str, decided_by: str, automated: bool, actions: list[dict[str, Any]],
             policy: str, facts: str, automated_detection: bool, notice: bool, ts_ms: int, decision_id: str = "",
             case_id: str = "", sources: Iterable[str] = ()) -> str:
+        row = self.row(subject_kind, subject_id, decided_by, automated, actions, policy, facts, automated_detection,
+                       notice, ts_ms, decision_id, case_id, sources)
+        self.insert([row])
+        return str(row[0])
+
+    @staticmethod
+    def row(subject_kind: str, subject_id: str, decided_by: str, automated: bool, actions: list[dict[str, Any]],
+            policy: str, facts: str, automated_detection: bool, notice: bool, ts_ms: int, decision_id: str = "",
+            case_id: str = "", sources: Iterable[str] = ()) -> tuple[Any, ...]:
         sid = new_id("sor-")
         body = statement(subject_kind, [a["action"] for a in actions], policy, facts, automated_detection, automated,
                          notice, ts_ms, sid)
+        return (sid, now_ms(), subject_kind, subject_id, decided_by, int(automated), decision_id, case_id, policy,
+                json.dumps(sorted(sources)), json.dumps(actions), json.dumps(body))
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
         with self.store.tx() as db:
-            db.execute("INSERT INTO statements_of_reasons (id, created_ms, subject_kind, subject_id, decided_by, "
-                       "automated, decision_id, case_id, policy, sources, actions, body) VALUES "
-                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (sid, now_ms(), subject_kind, subject_id, decided_by, int(automated), decision_id, case_id,
-                        policy, json.dumps(sorted(sources)), json.dumps(actions), json.dumps(body)))
-        return sid
+            for r in rows:
+                db.execute("INSERT INTO statements_of_reasons (id, created_ms, subject_kind, subject_id, decided_by, "
+                           "automated, decision_id, case_id, policy, sources, actions, body) VALUES "
+                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
 
     def get(self, sid: str) -> dict[str, Any] | None:
         rows = self.store.query("SELECT * FROM statements_of_reasons WHERE id = ?", (sid,))
@@ -176,13 +189,15 @@ class SorSink:
 
     def flush(self) -> None:
         acts, self.buffer = self.buffer, []
-        for a in acts:
+        rows = []
+        for a in acts:   # one transaction for the batch
             ts = int(datetime.fromisoformat(a.ts.replace("Z", "+00:00")).timestamp() * 1000) if a.ts else now_ms()
             policy = a.label or _policy_of(a.source)
-            self.sor.add(a.subject.kind, a.subject.id, a.source, True,
-                         [{"action": a.action, "kind": a.subject.kind, "id": a.subject.id, "label": a.label,
-                           "action_id": a.id}], policy, f"{a.source}: {a.reason}".strip(": "), True, False, ts,
-                         sources=[a.source])
+            rows.append(self.sor.row(a.subject.kind, a.subject.id, a.source, True,
+                                     [{"action": a.action, "kind": a.subject.kind, "id": a.subject.id,
+                                       "label": a.label, "action_id": a.id}], policy,
+                                     f"{a.source}: {a.reason}".strip(": "), True, False, ts, sources=[a.source]))
+        self.sor.insert(rows)
 
 
 def _policy_of(source: str) -> str:
