@@ -22,6 +22,7 @@ from bastion.actions.effects import (
     LABEL_REMOVE,
     POST_DOWNRANK,
     POST_HIDE,
+    POST_UNHIDE,
     AppliedAction,
     Effect,
     Subject,
@@ -449,6 +450,11 @@ class Engine:
             post = state.posts.get(subj.id)
             if post is not None and eff.action == POST_HIDE:
                 post.hidden = True
+                state.posts.put(post)
+        elif eff.action == POST_UNHIDE and subj.kind == "post":   # an upheld appeal reverses a hide
+            post = state.posts.get(subj.id)
+            if post is not None and post.hidden:
+                post.hidden = False
                 state.posts.put(post)
         if eff.score is not None and eff.label:
             self.scores.set(subj, eff.label, eff.score)

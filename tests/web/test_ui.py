@@ -50,15 +50,28 @@ def csrf_of(c: TestClient) -> str:
 
 
 def concrete(path: str, case_id: str) -> str:
-    return path.replace("{case_id}", case_id).replace("{kind}", "account").replace("{value}", "u1")
+    return (path.replace("{case_id}", case_id).replace("{kind}", "account").replace("{value}", "u1")
+            .replace("{appeal_id}", "ap-none"))
 
 
 FORMS = {
-    "/ui/cases/{case_id}/decide": {"verdict": "escalate", "policy": "spam", "action": "none"},
+    "/ui/cases/{case_id}/decide": {"verdict": "benign", "policy": "spam", "action": "none"},
     "/ui/rules/draft": {"name": "DraftX", "type": "post.create", "feature": "n_urls>=1"},
     "/ui/rules/save": {"name": "DraftY", "yaml_text": "x"},
     "/ui/users": {"name": "newbie", "role": "reviewer", "password": "x"},
     "/v1/cases/{case_id}/decision": {"verdict": "escalate", "policy": "spam"},
+    "/ui/team/claim": {"queue": "spam"},
+    "/ui/cases/{case_id}/claim": {},
+    "/ui/cases/{case_id}/renew": {},
+    "/ui/cases/{case_id}/release": {},
+    "/ui/cases/{case_id}/reveal": {"what": "report"},
+    "/ui/cases/{case_id}/bulk": {"policy": "spam", "action": "label", "member": "u1"},
+    "/ui/appeals/{appeal_id}/decide": {"outcome": "rejected"},
+    "/ui/queues": {"name": "fresh_spam", "queues": "spam", "see": "role:analyst", "decide": "role:reviewer"},
+    "/ui/team/settings": {"key": "lease_s", "value": "600"},
+    "/v1/review/claim": {"queue": "spam"},
+    "/v1/appeals": {"subject": {"kind": "account", "id": "nobody"}, "text": "please"},
+    "/v1/appeals/{appeal_id}/decision": {"outcome": "rejected"},
 }
 
 

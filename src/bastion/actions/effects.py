@@ -23,9 +23,14 @@ POST_DOWNRANK = "post.downrank"
 ACCOUNT_LINK = "account.link"
 CLUSTER_FLAG = "cluster.flag"
 WEBHOOK = "webhook"
+# reversals (an upheld appeal undoes an enforcement; label.remove undoes label.add)
+ACCOUNT_UNSUSPEND = "account.unsuspend"
+ACCOUNT_UNLIMIT = "account.unlimit"
+POST_UNHIDE = "post.unhide"
+POST_UNDOWNRANK = "post.undownrank"
 STANDARD_ACTIONS = frozenset(
     {LABEL_ADD, LABEL_REMOVE, REVIEW_ENQUEUE, ACCOUNT_SUSPEND, ACCOUNT_LIMIT, POST_HIDE, POST_DOWNRANK,
-     ACCOUNT_LINK, CLUSTER_FLAG, WEBHOOK}
+     ACCOUNT_LINK, CLUSTER_FLAG, WEBHOOK, ACCOUNT_UNSUSPEND, ACCOUNT_UNLIMIT, POST_UNHIDE, POST_UNDOWNRANK}
 )
 
 

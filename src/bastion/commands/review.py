@@ -64,6 +64,25 @@ def users_list(config: Path | None = typer.Option(None, "--config", help="settin
         typer.echo(f"{u['name']}\t{u['role']}{flag}")
 
 
+@review_app.command("export-sor")
+def export_sor(
+    out: Path = typer.Option(Path("statements.jsonl"), "--out", "-o", help="JSON Lines file to write"),
+    since_ms: int = typer.Option(0, "--since-ms", help="only statements created at or after this time (ms)"),
+    config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+) -> None:
+    """Write every statement of reasons (EU DSA Transparency Database format), one JSON object per line."""
+    from bastion.review.sor import SorStore
+    from bastion.review.store import ReviewStore
+
+    store = ReviewStore(_settings(config).db_path)
+    rows = SorStore(store).export_rows(since_ms)
+    with open(out, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, separators=(",", ":")) + "\n")
+    store.audit("cli", "sor.export", "", {"out": str(out), "n": len(rows)})
+    typer.echo(f"wrote {len(rows)} statements of reasons to {out}")
+
+
 @review_app.command("export-labels")
 def export_labels(
     out: Path = typer.Option(Path("labels.jsonl"), "--out", "-o", help="JSON Lines file to write"),

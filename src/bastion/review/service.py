@@ -171,8 +171,10 @@ class ReviewService:
         return int(last) if last else int(time.time() * 1000)
 
     def decide(self, case_id: str, reviewer: str, verdict: str, policy: str, action: str = "none",
-               note: str = "") -> dict[str, Any]:
-        """Apply one decision; returns the decision record with the ids of the actions it applied."""
+               note: str = "", apply_effects: bool = True) -> dict[str, Any]:
+        """Apply one decision; returns the decision record with the ids of the actions it applied (and the
+        actions as ``applied_actions``). ``apply_effects=False`` records and closes the case without effects
+        (a bulk action applied them member by member)."""
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
         if action not in ACTIONS:
@@ -189,7 +191,7 @@ class ReviewService:
             self._dseq += 1
             did = f"d{self._dseq}-{int(time.time() * 1000) % 100000}"
             src = f"reviewer:{reviewer}"
-            effects = self._effects(case, verdict, policy, action, src, note)
+            effects = self._effects(case, verdict, policy, action, src, note) if apply_effects else []
             event = GenericEvent(id=f"review-{did}", type_="review.decision", ts=ts, actor=src,
                                  fields={"case": case.id})
             applied = self.runtime.engine.add_external_actions(effects, event) if effects else []
@@ -219,7 +221,9 @@ class ReviewService:
                              {"decision": did, "case": case.id, "verdict": verdict, "policy": policy,
                               "action": action, "note": note, "actions": [a.id for a in applied],
                               "effects": [f"{a.action}:{a.subject.kind}:{a.subject.id}" for a in applied]})
-            return {**record, "applied": [a.id for a in applied]}
+            return {**record, "applied": [a.id for a in applied],
+                    "applied_actions": [{"action": a.action, "kind": a.subject.kind, "id": a.subject.id,
+                                         "label": a.label, "action_id": a.id} for a in applied]}
 
     def _effects(self, case: Case, verdict: str, policy: str, action: str, src: str, note: str) -> list[Effect]:
         subj = case.subject

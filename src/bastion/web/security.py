@@ -87,6 +87,25 @@ def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     return dep
 
 
+class LoginRequired(Exception):
+    """A UI page asked for without a session: answered with a redirect to the login page."""
+
+
+def ui_require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
+    """:func:`require` for UI routes: an anonymous GET of a page (not ``/v1/``) raises :class:`LoginRequired`."""
+    dep = require(*roles)
+
+    async def inner(request: Request) -> Principal:
+        try:
+            return await dep(request)
+        except HTTPException as exc:
+            if exc.status_code == 401 and request.method == "GET" and not request.url.path.startswith("/v1/"):
+                raise LoginRequired() from None
+            raise
+
+    return inner
+
+
 # -- passwords -------------------------------------------------------------------------------------------
 def password_hasher(fast: bool = False) -> Any:
     """argon2id with the library's defaults (``fast=True``: small parameters, for tests only)."""

@@ -23,13 +23,15 @@ from bastion.actions.effects import Subject
 from bastion.review.entities import ENTITY_KINDS, SearchFilter
 from bastion.review.queue import DEADLINE_H, QUEUES
 from bastion.review.service import ACTIONS, POLICIES, VERDICTS, ReviewService, attach_review
+from bastion.web.console import ROUTE_ROLES as CONSOLE_ROLES
 from bastion.web.security import (
     LoginLimiter,
+    LoginRequired,
     Principal,
     SessionManager,
     authenticate,
     password_hasher,
-    require,
+    ui_require,
 )
 
 HERE = Path(__file__).parent
@@ -53,24 +55,7 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/v1/cases/{case_id}/decision"): ("reviewer",),
     ("GET", "/v1/review/precision"): HUMANS,
 }
-
-
-class LoginRequired(Exception):
-    pass
-
-
-def ui_require(*roles: str) -> Any:
-    dep = require(*roles)
-
-    async def inner(request: Request) -> Principal:
-        try:
-            return await dep(request)
-        except HTTPException as exc:
-            if exc.status_code == 401 and request.method == "GET" and not request.url.path.startswith("/v1/"):
-                raise LoginRequired() from None
-            raise
-
-    return inner
+ROUTE_ROLES.update(CONSOLE_ROLES)   # the team console's routes (bastion.web.console)
 
 
 def roles_for(method: str, path: str) -> Any:
@@ -259,6 +244,7 @@ def case_page(request: Request, case_id: str, who: Principal = roles_for("GET", 
         now = svc.now_ms()
         prio = svc.queue.priority_of(case, now)
         nxt = next((c.id for c, _ in svc.queue.ranked(now) if c.id != case_id), None)
+        team = request.app.state.team.view(case, who.name, who.role)
     graph = ""
     if ev.get("clusters"):
         cl = ev["clusters"][0]
@@ -271,17 +257,24 @@ def case_page(request: Request, case_id: str, who: Principal = roles_for("GET", 
     return render(request, "case.html", case=case, ev=ev, prio=prio, graph=graph, fmt_ts=fmt_ts, next_case=nxt,
                   verdicts=VERDICTS, policies=POLICIES, actions=ACTIONS, decisions=decisions, msg=msg,
                   deadline=fmt_rel(case.deadline_ms() - now), breached=now > case.deadline_ms(),
-                  can_decide=who.role in ("reviewer", "admin"))
+                  can_decide=who.role in ("reviewer", "admin") and team["may_decide"], team=team)
 
 
 def _decide(request: Request, who: Principal, case_id: str, verdict: str, policy: str, action: str,
             note: str) -> dict[str, Any]:
-    svc = _svc(request)
+    """A decision through the team console: under the reviewer's claim, in a queue they may decide."""
+    from bastion.review.team_service import Conflict, Denied
+
+    team = request.app.state.team
     try:
         with _lock(request):
-            return svc.decide(case_id, who.name, verdict, policy, action, note)
+            return team.decide(case_id, who.name, who.role, verdict, policy, action, note)  # type: ignore[no-any-return]
     except KeyError:
         raise HTTPException(status_code=404, detail=f"no case {case_id!r}") from None
+    except Denied as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
     except ValueError as exc:
         raise HTTPException(status_code=409 if "already decided" in str(exc) else 422, detail=str(exc)) from None
 
@@ -570,8 +563,12 @@ async def users_add(request: Request, name: str = Form(...), role: str = Form(..
 # -- mounting -------------------------------------------------------------------------------------------
 def mount_ui(app: FastAPI, settings: Any, runtime: Any, hasher: Any = None) -> ReviewService:
     """Attach review to ``runtime`` and serve the UI on ``app`` (see the module docstring)."""
+    from bastion.review.team_service import attach_team
+    from bastion.web.console import router as console_router
+
     svc = attach_review(runtime, settings)
     app.state.review = svc
+    app.state.team = attach_team(svc)
     app.state.sessions = SessionManager(svc.store, settings.secret_key, settings.session_cookie_secure)
     app.state.session_resolver = app.state.sessions.resolve
     app.state.login_limiter = LoginLimiter()
@@ -582,6 +579,7 @@ def mount_ui(app: FastAPI, settings: Any, runtime: Any, hasher: Any = None) -> R
     env.filters["num"] = lambda x, d=3: f"{x:.{d}g}" if isinstance(x, float) else x
     app.state.ui_env = env
     app.include_router(router)
+    app.include_router(console_router)
     app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
 
     @app.exception_handler(LoginRequired)

@@ -19,3 +19,34 @@
     }
   });
 })();
+// Team console: renew the claim's lease every minute while the case page is open; reveal blurred content
+// on click (the server audits each reveal).
+(function () {
+  function csrf() { var m = document.querySelector('meta[name="csrf-token"]'); return m ? m.content : ""; }
+  function post(url, body) {
+    return fetch(url, {method: "POST", credentials: "same-origin",
+      headers: {"X-CSRF-Token": csrf(), "Content-Type": "application/x-www-form-urlencoded"}, body: body || ""});
+  }
+  function setup() {
+    var claim = document.getElementById("claim");
+    if (claim && claim.dataset.mine && !claim.dataset.renewing) {
+      claim.dataset.renewing = "1";
+      var id = claim.dataset.case;
+      var timer = setInterval(function () {
+        if (!document.body.contains(claim)) { clearInterval(timer); return; }
+        post("/ui/cases/" + encodeURIComponent(id) + "/renew");
+      }, 60000);
+    }
+  }
+  document.addEventListener("click", function (e) {
+    var el = e.target.closest ? e.target.closest(".blur") : null;
+    if (!el || el.classList.contains("revealed")) return;
+    el.classList.add("revealed");
+    var claim = document.getElementById("claim");
+    if (claim) post("/ui/cases/" + encodeURIComponent(claim.dataset.case) + "/reveal",
+                    "what=" + encodeURIComponent(el.dataset.what || "content"));
+  });
+  document.addEventListener("DOMContentLoaded", setup);
+  document.addEventListener("htmx:load", setup);
+})();
+
