@@ -87,6 +87,40 @@ class DecisionRequest(BaseModel):
         {"verdict": "violating", "policy": "spam", "action": "label", "note": "seen before"}]}}
 
 
+class ClaimRequest(BaseModel):
+    """Claim the next case or appeal (``POST /v1/review/claim``); the body is optional."""
+
+    queue: str | None = Field(None, description="only this queue (default: every queue you may decide)")
+
+    model_config = {"json_schema_extra": {"examples": [{"queue": "spam"}]}}
+
+
+class AppealSubject(BaseModel):
+    kind: Literal["account", "post"]
+    id: str = Field(min_length=1, max_length=200)
+
+
+class AppealRequest(BaseModel):
+    """An appeal the platform forwards against an enforcement (``POST /v1/appeals``)."""
+
+    subject: AppealSubject
+    appellant: str = Field("", max_length=200)
+    text: str = Field("", max_length=5000, description="the appellant's statement")
+    statement: str = Field("", max_length=100, description="the statement-of-reasons id appealed, if known")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"subject": {"kind": "account", "id": "u1"}, "appellant": "u1", "text": "I am not a bot"}]}}
+
+
+class AppealDecisionRequest(BaseModel):
+    """Uphold or reject an appeal (``POST /v1/appeals/{appeal_id}/decision``)."""
+
+    outcome: Literal["upheld", "rejected"]
+    note: str = Field("", max_length=1000)
+
+    model_config = {"json_schema_extra": {"examples": [{"outcome": "upheld", "note": "not a bot"}]}}
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorDetail, "description": "the body is empty or not JSON"},
     413: {"model": ErrorDetail, "description": "the body or batch is over the limit"},
@@ -114,8 +148,18 @@ REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         {"$ref": "#/components/schemas/DecisionRequest"},
         DecisionRequest.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
         "The decision; `verdict` and `policy` are required.")["requestBody"],
+    ("POST", "/v1/review/claim"): {**json_request_body(
+        {"$ref": "#/components/schemas/ClaimRequest"}, {"queue": "spam"},
+        "Optional: `{\"queue\": NAME}` to claim from one queue.")["requestBody"], "required": False},
+    ("POST", "/v1/appeals"): json_request_body(
+        {"$ref": "#/components/schemas/AppealRequest"},
+        AppealRequest.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+        "The appeal; `subject` is required.")["requestBody"],
+    ("POST", "/v1/appeals/{appeal_id}/decision"): json_request_body(
+        {"$ref": "#/components/schemas/AppealDecisionRequest"}, {"outcome": "upheld", "note": "not a bot"},
+        "The outcome of the appeal.")["requestBody"],
 }
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (DecisionRequest,)
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (DecisionRequest, ClaimRequest, AppealRequest, AppealDecisionRequest)
 
 
 def _event_components() -> dict[str, Any]:
@@ -132,7 +176,9 @@ def document(app: FastAPI) -> dict[str, Any]:
     schemas: dict[str, Any] = components.setdefault("schemas", {})
     extra = _event_components()
     for model in EXTRA_MODELS:
-        extra[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        extra.update(schema.pop("$defs", {}))   # nested models become components of their own
+        extra[model.__name__] = schema
     for name, schema in extra.items():
         if name in schemas and schemas[name] != schema:
             raise RuntimeError(f"OpenAPI component {name!r} is defined twice")
