@@ -18,6 +18,7 @@ app = typer.Typer(
 
 # Order is the order of `bastion --help`.
 COMMAND_MODULES = (
+    "init",       # init DIR
     "core",       # replay, serve, demo
     "sim",        # sim, eval
     "rules",      # rules check/test/backtest
