@@ -27,8 +27,8 @@ from bastion.events.limits import configure as configure_limits
 from bastion.events.model import parse_ts
 from bastion.features.builtin import build_registry
 from bastion.features.registry import FeatureRegistry
-from bastion.review.queue import ReportIntake, ReviewQueue
 from bastion.packs import DEFAULT_PACK
+from bastion.review.queue import ReportIntake, ReviewQueue
 from bastion.settings import Settings, SettingsError
 from bastion.sources.files import Item
 from bastion.state.memory import MemoryState

@@ -54,7 +54,18 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """The console entry point: an optional package or a data set that is missing is one line on stderr
+    (what is missing, and how to get it) and exit code 2, not a traceback."""
+    import sys
+
+    from bastion.datasets.text import DataNotFoundError
+    from bastion.extras import MissingExtra
+
+    try:
+        app()
+    except (MissingExtra, DataNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -21,18 +21,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 TOPICS = {
-    "cycling": "ride bike gravel trails coast road climb legs flat tyre rain saddle chain hills descent wind "
-               "commute helmet route club sprint".split(),
-    "baking": "sourdough starter rye loaf crust oven cinnamon rolls batch flour butter proof dough crumb "
-              "bread tart sugar recipe".split(),
-    "music": "album gig bass guitar song chorus record vinyl band drummer playlist tour lyrics tune "
-             "venue headphones concert".split(),
-    "gardening": "tomatoes slugs garlic basil seedlings compost soil beans roses weeds greenhouse harvest "
-                 "pots mulch shed hose".split(),
+    "cycling": _words("ride bike gravel trails coast road climb legs flat tyre rain saddle chain hills descent "
+                      "wind commute helmet route club sprint"),
+    "baking": _words("sourdough starter rye loaf crust oven cinnamon rolls batch flour butter proof dough crumb "
+                     "bread tart sugar recipe"),
+    "music": _words("album gig bass guitar song chorus record vinyl band drummer playlist tour lyrics tune "
+                    "venue headphones concert"),
+    "gardening": _words("tomatoes slugs garlic basil seedlings compost soil beans roses weeds greenhouse harvest "
+                        "pots mulch shed hose"),
 }
-FILLER = ("today this week finally again honestly still really maybe just so the my a new old best little "
-          "after before with without for about tried loved made found").split()
+FILLER = _words("today this week finally again honestly still really maybe just so the my a new old best "
+                "little after before with without for about tried loved made found")
 BAD_DOMAIN = "free-prizes.biz"          # on rules/lists/bad_domains.txt
 COPYPASTA = "Big news everyone, the giveaway is live now, follow and share to enter before midnight"
 INSULT = "@{handle} what an idiot take, nobody asked you"   # "idiot" is on rules/lists/slurs.txt
