@@ -20,6 +20,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "init",       # init DIR
     "core",       # replay, serve, demo
+    "data",       # data fetch/list
     "sim",        # sim, eval
     "rules",      # rules check/test/backtest
     "models",     # train, models list/eval, score text/accounts
@@ -58,7 +59,7 @@ def main() -> None:
     (what is missing, and how to get it) and exit code 2, not a traceback."""
     import sys
 
-    from bastion.datasets.text import DataNotFoundError
+    from bastion.datasets import DataNotFoundError
     from bastion.extras import MissingExtra
 
     try:

@@ -127,9 +127,9 @@ def _train_finetuned(name: str, ship: bool, device: str) -> None:
 
 
 def _cache_dir() -> Path:
-    import os
+    from bastion.settings import setting
 
-    return Path(os.environ.get("BASTION_CACHE_DIR", "~/.cache/bastion")).expanduser() / "context"
+    return Path(setting("cache_dir")) / "context"
 
 
 def _train_context(ship: bool) -> None:
