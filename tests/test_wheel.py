@@ -62,6 +62,13 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     version = _run([str(bastion), "--version"], cwd=tmp_path).stdout.strip()
     assert version.startswith("bastion ") and version.split()[1][0].isdigit()
 
+    # maintainer flags write into a checkout: refused in an installed copy; the data manifest is packaged
+    proc = subprocess.run([str(bastion), "bots", "eval", "--write-docs"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "maintainer flag" in proc.stderr
+    listing = _run([str(bastion), "data", "list", "--dir", str(tmp_path / "no-data")], cwd=tmp_path).stdout
+    assert "tweeteval_offensive" in listing and "MISSING" in listing
+
     _run([str(bastion), "init", "proj"], cwd=tmp_path)
     proj = tmp_path / "proj"
     assert (proj / "rules" / "spam.yaml").is_file() and (proj / "rules" / "lists" / "bad_domains.txt").is_file()
