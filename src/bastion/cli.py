@@ -55,16 +55,17 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """The console entry point: an optional package or a data set that is missing is one line on stderr
-    (what is missing, and how to get it) and exit code 2, not a traceback."""
+    """The console entry point: an optional package or a data set that is missing, or a setting that does not
+    parse, is one line on stderr (what, and how to fix it) and exit code 2, not a traceback."""
     import sys
 
     from bastion.datasets import DataNotFoundError
     from bastion.extras import MissingExtra
+    from bastion.settings import SettingsError
 
     try:
         app()
-    except (MissingExtra, DataNotFoundError) as exc:
+    except (MissingExtra, DataNotFoundError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
