@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install, then `bastion demo` on the embedded default.
+# The main job on a fresh machine: install (with the `report` extra for the report's plots), then `bastion demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh report
 exec .venv/bin/bastion demo "$@"

@@ -3,7 +3,7 @@
 # Chromium are there, run the quality gates and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev,embed,scale,ray
+bash scripts/setup.sh dev,embed,scale,ray,leiden,report,bench
 bash scripts/services.sh
 # Chromium for the browser tests (Debian's package; Playwright drives it, it never downloads a browser)
 if ! command -v chromium >/dev/null 2>&1; then

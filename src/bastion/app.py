@@ -27,15 +27,16 @@ from bastion.events.limits import configure as configure_limits
 from bastion.events.model import parse_ts
 from bastion.features.builtin import build_registry
 from bastion.features.registry import FeatureRegistry
+from bastion.packs import DEFAULT_PACK
 from bastion.review.queue import ReportIntake, ReviewQueue
-from bastion.settings import REPO_ROOT, Settings, SettingsError
+from bastion.settings import Settings, SettingsError
 from bastion.sources.files import Item
 from bastion.state.memory import MemoryState
 from bastion.state.protocols import State
 
 log = logging.getLogger("bastion.app")
 
-DEFAULT_RULES_DIR = REPO_ROOT / "rules"
+DEFAULT_RULES_DIR = DEFAULT_PACK  # the packaged default pack (the repository's rules/ in a checkout)
 
 
 def build_state(spec: str, worker: str = "main") -> State:

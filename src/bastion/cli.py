@@ -18,7 +18,9 @@ app = typer.Typer(
 
 # Order is the order of `bastion --help`.
 COMMAND_MODULES = (
+    "init",       # init DIR
     "core",       # replay, serve, demo
+    "data",       # data fetch/list
     "sim",        # sim, eval
     "rules",      # rules check/test/backtest
     "models",     # train, models list/eval, score text/accounts
@@ -54,13 +56,19 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    """The console entry point: an optional package or a data set that is missing, or a setting that does not
+    parse, is one line on stderr (what, and how to fix it) and exit code 2, not a traceback."""
+    import sys
+
+    from bastion.datasets import DataNotFoundError
+    from bastion.extras import MissingExtra
     from bastion.settings import SettingsError
 
     try:
         app()
-    except SettingsError as exc:   # e.g. a sink that a setting enables but does not fully configure
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
+    except (MissingExtra, DataNotFoundError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import io
 import logging
-import os
 import pickle
 import secrets
 import uuid
@@ -246,7 +245,9 @@ def loads_snapshot(payload: bytes) -> Any:
 def replica_key(r: Any, prefix: str) -> bytes:
     """The key snapshots are sealed with: ``BASTION_REPLICA_KEY``, else a random one kept in Redis (created by
     the first worker)."""
-    env = os.environ.get(KEY_ENV)
+    from bastion.settings import setting
+
+    env = setting("replica_key")
     if env:
         return hashlib.sha256(env.encode()).digest()
     key_name = f"{prefix}replica:key"

@@ -12,6 +12,7 @@ import ipaddress
 import math
 import os
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -31,16 +32,27 @@ FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def find_data_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The shared real datasets: ``BASTION_DATA_DIR``, else a ``shared/data`` folder beside the repository
-    (or beside the current directory)."""
+    """The public data sets (``bastion data fetch`` fills it): ``BASTION_DATA_DIR`` (or its older name
+    ``BASTION_SHARED_DATA``), else a ``shared/data`` folder beside the repository or beside the current directory
+    or one of its parents, else ``~/.bastion/data``."""
     env = os.environ if env is None else env
-    if env.get("BASTION_DATA_DIR"):
-        return Path(env["BASTION_DATA_DIR"])
+    for var in ("BASTION_DATA_DIR", "BASTION_SHARED_DATA"):
+        if env.get(var):
+            return Path(env[var]).expanduser()
     for base in (REPO_ROOT, Path.cwd(), *Path.cwd().parents):
-        cand = base.parent / "shared" / "data"
-        if cand.is_dir():
-            return cand
-    return REPO_ROOT.parent / "shared" / "data"
+        for cand in (base.parent / "shared" / "data", base / "shared" / "data"):
+            if cand.is_dir():
+                return cand
+    return Path.home() / ".bastion" / "data"
+
+
+def data_dir_origin(env: Mapping[str, str] | None = None) -> str:
+    """How :func:`find_data_dir` chose the folder, for error messages."""
+    env = os.environ if env is None else env
+    for var in ("BASTION_DATA_DIR", "BASTION_SHARED_DATA"):
+        if env.get(var):
+            return f"from {var}"
+    return "the default; set BASTION_DATA_DIR to use another"
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,16 @@ class Settings:
     port: int = 8080
     state: str = "memory"                      # memory | sqlite:PATH
     rules_dir: Path | None = None              # None = the default pack in the repository
-    models_dir: Path = Path.home() / ".bastion" / "models"
-    data_dir: Path = field(default_factory=find_data_dir)
+    models_dir: Path = Path.home() / ".bastion" / "models"   # models you train; the shipped ones are packaged
+    data_dir: Path = field(default_factory=find_data_dir)     # the public data sets (`bastion data fetch`)
+    data_mirror: str | None = None             # `bastion data fetch` source: a mirror laid out like data_dir
+    data_upstream: str = "https://raw.githubusercontent.com"   # host of the data sets' published URLs
+    cache_dir: Path = Path.home() / ".cache" / "bastion"      # embeddings and context-model feature caches
+    torch_threads: int = 1                     # CPU threads of the embedding and fine-tuned text tiers
+    replica_key: str = ""                      # seals replica snapshots (scale-out); else a key kept in Redis
+    bench_cache: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "bastion-bench")
+    bench_redis: str = "redis://127.0.0.1:6379/0"   # `bastion bench scale`
+    bench_threads: int = 0                     # `bastion bench linker` threads; 0 = every CPU
     db_path: Path = Path(".bastion") / "bastion.db"   # review cases, users, audit (embedded)
     webhook_url: str | None = None
     webhook_timeout_s: float = 2.0
@@ -102,25 +122,15 @@ class Settings:
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        cfg = path or (Path(env["BASTION_CONFIG"]) if env.get("BASTION_CONFIG") else None)
-        if cfg is not None:
-            try:
-                values.update(tomllib.loads(Path(cfg).read_text()).get("bastion", {}))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise SettingsError(f"{cfg}: {exc}") from None
-        known = {f.name: f for f in fields(cls)}
-        for key, raw in env.items():
-            if key.startswith("BASTION_") and key not in ("BASTION_CONFIG",):
-                name = key[len("BASTION_"):].lower()
-                if name in known:
-                    values[name] = raw
+        values, labels = _raw_values(path, env)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(unknown)}")
         base = cls()
-        converted = {k: _convert(k, known[k].type, v, getattr(base, k)) for k, v in values.items()}
+        converted = {k: _convert(labels.get(k, f"setting {k}"), known[k].type, v, getattr(base, k))
+                     for k, v in values.items()}
         settings = replace(base, **converted)
         if settings.environment == "production" and "session_cookie_secure" not in converted:
             settings = replace(settings, session_cookie_secure=True)
@@ -134,33 +144,80 @@ class Settings:
         return settings
 
 
-def _convert(name: str, annotation: Any, value: Any, default: Any) -> Any:
-    """One setting's value from TOML or the environment, or :class:`SettingsError` naming the setting: a value
-    that does not parse is refused, never read as a default."""
+def _raw_values(path: Path | None, env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings file's ``[bastion]`` table overlaid with ``BASTION_*`` variables, unconverted, and where
+    each value came from (``BASTION_X (setting x)`` or ``FILE: setting x``) for error messages."""
+    values: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    cfg = path or (Path(env["BASTION_CONFIG"]) if env.get("BASTION_CONFIG") else None)
+    if cfg is not None:
+        try:
+            table = tomllib.loads(Path(cfg).read_text()).get("bastion", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{cfg}: {exc}") from None
+        values.update(table)
+        labels.update({k: f"{cfg}: setting {k}" for k in table})
+    known = {f.name for f in fields(Settings)}
+    for key, raw in env.items():
+        if key.startswith("BASTION_") and key != "BASTION_CONFIG":
+            name = key[len("BASTION_"):].lower()
+            if name in known:
+                values[name] = raw
+                labels[name] = f"{key} (setting {name})"
+    return values, labels
+
+
+def setting(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting, for code that runs without a :class:`Settings` object (model helpers, benchmarks): its
+    ``BASTION_<NAME>`` variable, else the settings file of ``BASTION_CONFIG``, else the default - converted and
+    checked as :meth:`Settings.load` does (a value that does not parse is an error naming the variable).
+
+    >>> setting("torch_threads", env={"BASTION_TORCH_THREADS": "4"})
+    4
+    >>> setting("enable_embeddings", env={"BASTION_ENABLE_EMBEDDINGS": "maybe"})
+    Traceback (most recent call last):
+    ...
+    bastion.settings.SettingsError: BASTION_ENABLE_EMBEDDINGS (setting enable_embeddings) must be one of 1/true/yes/on or 0/false/no/off, got 'maybe'
+    """
+    env = os.environ if env is None else env
+    known = {f.name: f for f in fields(Settings)}
+    if name not in known:
+        raise KeyError(name)
+    values, labels = _raw_values(None, env)
+    default = getattr(Settings(), name)
+    if name not in values:
+        return default
+    return _convert(labels[name], known[name].type, values[name], default)
+
+
+def _convert(label: str, annotation: Any, value: Any, default: Any) -> Any:
+    """One setting's value from TOML or the environment, or :class:`SettingsError` naming where it came from
+    (``label``: the variable, or the file and setting): a value that does not parse is refused, never read as a
+    default."""
     if isinstance(default, tuple):
-        return _addresses(name, value)
+        return _addresses(label, value)
     if not isinstance(value, str):
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise SettingsError(f"setting {name} must be true or false, got {value!r}")
-        return Path(value) if isinstance(default, Path) and value is not None else value
+            raise SettingsError(f"{label} must be true or false, got {value!r}")
+        return Path(value).expanduser() if isinstance(default, Path) and value is not None else value
     if isinstance(default, bool):
         word = value.strip().lower()
         if word in TRUE_WORDS or word in FALSE_WORDS:
             return word in TRUE_WORDS
-        raise SettingsError(f"setting {name} must be one of {'/'.join(TRUE_WORDS)} or "
+        raise SettingsError(f"{label} must be one of {'/'.join(TRUE_WORDS)} or "
                             f"{'/'.join(FALSE_WORDS)}, got {value!r}")
     if isinstance(default, int):
         try:
             return int(value)
         except ValueError:
-            raise SettingsError(f"setting {name} must be an integer, got {value!r}") from None
+            raise SettingsError(f"{label} must be an integer, got {value!r}") from None
     if isinstance(default, float):
         try:
             out_f = float(value)
         except ValueError:
             out_f = math.nan
         if not math.isfinite(out_f):
-            raise SettingsError(f"setting {name} must be a number, got {value!r}")
+            raise SettingsError(f"{label} must be a number, got {value!r}")
         return out_f
     if "dict[str, str]" in str(annotation):     # NAME=VALUE,NAME=VALUE
         pairs: dict[str, str] = {}
@@ -177,19 +234,19 @@ def _convert(name: str, annotation: Any, value: Any, default: Any) -> Any:
             try:
                 out[k.strip()] = int(v)
             except ValueError:
-                raise SettingsError(f"setting {name}: {part!r} is not NAME=INTEGER") from None
+                raise SettingsError(f"{label}: {part!r} is not NAME=INTEGER") from None
         return out
     if isinstance(default, Path) or "Path" in str(annotation):
-        return Path(value)
+        return Path(value).expanduser()
     return value
 
 
-def _addresses(name: str, value: Any) -> tuple[str, ...]:
+def _addresses(label: str, value: Any) -> tuple[str, ...]:
     """IP addresses or networks (``10.0.0.0/8``), as a list or comma-separated; anything else is refused
     (``*`` too: trusting every peer's X-Forwarded-For is what this setting exists to avoid)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
-        raise SettingsError(f"setting {name} must be a list of IP addresses or networks, got {value!r}")
+        raise SettingsError(f"{label} must be a list of IP addresses or networks, got {value!r}")
     out = []
     for item in items:
         text = str(item).strip()
@@ -201,7 +258,7 @@ def _addresses(name: str, value: Any) -> tuple[str, ...]:
             else:
                 ipaddress.ip_address(text)
         except ValueError:
-            raise SettingsError(f"setting {name}: {text!r} is not an IP address or network "
+            raise SettingsError(f"{label}: {text!r} is not an IP address or network "
                                 "(like 10.0.0.5 or 10.0.0.0/8)") from None
         out.append(text)
     return tuple(out)

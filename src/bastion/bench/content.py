@@ -62,7 +62,7 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     try:
         from profanity_check import predict_prob
     except ImportError:
-        res["baseline"] = "alt-profanity-check not installed (pip install -e .[dev])"
+        res["baseline"] = "alt-profanity-check not installed (pip install 'bastion[bench]')"
     else:
         predict_prob(texts[:1])
         res["apc_batch_texts_per_s"] = _rate(predict_prob, texts, repeats)

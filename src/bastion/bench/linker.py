@@ -197,7 +197,9 @@ def _ann_vs_exact(n: int, queries: int, dim: int, exact_lookups: int, bar: _Bar 
     )
 
     bar = bar or _Bar(False)
-    threads = int(os.environ.get("BASTION_BENCH_THREADS", str(os.cpu_count() or 1)))
+    from bastion.settings import setting
+
+    threads = int(setting("bench_threads")) or os.cpu_count() or 1
     rng = np.random.default_rng(2)
     parents = rng.integers(0, n, queries)
     t = time.perf_counter()

@@ -133,6 +133,9 @@ def _full(lines: list[bytes], chunks: int = 40) -> dict[str, Any]:
 
 def run(events: int | None = None, quick: bool = False, full_events: int | None = None,
         full: bool = True) -> dict[str, Any]:
+    from bastion.extras import require
+
+    require("pydantic", "bench", "bastion bench pipeline (msgspec against pydantic)")
     from bastion.bench.pydantic_events import pydantic_validate_seconds
     from bastion.bench.streams import simulated_stream
 

@@ -18,7 +18,12 @@ from typing import Any
 DESCRIPTION = ("stream workers on Redis Streams with shared Redis state: 1 vs 2 workers (event-time coordination "
                "off, and on with 1 s skew), end-to-end latency p50/p99 at a steady rate, and the embedded engine "
                "on the same events")
-REDIS_URL = os.environ.get("BASTION_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _redis_url() -> str:
+    from bastion.settings import setting
+
+    return str(setting("bench_redis"))
 
 
 def _events(n: int, work: Path) -> list[bytes]:
@@ -69,7 +74,7 @@ def _throughput(lines: list[bytes], workers: int, partitions: int = 4, skew_ms: 
     from bastion.sources.redis_streams import StreamProducer, connect
     from bastion.state.redis import RedisState
 
-    src = f"{REDIS_URL}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
+    src = f"{_redis_url()}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
     client, prefix = connect(src)
     try:
         prod = StreamProducer(client, prefix, partitions)
@@ -116,7 +121,7 @@ def _startup_s() -> float:
         from bastion.sources.redis_streams import StreamProducer, connect
         from bastion.state.redis import RedisState
 
-        src = f"{REDIS_URL}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
+        src = f"{_redis_url()}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
         client, prefix = connect(src)
         prod = StreamProducer(client, prefix, 4)
         prod.end()
@@ -132,7 +137,7 @@ def _latency(lines: list[bytes], rate: float, work: Path) -> dict[str, float]:
     from bastion.sources.redis_streams import StreamProducer, connect
     from bastion.state.redis import RedisState
 
-    src = f"{REDIS_URL}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
+    src = f"{_redis_url()}?prefix=bastion-bench:{uuid.uuid4().hex[:8]}:"
     client, prefix = connect(src)
     out = work / "latency.json"
     try:

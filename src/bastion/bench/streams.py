@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-
-CACHE = Path(os.environ.get("BASTION_BENCH_CACHE", Path(tempfile.gettempdir()) / "bastion-bench"))
 
 
 def simulated_stream(n_events: int, seed: int = 11) -> Path:
     """A file of at least ``n_events`` canonical events from the simulator (truncated to exactly n)."""
+    from bastion.settings import setting
     from bastion.sim.engine import SimConfig, simulate
 
-    out = CACHE / f"stream-{n_events}-{seed}"
+    out = Path(setting("bench_cache")) / f"stream-{n_events}-{seed}"
     path = out / f"events-{n_events}.jsonl"
     if path.exists():
         return path

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import typer
 
+from bastion.commands import maintainer_only
+
 bots_app = typer.Typer(help="Bot detector: real-data evaluation and training.", no_args_is_help=True)
 
 
 def score_accounts(
     file: Path = typer.Argument(..., exists=True, dir_okay=False,
                                 help="CSV with Twitter user-object columns (id, screen_name, ...; any may be missing)"),
-    out: Path | None = typer.Option(None, "--out", help="write id,score here (default: stdout)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write id,score here (default: stdout)"),
     now: str | None = typer.Option(None, help="reference time for account age (ISO 8601 or Twitter format); "
                                    "default: a probe_timestamp column where present, else the current time"),
     models_dir: Path | None = typer.Option(None, help="search this models directory before the shipped ones"),
@@ -61,7 +63,7 @@ def score_accounts(
 
 @bots_app.command("eval")
 def bots_eval(
-    write_docs: bool = typer.Option(False, "--write-docs", help="write the 'bots' section of docs/evaluation.md"),
+    write_docs: bool = typer.Option(False, "--write-docs", hidden=True, callback=maintainer_only, help="write the 'bots' section of docs/evaluation.md"),
     quick: bool = typer.Option(False, help="fewer trees: a smoke run, not the published numbers"),
     json_out: Path | None = typer.Option(None, "--json", help="also write all results as JSON here"),
     sim: bool = typer.Option(False, "--sim", help="simulator evaluation through the engine instead of real data"),
@@ -109,8 +111,8 @@ def bots_eval(
 
 @bots_app.command("train")
 def bots_train(
-    ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts"),
-    models_dir: Path = typer.Option(Path("models"), help="where user-trained models go (without --ship)"),
+    ship: bool = typer.Option(False, "--ship", hidden=True, callback=maintainer_only, help="write into the package's shipped artifacts"),
+    models_dir: Path = typer.Option(Path("models"), help="where the trained models go"),
     behaviour: bool = typer.Option(False, "--behaviour",
                                    help="train bot_behaviour on simulator truth (seeds 101-104, 107-112) instead"),
     work: Path | None = typer.Option(None, help="--behaviour: folder for the training simulations"),

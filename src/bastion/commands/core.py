@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         users: int = typer.Option(20_000, help="simulated users"),
         days: float = typer.Option(2.0, help="simulated days"),
         seed: int = typer.Option(7, help="random seed"),
-        out: Path = typer.Option(Path("demo-out"), "--out", help="where the simulation and results go"),
+        out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="where the simulation and results go"),
         serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the UI and API after the summary"),
         config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
     ) -> None:

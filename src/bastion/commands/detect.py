@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from bastion.commands import maintainer_only
+
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
@@ -21,7 +23,7 @@ def register_linker(app: typer.Typer) -> None:
     @linker.command("train")
     def train_cmd(
         work: Path = typer.Option(Path("runs/linker-train"), help="folder for the training sims (not committed)"),
-        out: Path | None = typer.Option(None, help="registry root to save into (default: the shipped artifacts)"),
+        out: Path | None = typer.Option(None, "--out", "-o", help="registry root to save into (default: the shipped artifacts)"),
         users: int = typer.Option(5000), days: float = typer.Option(2.0), evaders: int = typer.Option(60),
     ) -> None:
         """Train the pair model and its rank-aware reranker on simulator truth (train text split; stream checks
@@ -39,7 +41,7 @@ def register_linker(app: typer.Typer) -> None:
     @linker.command("eval")
     def eval_cmd(
         work: Path = typer.Option(Path("runs/linker-eval"), help="folder for the evaluation sims (not committed)"),
-        write_docs: bool = typer.Option(False, "--write-docs", help="write the linker section of docs/evaluation.md"),
+        write_docs: bool = typer.Option(False, "--write-docs", hidden=True, callback=maintainer_only, help="write the linker section of docs/evaluation.md"),
         json_out: Path | None = typer.Option(None, "--json"),
     ) -> None:
         """Evaluate on held-out sims (with and without ctx) and the Wikipedia sample."""
@@ -63,7 +65,7 @@ def register_linker(app: typer.Typer) -> None:
         quick: bool = typer.Option(False),
         events: int = typer.Option(0, help="suspended fingerprints in the ANN part (0 = 1,000,000)"),
         index: str = typer.Option("ivf", help="ivf (the linker's own channel) or hnsw (a usearch graph, to compare)"),
-        write_docs: bool = typer.Option(False, "--write-docs", help="write the linker section of docs/benchmarks.md"),
+        write_docs: bool = typer.Option(False, "--write-docs", hidden=True, callback=maintainer_only, help="write the linker section of docs/benchmarks.md"),
     ) -> None:
         """`bastion bench linker`, optionally recorded in docs/benchmarks.md."""
         import json
@@ -118,7 +120,7 @@ def register_clusters(app: typer.Typer) -> None:
         quick: bool = typer.Option(False, help="the small sizes (20k posts, 20k accounts / 200k memberships)"),
         ray: bool = typer.Option(True, "--ray/--no-ray", help="also run each job on a local Ray instance (2 workers)"),
         json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON here"),
-        write_docs: bool = typer.Option(False, "--write-docs", help="write the clusters section of docs/benchmarks.md"),
+        write_docs: bool = typer.Option(False, "--write-docs", hidden=True, callback=maintainer_only, help="write the clusters section of docs/benchmarks.md"),
     ) -> None:
         """`bastion bench clusters` (full size: 1M posts, 1M accounts / 10M identifier memberships, 10M lockstep
         actions, a 20k exact sample), progress on stderr; optionally recorded in docs/benchmarks.md."""
@@ -146,7 +148,7 @@ def register_clusters(app: typer.Typer) -> None:
         work: Path = typer.Option(Path("runs/clusters-eval"), help="folder for the sim and results (not committed)"),
         null_model: bool = typer.Option(True, "--null/--no-null", help="also replay with shuffled timestamps"),
         ray: bool = typer.Option(False, "--ray"),
-        write_docs: bool = typer.Option(False, "--write-docs", help="write the clusters section of docs/evaluation.md"),
+        write_docs: bool = typer.Option(False, "--write-docs", hidden=True, callback=maintainer_only, help="write the clusters section of docs/evaluation.md"),
     ) -> None:
         """Simulate, replay through the cluster detectors, and score members against the truth file.
 

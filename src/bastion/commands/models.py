@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from bastion.commands import maintainer_only
+
 models_app = typer.Typer(help="List and evaluate trained models.", no_args_is_help=True)
 score_app = typer.Typer(help="Batch scoring: one score per input row, in order.", no_args_is_help=True)
 
@@ -33,7 +35,7 @@ def register(app: typer.Typer) -> None:
 def train(
     name: str = typer.Argument(..., help=f"model to train: {', '.join(TEXT_NAMES)}, 'text' for all three, or "
                                "abuse_context (the unwanted-interaction model, on simulator scenarios)"),
-    ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts "
+    ship: bool = typer.Option(False, "--ship", hidden=True, callback=maintainer_only, help="write into the package's shipped artifacts "
                               "(src/bastion/artifacts/NAME/VERSION), replacing the shipped version"),
     embed: bool = typer.Option(True, help="also train the embedding head (NAME-embed) when torch is installed"),
     device: str = typer.Option("cpu", help="for NAME-ft (a fine-tuned encoder): cpu, or cuda on a GPU machine "
@@ -127,9 +129,9 @@ def _train_finetuned(name: str, ship: bool, device: str) -> None:
 
 
 def _cache_dir() -> Path:
-    import os
+    from bastion.settings import setting
 
-    return Path(os.environ.get("BASTION_CACHE_DIR", "~/.cache/bastion")).expanduser() / "context"
+    return Path(setting("cache_dir")) / "context"
 
 
 def _train_context(ship: bool) -> None:
@@ -168,9 +170,8 @@ def models_list() -> None:
 @models_app.command("eval")
 def models_eval(
     name: str = typer.Argument("all", help="abuse, hate, spam, youtube (leave-one-video-out), all, or context "
-                               "(abuse_context vs text on a fresh simulator scenario; --write-docs: section "
-                               "'context')"),
-    write_docs: bool = typer.Option(False, "--write-docs", help="write the 'text' section of docs/evaluation.md"),
+                               "(abuse_context vs text on a fresh simulator scenario)"),
+    write_docs: bool = typer.Option(False, "--write-docs", hidden=True, callback=maintainer_only, help="write the 'text' section of docs/evaluation.md"),
     docs_path: Path = typer.Option(Path("docs/evaluation.md"), help="the evaluation document"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the results as JSON here"),
 ) -> None:
@@ -245,9 +246,11 @@ def score_text(
     csv_mode: bool = typer.Option(False, "--csv", help="read a CSV file with a header row"),
     column: str = typer.Option("text", "--column", "-c", help="the CSV column holding the text"),
     cascade: bool = typer.Option(False, help="use the embedding cascade when installed"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="write scores here instead of stdout"),
+    output: Path | None = typer.Option(None, "--out", "-o", help="write scores here instead of stdout"),
+    output_old: Path | None = typer.Option(None, "--output", hidden=True),   # the earlier spelling of --out
 ) -> None:
     """Write one calibrated probability per input text, in input order."""
+    output = output or output_old
     import csv
 
     from bastion.models.text import TextModels

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from bastion.commands import maintainer_only
+
 users_app = typer.Typer(help="Reviewer UI users (admin, reviewer, analyst).", no_args_is_help=True)
 review_app = typer.Typer(help="Review queue: labels from decisions, the learned prioritiser, evaluation.",
                          no_args_is_help=True)
@@ -113,7 +115,7 @@ def train_prioritiser(
     events: Path | None = typer.Option(None, "--events", help="train on simulated decisions: replay this run "
                                                              "(every case decided by --truth)"),
     truth: Path | None = typer.Option(None, "--truth", help="truth.json of the --events run"),
-    ship: bool = typer.Option(False, "--ship", help="write into the package's shipped artifacts"),
+    ship: bool = typer.Option(False, "--ship", hidden=True, callback=maintainer_only, help="write into the package's shipped artifacts"),
     config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
 ) -> None:
     """Retrain the learned prioritiser (LightGBM + isotonic calibration, per-source precision) from reviewer

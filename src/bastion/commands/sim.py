@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sim")
     def sim(
-        out: Path = typer.Option(..., "--out", help="output folder for events.jsonl and truth.json"),
+        out: Path = typer.Option(..., "--out", "-o", help="output folder for events.jsonl and truth.json"),
         users: int = typer.Option(20_000, help="accounts in the population (adversaries included)"),
         days: float = typer.Option(2.0, help="simulated days"),
         seed: int | None = typer.Option(None, help="random seed; the same seed gives the same files (default 0, "

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+
+from bastion.datasets import DataNotFoundError, require
+from bastion.datasets import data_dir as _data_dir
 
 Example = tuple[str, int]
 
@@ -42,31 +44,15 @@ YOUTUBE_TEST_VIDEO = "Youtube05-Shakira"
 _TWEETEVAL_DIRS = {"offensive": "tweeteval_offensive", "hate": "tweeteval_hate"}
 
 
-class DataNotFoundError(FileNotFoundError):
-    pass
-
-
 def find_data_dir() -> Path:
-    """The folder holding the data sets: ``$BASTION_DATA_DIR``, else ``shared/data`` next to the repository.
+    """The data folder (:func:`bastion.datasets.data_dir`); :class:`DataNotFoundError` when it does not exist."""
+    from bastion.settings import data_dir_origin
 
-    The search walks up from this file (a checkout such as ``/work/main/src/bastion/datasets``) and from the
-    working directory, looking for ``shared/data`` in each ancestor and its parent.
-    """
-    env = os.environ.get("BASTION_DATA_DIR")
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise DataNotFoundError(f"BASTION_DATA_DIR={env!r} is not a directory")
-        return path
-    starts = [Path(__file__).resolve(), Path.cwd().resolve()]
-    for start in starts:
-        for anc in [start, *start.parents]:
-            for cand in (anc / "shared" / "data", anc / "data" if anc.name == "shared" else None):
-                if cand is not None and cand.is_dir():
-                    return cand
-    raise DataNotFoundError(
-        "could not find the data folder: set BASTION_DATA_DIR or place `shared/data` beside the repository"
-    )
+    root = _data_dir()
+    if not root.is_dir():
+        raise DataNotFoundError(f"the data folder {root} does not exist ({data_dir_origin()}); run "
+                                "`bastion data fetch` or set BASTION_DATA_DIR")
+    return root
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -75,7 +61,7 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _tweeteval(name: str, split: str, data_dir: Path) -> list[Example]:
-    base = data_dir / _TWEETEVAL_DIRS[name]
+    base = require(data_dir, _TWEETEVAL_DIRS[name], f"{split}_text.txt", f"{split}_labels.txt")
     texts = _read_lines(base / f"{split}_text.txt")
     labels = [int(x) for x in _read_lines(base / f"{split}_labels.txt") if x.strip()]
     if len(texts) != len(labels):
@@ -103,7 +89,7 @@ def _dedupe(rows: Sequence[Example]) -> list[Example]:
 
 def sms_all(data_dir: Path | None = None) -> list[Example]:
     """Every SMS, exact duplicate texts dropped (the first occurrence kept)."""
-    path = (data_dir or find_data_dir()) / "sms_spam_collection" / "SMSSpamCollection"
+    path = require(data_dir or find_data_dir(), "sms_spam_collection", "SMSSpamCollection") / "SMSSpamCollection"
     rows: list[Example] = []
     for line in _read_lines(path):
         if not line.strip():
@@ -123,7 +109,7 @@ def _sms(split: str, data_dir: Path) -> list[Example]:
 
 def youtube_video(video: str, data_dir: Path | None = None) -> list[Example]:
     """The comments of one YouTube video file (``Youtube01-Psy`` ... ``Youtube05-Shakira``)."""
-    path = (data_dir or find_data_dir()) / "youtube_spam_collection" / f"{video}.csv"
+    path = require(data_dir or find_data_dir(), "youtube_spam_collection", f"{video}.csv") / f"{video}.csv"
     with open(path, encoding="utf-8", errors="replace", newline="") as fh:
         return [(row["CONTENT"], int(row["CLASS"])) for row in csv.DictReader(fh)]
 
@@ -167,7 +153,7 @@ def load_corpus(name: str, split: str, data_dir: Path | None = None) -> list[tup
 def olid_training(data_dir: Path | None = None) -> list[Example]:
     """OLID v1.0 training rows (subtask A, OFF = 1). TweetEval offensive train+val come from this file and
     its test set is OLID's test set; callers must still dedupe against any evaluation texts."""
-    path = (data_dir or find_data_dir()) / "olid_offenseval2019" / "olid-training-v1.0.tsv"
+    path = require(data_dir or find_data_dir(), "olid_offenseval2019", "olid-training-v1.0.tsv") / "olid-training-v1.0.tsv"
     rows: list[Example] = []
     for i, line in enumerate(_read_lines(path)):
         parts = line.split("\t")

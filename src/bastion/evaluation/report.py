@@ -22,8 +22,9 @@ def _png(fig: Any) -> str:
 
 def plot_images(plots: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, str]:
     """Base64 PNGs: one PR-curve figure per level and one score histogram per capability."""
-    import matplotlib
+    from bastion.extras import require
 
+    matplotlib = require("matplotlib", "report", "the HTML report's plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -19,39 +19,23 @@ A text that also occurs in the other split of the same corpus is dropped from th
 from __future__ import annotations
 
 import csv
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from bastion.datasets import require
+
 _LEADING_USER = re.compile(r"^(?:@user\s*)+", re.I)
 _HTML = re.compile(r"<[^>]+>")
 
 
 def find_data_dir() -> Path:
-    """The shared data folder: ``$BASTION_DATA_DIR``, else the ``shared/data`` next to the repository."""
-    try:
-        from bastion.datasets.text import find_data_dir as canonical_find
+    """The data folder (``$BASTION_DATA_DIR``, see :func:`bastion.datasets.text.find_data_dir`)."""
+    from bastion.datasets.text import find_data_dir as canonical_find
 
-        return canonical_find()
-    except ImportError:
-        pass
-    env = os.environ.get("BASTION_DATA_DIR")
-    if env:
-        path = Path(env)
-        if not path.is_dir():
-            raise FileNotFoundError(f"BASTION_DATA_DIR={env} is not a directory")
-        return path
-    for start in (Path(__file__).resolve(), Path.cwd().resolve()):
-        for parent in (start, *start.parents):
-            for cand in (parent / "shared" / "data", parent.parent / "shared" / "data"):
-                if (cand / "tweeteval_offensive").is_dir():
-                    return cand
-    raise FileNotFoundError(
-        "cannot find the shared data folder (../shared/data next to the repository); set BASTION_DATA_DIR"
-    )
+    return canonical_find()
 
 
 def clean_text(text: str) -> str:
@@ -63,6 +47,7 @@ def clean_text(text: str) -> str:
 
 def _tweeteval(root: Path, name: str, split: str) -> list[tuple[str, int]]:
     files = ("val", "test") if split == "test" else ("train",)
+    require(root, name, *(f"{f}_{part}.txt" for f in files for part in ("text", "labels")))
     out: list[tuple[str, int]] = []
     for f in files:
         texts = (root / name / f"{f}_text.txt").read_text(encoding="utf-8", errors="replace").splitlines()
@@ -73,7 +58,7 @@ def _tweeteval(root: Path, name: str, split: str) -> list[tuple[str, int]]:
 
 def _sms_all(root: Path) -> list[tuple[str, int]]:
     rows = []
-    for line in (root / "sms_spam_collection" / "SMSSpamCollection").read_text(
+    for line in (require(root, "sms_spam_collection", "SMSSpamCollection") / "SMSSpamCollection").read_text(
         encoding="utf-8", errors="replace"
     ).splitlines():
         if "\t" in line:
@@ -84,7 +69,7 @@ def _sms_all(root: Path) -> list[tuple[str, int]]:
 
 def _youtube_all(root: Path) -> list[tuple[str, int]]:
     rows = []
-    for path in sorted((root / "youtube_spam_collection").glob("Youtube0*.csv")):
+    for path in sorted(require(root, "youtube_spam_collection").glob("Youtube0*.csv")):
         with path.open(encoding="utf-8", errors="replace", newline="") as fh:
             for rec in csv.DictReader(fh):
                 rows.append((rec["CONTENT"], int(rec["CLASS"])))

@@ -78,8 +78,9 @@ def cohort_stats(sim_dir: Path) -> dict[str, Any]:
 
 
 def make_plots(sim_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    import matplotlib
+    from bastion.extras import require
 
+    matplotlib = require("matplotlib", "report", "bastion sim --plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

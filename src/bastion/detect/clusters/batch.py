@@ -8,7 +8,8 @@
 * :func:`infrastructure_clusters` - the shared-infrastructure graph: accounts sharing devices, IPs, email
   domains, avatars or creation bursts, each identifier weighted by its popularity (an identifier shared by
   more than ``infra_max_degree`` accounts - a carrier NAT, gmail.com - links nobody), pairs kept when they
-  share enough weight across at least two kinds of identifier, then k-core and Leiden communities (igraph).
+  share enough weight across at least two kinds of identifier, then k-core and modularity communities (Leiden with the ``leiden`` extra, else
+  networkx's Louvain; :func:`community_method`).
 """
 
 from __future__ import annotations
@@ -223,14 +224,35 @@ def infrastructure_graph(identifiers: dict[str, set[str]], config: ClusterConfig
             for a, b, x, bits in zip(src.tolist(), dst.tolist(), w.tolist(), f.tolist(), strict=True)]
 
 
-def communities_arrays(src: np.ndarray, dst: np.ndarray, w: np.ndarray, k: int, min_size: int, seed: int = 0,
-                       dense: float = 0.25) -> list[np.ndarray]:
-    """:func:`communities` over integer edges: groups of vertex ids (sorted), largest first."""
-    import igraph as ig
-    import leidenalg
+def community_method() -> str:
+    """``leiden`` (igraph + leidenalg, the ``leiden`` extra, GPL-licensed) when installed, else ``louvain``
+    (networkx, BSD): the algorithm that splits a sparse component into communities."""
+    from bastion.extras import available
 
+    return "leiden" if available("leidenalg") and available("igraph") else "louvain"
+
+
+def communities_arrays(src: np.ndarray, dst: np.ndarray, w: np.ndarray, k: int, min_size: int, seed: int = 0,
+                       dense: float = 0.25, method: str | None = None) -> list[np.ndarray]:
+    """:func:`communities` over integer edges: groups of vertex ids (sorted), largest first."""
     if not len(src):
         return []
+    method = method or community_method()
+    if method == "leiden":
+        out = _communities_leiden(src, dst, w, k, min_size, seed, dense)
+    elif method == "louvain":
+        out = _communities_louvain(src, dst, w, k, min_size, seed, dense)
+    else:
+        raise ValueError(f"unknown community method {method!r} (leiden or louvain)")
+    return sorted(out, key=lambda m: (-len(m), int(m[0])))
+
+
+def _communities_leiden(src: np.ndarray, dst: np.ndarray, w: np.ndarray, k: int, min_size: int, seed: int,
+                        dense: float) -> list[np.ndarray]:
+    from bastion.extras import require
+
+    ig = require("igraph", "leiden", "Leiden communities")
+    leidenalg = require("leidenalg", "leiden", "Leiden communities")
     verts, inv = np.unique(np.concatenate([src, dst]), return_inverse=True)
     g = ig.Graph(n=len(verts), edges=np.stack([inv[:len(src)], inv[len(src):]], axis=1).tolist())
     g.vs["vid"] = verts.tolist()
@@ -250,13 +272,58 @@ def communities_arrays(src: np.ndarray, dst: np.ndarray, w: np.ndarray, k: int, 
         for members in part:
             if len(members) >= min_size:
                 out.append(np.sort(np.array([sub.vs[m]["vid"] for m in members], np.int64)))
-    return sorted(out, key=lambda m: (-len(m), int(m[0])))
+    return out
+
+
+def _communities_louvain(src: np.ndarray, dst: np.ndarray, w: np.ndarray, k: int, min_size: int, seed: int,
+                         dense: float) -> list[np.ndarray]:
+    """The same steps as the Leiden path with permissively licensed parts: the k-core by peeling (numpy),
+    components (scipy), Louvain modularity communities (networkx) for a sparse component."""
+    import networkx as nx
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    verts, inv = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    n = len(verts)
+    a, b = inv[:len(src)], inv[len(src):]
+    w = np.asarray(w, np.float64)
+    alive = np.ones(n, bool)
+    while k > 0:                                   # peel vertices of degree < k until none is left
+        live = alive[a] & alive[b]
+        deg = np.bincount(a[live], minlength=n) + np.bincount(b[live], minlength=n)
+        drop = alive & (deg < k)
+        if not drop.any():
+            break
+        alive &= ~drop
+    keep = alive[a] & alive[b] & (a != b)
+    a, b, w = a[keep], b[keep], w[keep]
+    adj = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    _, label = connected_components(adj, directed=False)
+    edge_comp = label[a]
+    out = []
+    for c in np.unique(label[alive]):
+        members = np.flatnonzero(alive & (label == c))
+        if len(members) < min_size:
+            continue
+        in_c = edge_comp == c
+        m = len(members)
+        if 2.0 * int(in_c.sum()) / (m * (m - 1)) >= dense:
+            out.append(np.sort(verts[members]))
+            continue
+        g = nx.Graph()
+        for x, y, wt in zip(a[in_c].tolist(), b[in_c].tolist(), w[in_c].tolist(), strict=True):
+            g.add_edge(x, y, weight=g[x][y]["weight"] + wt if g.has_edge(x, y) else wt)
+        for part in nx.community.louvain_communities(g, weight="weight", seed=seed):
+            if len(part) >= min_size:
+                out.append(np.sort(verts[np.fromiter(part, np.int64, len(part))]))
+    return out
 
 
 def communities(edges: Sequence[tuple[str, str, float, Any]], k: int, min_size: int,
                 seed: int = 0, dense: float = 0.25) -> list[list[str]]:
     """k-core of the weighted graph; each connected component denser than ``dense`` is one group, a sparser
-    one is split into Leiden (modularity) communities; groups of at least ``min_size``."""
+    one is split into modularity communities (Leiden or Louvain, :func:`community_method`); groups of at least
+    ``min_size``."""
     if not edges:
         return []
     names = sorted({a for a, _, _, _ in edges} | {b for _, b, _, _ in edges})

@@ -104,8 +104,9 @@ class _MinHasher:
 
 def hnsw_index(dim: int) -> Any:
     """An empty usearch HNSW index (cosine, float32) with the linker's graph settings."""
-    from usearch.index import Index
+    from bastion.extras import require
 
+    Index = require("usearch.index", "bench", "the HNSW comparison (--index hnsw)").Index
     return Index(ndim=dim, metric="cos", dtype="f32", connectivity=HNSW_CONNECTIVITY,
                  expansion_add=HNSW_EXPANSION_ADD, expansion_search=HNSW_EXPANSION_SEARCH)
 

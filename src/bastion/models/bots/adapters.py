@@ -22,7 +22,6 @@ from bastion.features.account import ACTIVITY_SCHEMA, GILANI_CANONICAL_SCHEMA, P
 from bastion.state.model import Account, ActivityStats
 
 DAY_MS = 86_400_000
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[5] / "shared" / "data"
 KAGGLE_PROBE_MS = int(datetime(2017, 3, 31, tzinfo=UTC).timestamp() * 1000)   # last tweets: March 2017
 GILANI_PROBE_MS = int(datetime(2016, 6, 1, tzinfo=UTC).timestamp() * 1000)    # collected in 2016
 
@@ -54,10 +53,9 @@ class BotDataset:
 
 
 def data_root() -> Path:
-    import os
+    from bastion.settings import setting
 
-    env = os.environ.get("BASTION_SHARED_DATA")
-    return Path(env) if env else DEFAULT_DATA_ROOT
+    return Path(setting("data_dir"))
 
 
 _TWITTER_TS = "%a %b %d %H:%M:%S %z %Y"
@@ -162,7 +160,9 @@ def read_user_table(path: Path, encoding: str = "utf-8") -> list[dict[str, str |
 
 def load_cresci(root: Path | None = None) -> BotDataset:
     """cresci-rtbust-2019: 693 profile snapshots (``users_with_labels.csv``), probe time per row."""
-    path = (root or data_root()) / "cresci_rtbust_2019" / "users_with_labels.csv"
+    from bastion.datasets import require
+
+    path = require(root or data_root(), "cresci_rtbust_2019", "users_with_labels.csv") / "users_with_labels.csv"
     rows = read_user_table(path)
     accounts = [account_from_user_row(r) for r in rows]
     y = np.array([1 if (r.get("label") or "").strip() == "bot" else 0 for r in rows], dtype=np.int8)
@@ -175,7 +175,9 @@ def load_cresci(root: Path | None = None) -> BotDataset:
 def load_kaggle(root: Path | None = None, drop_conflicts: bool = True) -> BotDataset:
     """Kaggle bots_data/nonbots_data; keyed by screen_name (ids are Excel-mangled). Screen names present in
     both files carry contradictory labels and are dropped when ``drop_conflicts``."""
-    base = (root or data_root()) / "kaggle_twitter_bots"
+    from bastion.datasets import require
+
+    base = require(root or data_root(), "kaggle_twitter_bots")
     rows: list[tuple[dict[str, str | None], int]] = []
     for fname, label in (("bots_data.csv", 1), ("nonbots_data.csv", 0)):
         rows.extend((r, label) for r in read_user_table(base / fname, encoding="latin-1"))
@@ -262,7 +264,9 @@ def gilani_account(row: Mapping[str, str | None], probe_ms: int = GILANI_PROBE_M
 def load_gilani(root: Path | None = None, drop_conflicts: bool = True) -> BotDataset:
     """gilani-2017: 3,431 rows over four popularity bands; screen names labelled both ways are dropped and
     repeats across bands are kept once when ``drop_conflicts``."""
-    base = (root or data_root()) / "gilani2017_bot_features"
+    from bastion.datasets import require
+
+    base = require(root or data_root(), "gilani2017_bot_features")
     raw: list[tuple[dict[str, str | None], int, str]] = []
     for folder, label in (("bots", 1), ("humans", 0)):
         for band in ("1k", "100k", "1M", "10M"):

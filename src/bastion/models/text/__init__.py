@@ -12,7 +12,6 @@ True
 from __future__ import annotations
 
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +30,11 @@ EMBED_SUFFIX = "-embed"
 
 
 def models_dir_from_env() -> Path:
-    """The user's models directory: ``$BASTION_MODELS_DIR``, default ``~/.bastion/models``."""
-    return Path(os.environ.get("BASTION_MODELS_DIR", "~/.bastion/models")).expanduser()
+    """The user's models directory: the ``models_dir`` setting (``$BASTION_MODELS_DIR``), default
+    ``~/.bastion/models``."""
+    from bastion.settings import setting
+
+    return Path(setting("models_dir"))
 
 
 def default_registry() -> ModelRegistry:

