@@ -224,7 +224,7 @@ def _convert(label: str, annotation: Any, value: Any, default: Any) -> Any:
         for part in filter(None, (p.strip() for p in value.split(","))):
             k, sep, v = part.partition("=")
             if not sep or not k.strip():
-                raise SettingsError(f"setting {name}: {part!r} is not NAME=VALUE")
+                raise SettingsError(f"{label}: {part!r} is not NAME=VALUE")
             pairs[k.strip()] = v.strip()
         return pairs
     if isinstance(default, dict):
