@@ -647,6 +647,43 @@ def markdown(report: dict[str, Any], command: str) -> str:
               "false-positive rate, false-negative rate): "
               + "; ".join(f"{r['name']} {r['speed']:g}x, fp {r['fp']:.1%}, fn {r['fn']:.1%}" for r in team) + ".",
               ""]
+    med = dict(cfg["median_s"])
+    lines += [
+        "Reviewer model (`bastion/evaluation/team.py`, `TeamConfig`). Decision time is log-normal (sigma "
+        f"{cfg['sigma']:g}) around a median of {med['post']:g} s for a post, {med['account']:g} s for an account "
+        f"or domain and {med['cluster']:g} s for a cluster, x{cfg['high_severity_factor']:g} for policies of "
+        f"severity >= {cfg['high_severity']:g}, times the reviewer's speed (log-normal, sigma "
+        f"{cfg['speed_sigma']:g}); an appeal takes x{cfg['appeal_time_factor']:g}. Reported moderator "
+        "throughput is 150 items a day in hard queues to 1,000 in easy ones (about 25 s to 3 min an item; Vice "
+        "report on Facebook's moderators, as quoted at malayamovement.com/blog/blog-post-title-three-5km8e); a "
+        "Bastion case is a whole account, post or cluster with its evidence, so the medians sit in the upper "
+        "half of that range - an assumption. Errors: each reviewer enforces a benign subject with a false-"
+        f"positive rate drawn in {cfg['fp_range'][0]:.0%}-{cfg['fp_range'][1]:.0%} and clears a violating one "
+        f"with a false-negative rate in {cfg['fn_range'][0]:.0%}-{cfg['fn_range'][1]:.0%}: between Facebook's "
+        "stated target of an error rate under 1% (b.elezea.com/2018/08/28/facebook-has-pretty.html, quoting "
+        "Motherboard) and its CEO's \"wrong call in more than one out of every 10 cases\" (NYU Stern, 2020, "
+        "as quoted at johnkoetsier.com/300000-facebook-content-moderation-mistakes-daily-report-says/) - an "
+        f"assumption. Appeals: a wrongly enforced subject appeals with probability {cfg['appeal_wrong']:g}, a "
+        f"rightly enforced one with {cfg['appeal_right']:g}, after an exponential delay (mean "
+        f"{cfg['appeal_delay_h']:g} h) - assumptions, no public per-case figure found; an appeal goes to a "
+        "reviewer other than the decider (as Meta says it routes secondary review, "
+        "transparency.meta.com/oversight/oversight-board-cases/sweden-violence-against-women) with the same "
+        "error model, and is overturned when that reviewer finds the subject benign. Appeals go before cases "
+        "and are worked by the same shifts after the day until none is left; cases are claimed until the "
+        "world's end. A subject is decided once (a cleared violating subject is not re-queued in the day).",
+        "",
+        "Protocol: the world's events are replayed through the engine (every rule, model, linker and "
+        "clusterer), its review queue snapshotted every few minutes of event time; a free reviewer on shift "
+        "claims the best unclaimed case of the latest snapshot in the ordering under test (a claim is exclusive "
+        "and lasts the decision time), and the ordering re-ranks at each snapshot with the reviewers' decisions "
+        "finished by then (reporter reputations learn from them, errors included). Harm is "
+        "`bastion review eval`'s: a violating account's or post's exposure accrues evenly over its active "
+        "span, an enforcement prevents the rest, each once at its earliest enforcement; an enforcement wrongly "
+        "overturned on appeal gives back what follows the reversal. Prevented per reviewer-hour divides by the "
+        "team's on-shift hours in the day. Time to first review runs from the case's opening to its first "
+        "claim; time to detect from a violating account's or post's first activity (or the world's start) to "
+        "its enforcement. Every draw is a hash of (seed, reviewer, case), so a reviewer takes the same time and "
+        "makes the same call on a case whatever ordering brought it there.", ""]
     comp = report.get("comparison", {})
     worst = comp.get("worst", {})
     if worst:
