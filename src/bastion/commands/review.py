@@ -223,7 +223,14 @@ def team_sim(
     time to detect and the share of wrong enforcements overturned on appeal, per world and the worst world."""
     import tempfile
 
-    from bastion.evaluation.team import TEAM_ORDERINGS, TeamConfig, check_model, evaluate_worlds, markdown, to_json
+    from bastion.evaluation.team import (
+        TEAM_ORDERINGS,
+        TeamConfig,
+        check_model,
+        evaluate_worlds,
+        markdown,
+        to_json,
+    )
     from bastion.evaluation.worlds import parse_worlds
     from bastion.models.registry import ModelError
     from bastion.review.prioritiser import MODEL_NAME, LearnedPrioritiser
