@@ -124,15 +124,15 @@ def _u(seed: int, *parts: object) -> float:
     return (int.from_bytes(h, "big") + 0.5) / 2.0 ** 64
 
 
-def make_team(cfg: TeamConfig) -> list[Reviewer]:
+def make_team(cfg: TeamConfig, day_h: float = 24.0) -> list[Reviewer]:
     """``cfg.reviewers`` reviewers with their own speed and error rates (drawn from ``cfg.seed``) and shifts
-    staggered over the day."""
+    staggered over the first ``day_h`` hours of every day (a world shorter than a day: its span)."""
     n = cfg.reviewers
     if n < 2:
         raise ValueError("a team needs at least 2 reviewers (an appeal goes to someone other than the decider)")
     if not 0 < cfg.shift_hours <= 24 or cfg.break_min < 0 or cfg.break_min / 60 >= cfg.shift_hours:
         raise ValueError("shift_hours must be in (0, 24] and the break shorter than the shift")
-    span = 24.0 - cfg.shift_hours
+    span = max(0.0, min(day_h, 24.0) - cfg.shift_hours)
     out = []
     for i in range(n):
         def draw(what: str, i: int = i) -> float:
@@ -277,6 +277,10 @@ def decision_ms(cfg: TeamConfig, r: Reviewer, i: int, c: Case, what: str = "case
     return max(1000, int(med * math.exp(cfg.sigma * z) * 1000))
 
 
+def _day_h(world: World) -> float:
+    return min(24.0, (world.end - world.start) / HOUR)
+
+
 def _pct(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile; None when it falls on an infinite (never reached) value or there are none."""
     if not values:
@@ -289,7 +293,7 @@ def simulate_team(rep: Replay, ordering: Ordering, cfg: TeamConfig, team: list[R
                   max_days: int = 30) -> TeamRun:
     """The team of ``cfg`` works ``rep``'s queue in ``ordering``; cases are claimed until the world's end,
     appeals decided until none is left (at most ``max_days`` of shifts)."""
-    team = team if team is not None else make_team(cfg)
+    team = team if team is not None else make_team(cfg, _day_h(rep.world))
     if len(team) < 2:
         raise ValueError("a team needs at least 2 reviewers")
     world, snaps = rep.world, rep.hourly
@@ -509,7 +513,7 @@ def check_model(model: Any, worlds: Iterable[int]) -> None:
 def evaluate_replay_team(rep: Replay, cfg: TeamConfig, model: Any = None,
                          orderings: Iterable[str] = TEAM_ORDERINGS) -> dict[str, Any]:
     """Every ordering's team run on one replay: its measures, keyed by ordering."""
-    team = make_team(cfg)
+    team = make_team(cfg, _day_h(rep.world))
     out: dict[str, Any] = {}
     for name in orderings:
         o = make_ordering(name, rep.world, model)
@@ -567,7 +571,8 @@ def evaluate_worlds(worlds: list[int], cache: Path, users: int, days: float, cfg
         per[str(w)] = run_world(w, cache, users, days, cfg, model, step_min, orderings, settings, log)
     report: dict[str, Any] = {
         "worlds": worlds, "users": users, "days": days, "step_min": step_min, "orderings": list(orderings),
-        "config": asdict(cfg), "team": [asdict(r) for r in make_team(cfg)], "per_world": per,
+        "config": asdict(cfg), "team": [asdict(r) for r in make_team(cfg, min(24.0, days * 24))],
+        "per_world": per,
         "model": None if model is None else {
             "version": getattr(model, "version", None),
             "trained_on": (getattr(model, "meta_", None) or {}).get("trained_on"),
