@@ -215,6 +215,8 @@ def team_sim(
     json_out: Path | None = typer.Option(None, "--json", help="write the full report here"),
     docs: Path | None = typer.Option(None, "--docs", help="write the \"Team review simulation\" section of this "
                                                           "evaluation.md"),
+    section: str = typer.Option("teamsim", "--docs-section", help="name of the section --docs writes (between "
+                                                                  "<!-- BEGIN name --> and <!-- END name -->)"),
     config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
 ) -> None:
     """Team review simulation: a team of simulated reviewers (log-normal decision times, per-reviewer error
@@ -244,6 +246,8 @@ def team_sim(
     if bad or not names:
         raise typer.BadParameter(f"unknown ordering(s) {bad}: use learned, formula_feedback, fifo, report_count",
                                  param_hint="--orderings")
+    if not section.replace("-", "").replace("_", "").isalnum():
+        raise typer.BadParameter("letters, digits, - and _ only", param_hint="--docs-section")
     settings = _settings(config)
     registry, _ = _model_registry(settings)
     model: LearnedPrioritiser | None
@@ -276,7 +280,7 @@ def team_sim(
     if docs:
         from bastion.evaluation.docs import write_section
 
-        write_section(docs, "teamsim", markdown(report, cmd), title="# Evaluation")
+        write_section(docs, section, markdown(report, cmd), title="# Evaluation")
         typer.echo(f"wrote the team simulation section of {docs}")
 
 

@@ -718,7 +718,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
                 f"({_pct_s(m['wrong_overturned_share'])}; {m['wrong_appealed']} appealed) | "
                 f"{m['right_overturned']} of {m['right_appealed']} appealed | {_pct_s(m['busy_share'])} |")
     lines += ["", "Per world: " + "; ".join(
-        f"{w}: {res['cases']:,} cases, {res['violating_cases']} violating" for w, res in report["per_world"].items())
+        f"{w}: {res['cases']:,} cases, {res['violating_cases']} violating (replay {res['replay_s']:.0f} s)"
+        for w, res in report["per_world"].items())
         + ".", "",
         "*mean time to detect counts an account or post never enforced until the world's end (a lower bound). "
         "\"not reached\": the percentile falls on cases never reviewed (or units never enforced) in the day.", ""]
