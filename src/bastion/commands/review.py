@@ -280,7 +280,7 @@ def team_sim(
     if docs:
         from bastion.evaluation.docs import write_section
 
-        write_section(docs, section, markdown(report, cmd), title="# Evaluation")
+        write_section(docs, section, markdown(report, cmd, full=section == "teamsim"), title="# Evaluation")
         typer.echo(f"wrote the team simulation section of {docs}")
 
 
