@@ -437,9 +437,9 @@ def _measures(rep: Replay, run: TeamRun, shifts: Shifts, actioned: dict[tuple[st
     ttd, censored = [], []
     for unit in units:
         a0 = max(world.span(unit)[0], world.start)
-        t = actioned.get(unit)
-        ttd.append(math.inf if t is None else (t - a0) / MINUTE)
-        censored.append((min(t, world.end) if t is not None else world.end) - a0)
+        ta = actioned.get(unit)
+        ttd.append(math.inf if ta is None else (ta - a0) / MINUTE)
+        censored.append((min(ta, world.end) if ta is not None else world.end) - a0)
     in_period = [c for c in run.claims if c.start < world.end]
     busy = sum(min(c.end, world.end) - c.start for c in in_period)
     busy += sum(min(a.end, world.end) - a.start for a in run.appeals
