@@ -217,6 +217,94 @@ def review_eval(
         write_section(docs, "review", markdown(metrics, cmd, capacity), title="# Evaluation")
 
 
+@review_app.command("team-sim")
+def team_sim(
+    worlds: str = typer.Option("1001-1003", "--worlds", help="world numbers, e.g. 1001-1003 or 1001,1005 "
+                                                          "(test worlds are 1001+; training worlds 1-999)"),
+    users: int = typer.Option(3000, "--users", min=50, help="users per world"),
+    days: float = typer.Option(1.0, "--days", min=0.05, max=7.0, help="days per world"),
+    reviewers: int = typer.Option(5, "--reviewers", min=2, max=200, help="reviewers in the team"),
+    shift_hours: float = typer.Option(8.0, "--shift-hours", min=0.5, max=24.0, help="hours per shift"),
+    step_min: float = typer.Option(10.0, "--step-min", min=1.0, max=60.0,
+                                   help="minutes between snapshots of the queue (how often it re-ranks)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the team (reviewer speeds, error rates, every draw)"),
+    orderings: str = typer.Option("learned,fifo,report_count", "--orderings",
+                                  help="comma list of learned, formula_feedback, fifo, report_count"),
+    version: str | None = typer.Option(None, "--model-version", help="review_prioritiser version (default: "
+                                                                     "the newest in the registry)"),
+    cache: Path = typer.Option(Path("worlds-cache"), "--cache", help="directory for the simulated worlds"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the full report here"),
+    docs: Path | None = typer.Option(None, "--docs", help="write the \"Team review simulation\" section of this "
+                                                          "evaluation.md"),
+    section: str = typer.Option("teamsim", "--docs-section", help="name of the section --docs writes (between "
+                                                                  "<!-- BEGIN name --> and <!-- END name -->)"),
+    config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
+) -> None:
+    """Team review simulation: a team of simulated reviewers (log-normal decision times, per-reviewer error
+    rates, staggered shifts) works each world's review queue, replayed through the engine, in the learned
+    (harm) order, FIFO and report-count order; reports harm prevented per reviewer-hour, time to first review,
+    time to detect and the share of wrong enforcements overturned on appeal, per world and the worst world."""
+    import tempfile
+
+    from bastion.evaluation.team import (
+        TEAM_ORDERINGS,
+        TeamConfig,
+        check_model,
+        evaluate_worlds,
+        markdown,
+        to_json,
+    )
+    from bastion.evaluation.worlds import parse_worlds
+    from bastion.models.registry import ModelError
+    from bastion.review.prioritiser import MODEL_NAME, LearnedPrioritiser
+
+    try:
+        ws = parse_worlds(worlds)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--worlds") from None
+    names = tuple(o.strip() for o in orderings.split(",") if o.strip())
+    bad = [o for o in names if o not in (*TEAM_ORDERINGS, "formula_feedback")]
+    if bad or not names:
+        raise typer.BadParameter(f"unknown ordering(s) {bad}: use learned, formula_feedback, fifo, report_count",
+                                 param_hint="--orderings")
+    if not section.replace("-", "").replace("_", "").isalnum():
+        raise typer.BadParameter("letters, digits, - and _ only", param_hint="--docs-section")
+    settings = _settings(config)
+    registry, _ = _model_registry(settings)
+    model: LearnedPrioritiser | None
+    try:
+        model = LearnedPrioritiser.from_artifact(registry.load(MODEL_NAME, version))
+    except ModelError as exc:
+        typer.echo(f"no learned prioritiser ({exc}); the harm formula with its feedback loop ranks", err=True)
+        model = None
+    try:
+        check_model(model, ws)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    cfg = TeamConfig(reviewers=reviewers, shift_hours=shift_hours, seed=seed)
+    run_settings = _settings(config, db_path=Path(tempfile.mkdtemp(prefix="bastion-team-sim-")) / "review.db")
+    typer.echo(f"team simulation: {reviewers} reviewers, {len(ws)} world(s), {users:,} users, {days:g} day(s); "
+               f"orderings {', '.join(names)}; prioritiser "
+               f"{'v' + str(model.version) if model is not None else 'none (formula)'}")
+    report = evaluate_worlds(ws, cache, users, days, cfg, model, step_min, names, run_settings,
+                             log=lambda s: typer.echo(s))
+    cmd = (f"bastion review team-sim --worlds {worlds} --users {users} --days {days:g} --reviewers {reviewers}"
+           + (f" --shift-hours {shift_hours:g}" if shift_hours != 8.0 else "")
+           + (f" --step-min {step_min:g}" if step_min != 10.0 else "") + (f" --seed {seed}" if seed else ""))
+    report["command"] = cmd
+    for k, v in report["comparison"].get("worst", {}).items():
+        typer.echo(f"worst world {v['world']}: {k} {v['value']}")
+    if json_out:
+        json_out.write_text(to_json(report))
+        typer.echo(f"wrote {json_out}")
+    if docs:
+        from bastion.evaluation.docs import write_section
+
+        write_section(docs, section, markdown(report, cmd, full=section == "teamsim"), title="# Evaluation")
+        typer.echo(f"wrote the team simulation section of {docs}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.add_typer(users_app, name="users")
