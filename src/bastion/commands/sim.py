@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         if not truth.is_file():
             raise typer.BadParameter(f"truth file {truth} does not exist")
         plots: dict = {}
-        review = None
+        review = timeline = None
         if events is not None:
             import tempfile
 
@@ -126,7 +126,12 @@ def register(app: typer.Typer) -> None:
             model = load_prioritiser(ModelRegistry.default(settings.models_dir))  # what a live queue would load
             typer.echo(f"replaying {events} for the review queue (ranked by "
                        f"{'review_prioritiser v' + str(model.version) if model else 'the formula'}) ...")
-            review = queue_metrics(replay(truth, events, settings), model)
+            rep = replay(truth, events, settings)
+            review = queue_metrics(rep, model)
+            if report:
+                from bastion.evaluation.harm import harm_over_time
+
+                timeline = harm_over_time(rep, model)
         metrics = evaluate(truth, results, plots=plots, review=review, events=events)
         print_scoreboard(metrics)
         if json_out:
@@ -134,9 +139,9 @@ def register(app: typer.Typer) -> None:
             json_out.write_text(json.dumps(metrics, indent=2, default=str))
             typer.echo(f"metrics written to {json_out}")
         if report:
-            from bastion.evaluation.report import write_report
+            from bastion.commands.runner import write_demo_report
 
-            write_report(metrics, plots, report)
+            write_demo_report(metrics, plots, report, timeline)
             typer.echo(f"report written to {report}")
 
 
