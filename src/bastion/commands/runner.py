@@ -149,6 +149,8 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
         plots.clear()
         metrics = evaluate(sim_dir / "truth.json", res_dir, plots=plots)
     metrics["review_queue"]["ranking"] = rt.queue.ranking
+    if timeline is not None:
+        metrics["review_queue"]["harm_over_time"] = timeline
     (res_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=2, default=str))
     print_scoreboard(metrics)
     stage("[bold]4/5 writing the HTML report[/bold]")

@@ -178,7 +178,7 @@ def _queue_section(metrics: dict[str, Any], timeline: dict[str, Any] | None, dra
         for name in names:
             metric_key = "bastion" if name not in ("fifo", "report_count", "oracle") else name
             label = ORDER_NAMES.get(name, name) if name != "bastion" else f"live queue ({c.get('ordering')})"
-            curve_total = tl[name]["total"] if tl else None
+            curve_total = tl[name]["curve"][-1] if tl and tl[name]["curve"] else None
             rows.append(f'<tr data-key="capacity_{cap}:{metric_key}"><td>{html.escape(label)}</td>'
                         f"<td>{_cell(c.get(metric_key))}</td><td>{_cell(curve_total)}</td></tr>")
         parts.append(f"<h3>{cap} cases per hour</h3><p>live queue vs FIFO: {_cell(c.get('vs_fifo'))}x; vs report "
