@@ -41,6 +41,24 @@ def stage(text: str, con: Console | None = None) -> None:
     (con or console).print(text, highlight=False, soft_wrap=True)
 
 
+def log(line: str, con: Console | None = None) -> None:
+    """A plain log line on stderr (no markup): what a command reports while it works, off its stdout."""
+    (con or console).print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def count_lines(path: Any) -> int | None:
+    """Lines of a file (the total of a progress bar over a JSON Lines file); None for stdin or a URL."""
+    if isinstance(path, str) and (path == "-" or "://" in path):
+        return None
+    if str(path) == "-":
+        return None
+    n = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            n += chunk.count(b"\n")
+    return n
+
+
 def _duration(s: float) -> str:
     s = max(0.0, s)
     return f"{int(s // 60)}m{int(s % 60):02d}s" if s >= 60 else f"{s:.1f}s"

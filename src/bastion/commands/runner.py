@@ -11,18 +11,15 @@ from rich.table import Table
 from bastion.app import Runtime, build_runtime
 from bastion.events.jetstream import JetstreamMapper
 from bastion.progress import console, progress, stage
+from bastion.progress import count_lines as _count_lines
 from bastion.settings import Settings
 from bastion.sources.files import items
 
 
 def count_lines(path: Path | str) -> int | None:
-    if isinstance(path, str) or str(path) == "-":
+    if isinstance(path, str):
         return None
-    n = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-    return n
+    return _count_lines(path)
 
 
 def replay_progress(total: int | None, skip: int = 0, con: Console | None = None, every_s: float = 10.0) -> Any:
