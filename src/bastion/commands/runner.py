@@ -152,7 +152,7 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     print_scoreboard(metrics)
     stage("[bold]4/5 writing the HTML report[/bold]")
     report = write_demo_report(metrics, plots, out / "report.html", timeline)
-    console.print(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
+    stage(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
     print(f"HTML evaluation report: {report.resolve()}", flush=True)
     if not serve:
         rt.close()
@@ -162,10 +162,10 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
 
     seed_admin = _seed_admin(demo_settings)
     if seed_admin:
-        console.print(f"  log in at http://{demo_settings.host}:{demo_settings.port}/ui/login as "
-                      f"[bold]{seed_admin[0]}[/bold] with password [bold]{seed_admin[1]}[/bold] (shown once)")
-    console.print(f"  API docs at http://{demo_settings.host}:{demo_settings.port}/docs")
-    console.print(f"  evaluation report: {report.resolve()}")
+        stage(f"  log in at http://{demo_settings.host}:{demo_settings.port}/ui/login as "
+              f"[bold]{seed_admin[0]}[/bold] with password [bold]{seed_admin[1]}[/bold] (shown once)")
+    stage(f"  API docs at http://{demo_settings.host}:{demo_settings.port}/docs")
+    stage(f"  evaluation report: {report.resolve()}")
     serve_forever(demo_settings, runtime=rt)
 
 
