@@ -102,8 +102,9 @@ def test_replay_progress_shows_rate_and_eta_on_a_terminal_and_in_a_log():
         update(250)
         update(500)
     lines = log.getvalue().splitlines()
-    assert len(lines) == 2 and lines[1].startswith("replay: 500 / 1,000 (50.0%) events, ")
-    assert "events/s" in lines[1] and "ETA" in lines[1]
+    assert lines[0] == "replay: started (1,000 events)" and lines[-1].startswith("replay: done, 500 / 1,000")
+    assert len(lines) == 4 and lines[2].startswith("replay: 500 / 1,000 (50.0%) events, ")
+    assert "events/s" in lines[2] and "ETA" in lines[2]
     term = io.StringIO()
     with replay_progress(1000, con=Console(file=term, force_terminal=True, width=200)) as update:
         update(1000)

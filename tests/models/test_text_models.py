@@ -186,13 +186,13 @@ def test_score_text_cli(tmp_path: Path) -> None:
     src.write_text("you idiot\nhave a nice day\n\nWIN a FREE prize txt 80086\n")
     res = CliRunner().invoke(app, ["score", "text", "--model", "abuse", str(src)])
     assert res.exit_code == 0, res.output
-    lines = res.output.strip().splitlines()
+    lines = res.stdout.strip().splitlines()  # progress goes to stderr
     assert len(lines) == 4 and all(0 <= float(x) <= 1 for x in lines)
     csv_path = tmp_path / "in.csv"
     csv_path.write_text('id,body\n1,"hello, friend"\n2,"WIN a FREE prize, txt 80086"\n')
     res = CliRunner().invoke(app, ["score", "text", "-m", "spam", "--csv", "--column", "body", str(csv_path)])
     assert res.exit_code == 0, res.output
-    a, b = (float(x) for x in res.output.split())
+    a, b = (float(x) for x in res.stdout.split())
     assert b > a
 
 

@@ -28,7 +28,10 @@ def register(app: typer.Typer) -> None:
         except ModuleNotFoundError as exc:
             typer.echo(f"benchmark {name!r} is not available in this build ({exc})", err=True)
             raise typer.Exit(2) from None
-        result = mod.run(events=events or None, quick=quick)
+        from bastion.progress import progress
+
+        with progress(f"bench {name}"):
+            result = mod.run(events=events or None, quick=quick)
         from bastion.bench.report import print_result
 
         print_result(name, result)

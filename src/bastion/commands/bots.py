@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from bastion.commands import maintainer_only
+from bastion.progress import log, progress
 
 bots_app = typer.Typer(help="Bot detector: real-data evaluation and training.", no_args_is_help=True)
 
@@ -50,12 +51,15 @@ def score_accounts(
                 batch.clear()
                 nows.clear()
 
-        for row in iter_user_rows(file):
-            batch.append(account_from_user_row(row))
-            nows.append(fixed_now or parse_time_ms(row.get("probe_timestamp")) or wall_now)
-            if len(batch) >= 10_000:
-                flush()
-        flush()
+        with progress("score accounts", unit="accounts") as p:
+            for row in iter_user_rows(file):
+                batch.append(account_from_user_row(row))
+                nows.append(fixed_now or parse_time_ms(row.get("probe_timestamp")) or wall_now)
+                if len(batch) >= 10_000:
+                    p.advance(len(batch))
+                    flush()
+            p.advance(len(batch))
+            flush()
     finally:
         if out:
             fh.close()
@@ -87,7 +91,7 @@ def bots_eval(
         from bastion.evaluation.bots_sim import run_sim_evaluation, sim_markdown
 
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
-        sres = run_sim_evaluation(seed_list, users=users, days=days, bad_scale=bad_scale, work=work, log=typer.echo)
+        sres = run_sim_evaluation(seed_list, users=users, days=days, bad_scale=bad_scale, work=work, log=log)
         cmd = (f"bastion bots eval --sim --seeds {seeds} --users {users} --days {days:g} --bad-scale {bad_scale:g}"
                " --write-docs")
         md = sim_markdown(sres, cmd)
@@ -99,7 +103,7 @@ def bots_eval(
         return
     from bastion.models.bots.evaluate import markdown, run_evaluation
 
-    res = run_evaluation(quick=quick, log=typer.echo)
+    res = run_evaluation(quick=quick, log=log)
     cmd = "bastion bots eval" + (" --quick" if quick else "") + " --write-docs"
     md = markdown(res, command=cmd)
     typer.echo(md)
@@ -122,11 +126,11 @@ def bots_train(
     if behaviour:
         from bastion.evaluation.bots_sim import train_from_sims
 
-        train_from_sims(ship=ship, models_dir=models_dir, work=work, log=typer.echo)
+        train_from_sims(ship=ship, models_dir=models_dir, work=work, log=log)
         return
     from bastion.models.bots.train import train_models
 
-    train_models(ship=ship, models_dir=models_dir, log=typer.echo)
+    train_models(ship=ship, models_dir=models_dir, log=log)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,11 +32,17 @@ def register_linker(app: typer.Typer) -> None:
 
         from bastion.detect.linker.train import make_sim, train
         from bastion.models.registry import PACKAGED_ROOT
+        from bastion.progress import progress
 
-        fit = [make_sim(work / f"s{s}", users, days, s, nc, "train", evaders) for s, nc in
-               ((11, False), (12, False), (13, True))]
-        cal = [make_sim(work / f"s{s}", users, days, s, nc, "train", evaders) for s, nc in ((14, False), (15, True))]
-        typer.echo(json.dumps(train(fit, cal, save_to=out or PACKAGED_ROOT), indent=2))
+        sims = {}
+        with progress("linker train: training sims", 5, "sims") as p:
+            for s, nc in ((11, False), (12, False), (13, True), (14, False), (15, True)):
+                p.note(f"seed {s}")
+                sims[s] = make_sim(work / f"s{s}", users, days, s, nc, "train", evaders)
+                p.advance()
+        with progress("linker train: fit and calibrate"):
+            res = train([sims[11], sims[12], sims[13]], [sims[14], sims[15]], save_to=out or PACKAGED_ROOT)
+        typer.echo(json.dumps(res, indent=2))
 
     @linker.command("eval")
     def eval_cmd(
@@ -48,8 +54,10 @@ def register_linker(app: typer.Typer) -> None:
         import json
 
         from bastion.detect.linker.evaluate import markdown, run
+        from bastion.progress import progress
 
-        res = run(work)
+        with progress("linker eval: held-out sims and the Wikipedia sample"):
+            res = run(work)
         typer.echo(json.dumps(res, indent=2))
         if json_out:
             json_out.write_text(json.dumps(res, indent=2))
@@ -75,7 +83,10 @@ def register_linker(app: typer.Typer) -> None:
         if index not in ("ivf", "hnsw"):
             typer.echo(f"error: --index must be ivf or hnsw, not {index!r}", err=True)
             raise typer.Exit(2)
-        res = run(events=events or None, quick=quick, index=index)
+        from bastion.progress import progress
+
+        with progress("linker bench"):
+            res = run(events=events or None, quick=quick, index=index)
         typer.echo(json.dumps(res, indent=2))
         if write_docs:
             from bastion.evaluation.docs import write_section
@@ -110,7 +121,7 @@ def register_clusters(app: typer.Typer) -> None:
         if not events.exists():
             typer.echo(f"error: no such events file: {events}", err=True)
             raise typer.Exit(2)
-        rt, summary = run_clusters(events, out, build_runtime, settings, address)
+        rt, summary = run_clusters(events, out, build_runtime, settings, address, progress=True)
         typer.echo(json.dumps({"clusters": summary["clusters"], "open_cases": summary["open_cases"],
                                "events": summary["events"], "stream_s": summary["stream_s"],
                                "batch_s": summary["batch_s"]}, indent=2))

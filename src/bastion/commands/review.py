@@ -193,7 +193,10 @@ def review_eval(
     import tempfile
 
     run_settings = _settings(config, db_path=Path(tempfile.mkdtemp(prefix="bastion-review-eval-")) / "review.db")
-    metrics = evaluate_review(truth, events, capacities=(capacity,), model=model, settings=run_settings)
+    from bastion.progress import progress
+
+    with progress("review eval: replay the run and rank it hour by hour"):
+        metrics = evaluate_review(truth, events, capacities=(capacity,), model=model, settings=run_settings)
     cmd = f"bastion review eval --truth {truth} --events {events} -k {capacity}"
     from bastion.review.evaluation import sim_command
 

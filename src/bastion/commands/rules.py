@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from bastion.rules.backtest import backtest as run
 
         try:
-            report = run(directory, events, truth, against)
+            report = run(directory, events, truth, against, progress=True)
         except RuleSetError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

@@ -6,83 +6,33 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from bastion.app import Runtime, build_runtime
 from bastion.events.jetstream import JetstreamMapper
+from bastion.progress import console, progress, stage
+from bastion.progress import count_lines as _count_lines
 from bastion.settings import Settings
 from bastion.sources.files import items
 
-console = Console(stderr=True)
-
 
 def count_lines(path: Path | str) -> int | None:
-    if isinstance(path, str) or str(path) == "-":
+    if isinstance(path, str):
         return None
-    n = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            n += chunk.count(b"\n")
-    return n
-
-
-class RateColumn(ProgressColumn):
-    """Events per second over rich's recent-speed window."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} events/s" if speed else "- events/s", style="progress.data.speed")
+    return _count_lines(path)
 
 
 def replay_progress(total: int | None, skip: int = 0, con: Console | None = None, every_s: float = 10.0) -> Any:
-    """A context manager yielding ``update(n)`` for a replay: a rich bar with events/s and ETA on a terminal;
-    elsewhere (a log, a pipe, ``scripts/demo.sh | tee``, where rich draws nothing until the end) a plain line
-    every ``every_s`` seconds of wall-clock time."""
+    """A context manager yielding ``update(n)`` for a replay (:func:`bastion.progress.progress`: a rich bar with
+    events/s and ETA on a terminal, a plain line every ``every_s`` seconds elsewhere)."""
     import contextlib
-    import time
-
-    con = con or console
 
     @contextlib.contextmanager
-    def bar() -> Any:
-        with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                      TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=con) as prog:
-            task = prog.add_task("events", total=total, completed=skip)
-            yield lambda n: prog.update(task, completed=skip + n)
+    def run() -> Any:
+        with progress("replay", total, "events", completed=skip, every_s=every_s, con=con or console) as p:
+            yield lambda n: p.update(skip + n)
 
-    @contextlib.contextmanager
-    def lines() -> Any:
-        t0 = last = time.perf_counter()
-
-        def update(n: int) -> None:
-            nonlocal last
-            now = time.perf_counter()
-            if now - last < every_s:
-                return
-            last = now
-            rate = n / (now - t0) if now > t0 else 0.0
-            done = skip + n
-            eta = ""
-            if total and rate > 0:
-                left = max(total - done, 0) / rate
-                eta = f", ETA {int(left // 60)}m{int(left % 60):02d}s"
-            of = f" / {total:,} ({100 * done / total:.1f}%)" if total else ""
-            con.print(f"replay: {done:,}{of} events, {rate:,.0f} events/s{eta}", highlight=False)
-
-        yield update
-
-    return bar() if con.is_terminal else lines()
+    return run()
 
 
 def replay_file(settings: Settings, events: Path | str, out: Path, fmt: str = "canonical",
@@ -151,9 +101,9 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     out.mkdir(parents=True, exist_ok=True)
     sim_dir, res_dir = out / "sim", out / "results"
     t0 = time.perf_counter()
-    console.print(f"[bold]1/4 simulating[/bold] {users:,} users for {days:g} days (seed {seed}) -> {sim_dir}")
+    stage(f"[bold]1/5 simulating[/bold] {users:,} users for {days:g} days (seed {seed}) -> {sim_dir}")
     simulate(SimConfig(users=users, days=days, seed=seed), sim_dir, progress=True)
-    console.print(f"[bold]2/4 replaying[/bold] through rules, models, linker and clusterers -> {res_dir}")
+    stage(f"[bold]2/5 replaying[/bold] through rules, models, linker and clusterers -> {res_dir}")
     import shutil
     from dataclasses import replace
 
@@ -176,32 +126,58 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     summary = replay_file(demo_settings, sim_dir / "events.jsonl", res_dir, runtime=rt, close=False)
     print_summary(summary, res_dir)
     console.print(f"review queue ranked by: [bold]{rt.queue.ranking}[/bold]{_trained_on(rt.queue.prioritiser)}")
-    console.print("[bold]3/4 evaluating[/bold] against the simulator's ground truth")
+    stage("[bold]3/5 evaluating[/bold] against the simulator's ground truth")
+    plots: dict[str, Any] = {}
+    timeline = None
     try:
         # the review queue's exposure prevented from the hourly snapshots, as `bastion review eval` scores it
+        from bastion.evaluation.harm import harm_over_time
         from bastion.review.evaluation import from_runtime, queue_metrics
 
-        review = queue_metrics(from_runtime(rt), rt.queue.prioritiser)
-        metrics = evaluate(sim_dir / "truth.json", res_dir, review=review)
+        rep = from_runtime(rt)
+        with progress("review queue: orderings at 10 and 50 cases/hour"):
+            review = queue_metrics(rep, rt.queue.prioritiser)
+        with progress("review queue: harm captured hour by hour"):
+            timeline = harm_over_time(rep, rt.queue.prioritiser)
+        with progress("detection metrics"):
+            metrics = evaluate(sim_dir / "truth.json", res_dir, plots=plots, review=review)
     except Exception as exc:  # the scoreboard still prints the rest
         console.print(f"[yellow]review evaluation failed: {exc}[/yellow]")
-        metrics = evaluate(sim_dir / "truth.json", res_dir)
+        plots.clear()
+        metrics = evaluate(sim_dir / "truth.json", res_dir, plots=plots)
     metrics["review_queue"]["ranking"] = rt.queue.ranking
+    if timeline is not None:
+        metrics["review_queue"]["harm_over_time"] = timeline
     (res_dir / "metrics.json").write_text(__import__("json").dumps(metrics, indent=2, default=str))
     print_scoreboard(metrics)
-    console.print(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
+    stage("[bold]4/5 writing the HTML report[/bold]")
+    report = write_demo_report(metrics, plots, out / "report.html", timeline)
+    stage(f"demo pipeline took {time.perf_counter() - t0:,.0f} s; results in {res_dir}")
+    print(f"HTML evaluation report: {report.resolve()}", flush=True)
     if not serve:
         rt.close()
         return
-    console.print("[bold]4/4 serving[/bold] the reviewer UI and API (Ctrl-C to stop)")
+    stage("[bold]5/5 serving[/bold] the reviewer UI and API (Ctrl-C to stop)")
     from bastion.web.server import serve_forever
 
     seed_admin = _seed_admin(demo_settings)
     if seed_admin:
-        console.print(f"  log in at http://{demo_settings.host}:{demo_settings.port}/ui/login as "
-                      f"[bold]{seed_admin[0]}[/bold] with password [bold]{seed_admin[1]}[/bold] (shown once)")
-    console.print(f"  API docs at http://{demo_settings.host}:{demo_settings.port}/docs")
+        stage(f"  log in at http://{demo_settings.host}:{demo_settings.port}/ui/login as "
+              f"[bold]{seed_admin[0]}[/bold] with password [bold]{seed_admin[1]}[/bold] (shown once)")
+    stage(f"  API docs at http://{demo_settings.host}:{demo_settings.port}/docs")
+    stage(f"  evaluation report: {report.resolve()}")
     serve_forever(demo_settings, runtime=rt)
+
+
+def write_demo_report(metrics: dict[str, Any], plots: dict[str, Any], path: Path,
+                      timeline: dict[str, Any] | None) -> Path:
+    """The HTML report, with one line on stderr when matplotlib is missing (tables only)."""
+    from bastion.evaluation.report import NO_MATPLOTLIB, have_matplotlib, write_report
+
+    if not have_matplotlib():
+        console.print(f"[yellow]{NO_MATPLOTLIB}[/yellow]")
+    with progress("report"):
+        return write_report(metrics, plots, path, timeline)
 
 
 def _trained_on(model: Any) -> str:

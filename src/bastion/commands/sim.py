@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         if not truth.is_file():
             raise typer.BadParameter(f"truth file {truth} does not exist")
         plots: dict = {}
-        review = None
+        review = timeline = None
         if events is not None:
             import tempfile
 
@@ -124,19 +124,32 @@ def register(app: typer.Typer) -> None:
 
             settings = Settings.load(db_path=Path(tempfile.mkdtemp(prefix="bastion-eval-")) / "review.db")
             model = load_prioritiser(ModelRegistry.default(settings.models_dir))  # what a live queue would load
-            typer.echo(f"replaying {events} for the review queue (ranked by "
-                       f"{'review_prioritiser v' + str(model.version) if model else 'the formula'}) ...")
-            review = queue_metrics(replay(truth, events, settings), model)
-        metrics = evaluate(truth, results, plots=plots, review=review, events=events)
+            from bastion.progress import log, progress
+
+            log(f"replaying {events} for the review queue (ranked by "
+                f"{'review_prioritiser v' + str(model.version) if model else 'the formula'})")
+            with progress("replay for the review queue"):
+                rep = replay(truth, events, settings)
+            with progress("review queue: orderings"):
+                review = queue_metrics(rep, model)
+            if report:
+                from bastion.evaluation.harm import harm_over_time
+
+                with progress("review queue: harm captured hour by hour"):
+                    timeline = harm_over_time(rep, model)
+        from bastion.progress import progress as step
+
+        with step("evaluate"):
+            metrics = evaluate(truth, results, plots=plots, review=review, events=events)
         print_scoreboard(metrics)
         if json_out:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(metrics, indent=2, default=str))
             typer.echo(f"metrics written to {json_out}")
         if report:
-            from bastion.evaluation.report import write_report
+            from bastion.commands.runner import write_demo_report
 
-            write_report(metrics, plots, report)
+            write_demo_report(metrics, plots, report, timeline)
             typer.echo(f"report written to {report}")
 
 
@@ -147,6 +160,7 @@ def _eval_worlds(spec: str, users: int, days: float, quick: bool, cache: Path, j
     import sys
 
     from bastion.evaluation.worlds import CAPABILITIES, evaluate_worlds, markdown, parse_worlds
+    from bastion.progress import log
     from bastion.settings import Settings, SettingsError
     from bastion.sim.worlds import world_split
 
@@ -167,10 +181,10 @@ def _eval_worlds(spec: str, users: int, days: float, quick: bool, cache: Path, j
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"cross-world evaluation: {len(ids)} {'/'.join(sorted(splits))} worlds x {len(contexts)} "
+    log(f"cross-world evaluation: {len(ids)} {'/'.join(sorted(splits))} worlds x {len(contexts)} "
                f"context(s), {users:,} users, {days:g} days each; cache {cache}")
-    report = evaluate_worlds(ids, cache, users, days, contexts, settings=settings, rerun=rerun,
-                             log=lambda line: typer.echo(line))
+    report = evaluate_worlds(ids, cache, users, days, contexts, settings=settings, rerun=rerun, progress=True,
+                             log=log)
     command = "bastion " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report["command"] = command
     for c in contexts:

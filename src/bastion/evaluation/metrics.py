@@ -496,7 +496,9 @@ def _queue(truth: dict[str, Any], res: _Results, capacities: tuple[int, ...] = (
     return out
 
 
-def _time_to_detection(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
+def _time_to_detection(truth: dict[str, Any], res: _Results, plots: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per adversarial cohort: the share of accounts with a detecting action and the median hours from the
+    account's first event to it; ``plots["detection_hours"]`` gets every detected account's hours by cohort."""
     acc = truth.get("accounts", {})
     by: dict[str, list[float]] = defaultdict(list)
     n_by: dict[str, int] = defaultdict(int)
@@ -508,6 +510,8 @@ def _time_to_detection(truth: dict[str, Any], res: _Results) -> dict[str, Any]:
         first = res.first_action.get(u)
         if first is not None and "start" in r:
             by[c].append(max(0.0, (first - int(r["start"])) / 3_600_000))
+    if plots is not None:
+        plots["detection_hours"] = {c: list(by[c]) for c in sorted(n_by)}
     return {c: {"accounts": n_by[c], "detected": len(by[c]) / n_by[c],
                 "median_hours": float(np.median(by[c])) if by[c] else None} for c in sorted(n_by)}
 
@@ -541,7 +545,7 @@ def evaluate(truth_path: str | Path, results_dir: str | Path, plots: dict[str, A
         "repeat_offenders": _repeat_offenders(truth, res),
         "coordination": _coordination(truth, res),
         "review_queue": _queue(truth, res, review=review),
-        "time_to_detection": _time_to_detection(truth, res),
+        "time_to_detection": _time_to_detection(truth, res, plots),
     }
 
 

@@ -108,7 +108,8 @@ def run_world(world: int, cache: Path, users: int, days: float, context: str, se
     if not truth.is_file():
         tmp = sim_dir.with_name(sim_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        simulate(SimConfig(users=users, days=days, seed=world, world=world, text_split=world_split(world)), tmp)
+        simulate(SimConfig(users=users, days=days, seed=world, world=world, text_split=world_split(world)), tmp,
+                 progress=progress)
         shutil.rmtree(sim_dir, ignore_errors=True)
         tmp.rename(sim_dir)
     events = sim_dir / "events.jsonl"

@@ -156,9 +156,13 @@ def diff(new: RunResult, old: RunResult) -> dict[str, Any]:
 
 
 def backtest(rules_dir: str | Path, events_path: str | Path, truth_path: str | Path | None = None,
-             against: str | Path | None = None, registry: Any = None) -> dict[str, Any]:
-    """The whole ``bastion rules backtest``: a JSON-able report."""
-    result = replay(rules_dir, read_events(events_path), registry)
+             against: str | Path | None = None, registry: Any = None, progress: bool = False) -> dict[str, Any]:
+    """The whole ``bastion rules backtest``: a JSON-able report (``progress``: a bar on stderr)."""
+    from bastion.progress import count_lines, track
+
+    total = count_lines(events_path)
+    result = replay(rules_dir, track(read_events(events_path), "backtest", total, "lines", enabled=progress),
+                    registry)
     report: dict[str, Any] = {"version": result.version, "events": result.events,
                               "events_per_s": round(result.events / result.seconds) if result.seconds else None,
                               "hits": {k: v for k, v in sorted(result.hits.items(), key=lambda kv: -kv[1])},
@@ -166,6 +170,7 @@ def backtest(rules_dir: str | Path, events_path: str | Path, truth_path: str | P
     if truth_path is not None:
         report["quality"] = score(result, load_truth(truth_path))
     if against is not None:
-        old = replay(against, read_events(events_path), registry)
+        old = replay(against, track(read_events(events_path), f"backtest {against}", total, "lines",
+                                    enabled=progress), registry)
         report["diff"] = diff(result, old)
     return report

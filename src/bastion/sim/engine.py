@@ -501,7 +501,10 @@ class Simulator:
         t_start = time.perf_counter()
         c_start = time.process_time()
         n_events = 0
-        with (out_dir / "events.jsonl").open("w", encoding="utf-8") as fh:
+        from bastion.progress import progress as progress_step
+
+        with (out_dir / "events.jsonl").open("w", encoding="utf-8") as fh, \
+                progress_step("simulate", self.n_slices, "hours", enabled=progress) as step:
             if self.cfg.backfill:
                 n_events += self._write_backfill(fh)
             for h in range(self.n_slices):
@@ -511,9 +514,8 @@ class Simulator:
                     g.step(self, h, t0, t0 + HOUR_MS)
                 bg = self.background(h, t0)
                 n_events += self._write_slice(fh, bg, self.future.pop(h, []), n_events, t0 + HOUR_MS)
-                if progress and h % 6 == 5:
-                    el = time.perf_counter() - t_start
-                    print(f"  hour {h + 1}/{self.n_slices}: {n_events:,} events, {n_events / el:,.0f}/s", flush=True)
+                step.detail = f"{n_events:,} events"
+                step.update(h + 1)
         wall = time.perf_counter() - t_start
         cpu = time.process_time() - c_start
         truth_path = out_dir / "truth.json"
@@ -692,8 +694,11 @@ class Simulator:
 
 def simulate(cfg: SimConfig, out_dir: Path | str, progress: bool = False) -> dict[str, Any]:
     """Run one simulation into ``out_dir`` (events.jsonl and truth.json); returns counts and timing."""
+    from bastion.progress import progress as progress_step
+
     t0 = time.perf_counter()
-    sim = Simulator(cfg)
+    with progress_step("simulate (population, texts)", enabled=progress):
+        sim = Simulator(cfg)
     setup = time.perf_counter() - t0
     stats = sim.run(Path(out_dir), progress=progress)
     stats["setup_seconds"] = setup

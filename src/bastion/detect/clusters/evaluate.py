@@ -20,8 +20,11 @@ TARGET_KINDS = ("spam_ring", "follow_farm", "like_farm", "bot_farm", "campaign")
 
 
 def run_clusters(events: Path, out: Path, build_runtime: Callable[..., Any], settings: Any,
-                 ray_address: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """Replay ``events`` with only the cluster detectors (no rules) and run the batch jobs."""
+                 ray_address: str | None = None, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Replay ``events`` with only the cluster detectors (no rules) and run the batch jobs (``progress``: on
+    stderr)."""
+    from bastion.progress import count_lines
+    from bastion.progress import progress as progress_step
     from bastion.sources.files import items
 
     from . import build_cluster_detectors
@@ -31,9 +34,11 @@ def run_clusters(events: Path, out: Path, build_runtime: Callable[..., Any], set
     rt = build_runtime(settings, out_dir=out, rules_dir=False, extra_detectors=dets, models=False, review=False,
                        clusters_on=False)
     t0 = time.perf_counter()
-    rt.run(items(events))
+    with progress_step("replay", count_lines(events) if progress else None, "events", enabled=progress) as p:
+        rt.run(items(events), progress=p.update)
     t1 = time.perf_counter()
-    rt.run_batch_detectors()
+    with progress_step("batch graph jobs", enabled=progress):
+        rt.run_batch_detectors()
     t2 = time.perf_counter()
     summary = rt.write_results(out)
     summary["stream_s"], summary["batch_s"] = round(t1 - t0, 2), round(t2 - t1, 2)
