@@ -53,6 +53,10 @@ class Settings:
     models_dir: Path = Path.home() / ".bastion" / "models"
     data_dir: Path = field(default_factory=find_data_dir)
     db_path: Path = Path(".bastion") / "bastion.db"   # review cases, users, audit (embedded)
+    # the deployment's shared review store, postgresql://USER@HOST/DB?schema=NAME (BASTION_REVIEW_DB): every
+    # stream worker and `bastion serve` write and read cases, decisions, users and the audit log there
+    # instead of db_path
+    review_db: str | None = None
     webhook_url: str | None = None
     webhook_timeout_s: float = 2.0
     webhook_max_retries: int = 4
