@@ -152,6 +152,20 @@ class Worker:
             from bastion.review.service import AuditSink
 
             self.audit = AuditSink(svc.store, runtime.queue, batch=1 << 30)
+        # rules everywhere: follow the rule version published to the shared store (`bastion rules publish`)
+        from bastion.rules import RulesDetector
+        from bastion.rules.published import RulesFollower
+
+        self.rules: RulesFollower | None = None
+        for det in runtime.detectors:
+            if isinstance(det, RulesDetector):
+                self.rules = RulesFollower(state.r, state.prefix, det, name, on_change=self._rules_changed)
+
+    def _rules_changed(self, version: str, ok: bool, message: str) -> None:
+        svc = self.rt.extras.get("review")
+        if svc is not None:
+            svc.store.audit(f"worker:{self.name}", "rules.applied" if ok else "rules.refused", f"rules:{version}",
+                            {"worker": self.name, "version": version, **({} if ok else {"errors": message[:4000]})})
 
     # -- coordination ---------------------------------------------------------------------------------------
     def others_low(self) -> tuple[int, int]:
@@ -260,6 +274,8 @@ class Worker:
         """One iteration; True when the worker should exit (drained)."""
         now = time.monotonic()
         self.heartbeat = now
+        if self.rules is not None:   # between batches: a published rule version swaps in here
+            self.rules.poll()
         starved = [p for p in self.source.owned if not self.buffers.get(p) and p not in self.source.dry]
         msgs: list[Message] = []
         buffered = self._buffered()
