@@ -51,7 +51,7 @@ def users_add(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     store.audit("cli", "user.add", f"user:{name}", {"role": role})
-    typer.echo(f"created {role} {name} in {settings.db_path}")
+    typer.echo(f"created {role} {name} in {store.path}")
 
 
 @users_app.command("list")
