@@ -351,7 +351,8 @@ class Engine:
             if eff.stage == "enforce" and self._repeat(eff, event):
                 st.repeats_not_reemitted[eff.action] = st.repeats_not_reemitted.get(eff.action, 0) + 1
                 continue
-            if eff.stage == "enforce" and not self.quotas.allow(eff.action, ts):
+            if eff.stage == "enforce" and not self.quotas.allow(
+                    eff.action, ts, key=f"{event.id}\x1f{eff.subject.kind}\x1f{eff.subject.id}"):
                 eff.stage = "shadow"
                 eff.evidence = {**eff.evidence, "quota": f"{eff.action} quota exhausted"}
                 st.suppressed_by_quota += 1

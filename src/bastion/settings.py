@@ -73,6 +73,10 @@ class Settings:
     bench_redis: str = "redis://127.0.0.1:6379/0"   # `bastion bench scale`
     bench_threads: int = 0                     # `bastion bench linker` threads; 0 = every CPU
     db_path: Path = Path(".bastion") / "bastion.db"   # review cases, users, audit (embedded)
+    # the deployment's shared review store, postgresql://USER@HOST/DB?schema=NAME (BASTION_REVIEW_DB): every
+    # stream worker and `bastion serve` write and read cases, decisions, users and the audit log there
+    # instead of db_path
+    review_db: str | None = None
     webhook_url: str | None = None
     webhook_timeout_s: float = 2.0
     webhook_max_retries: int = 4

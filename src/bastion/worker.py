@@ -146,6 +146,28 @@ class Worker:
         from bastion.detect.linker.detector import NS_PROFILE
 
         self._kv_per_actor = [NS_PROFILE] if self.replica.linkers else []
+        # the review store (the deployment's PostgreSQL with BASTION_REVIEW_DB): the batch's cases and the
+        # audit rows of its automated actions are written there before the batch's Redis commit
+        svc = runtime.extras.get("review")
+        self.audit = None
+        if svc is not None:
+            from bastion.review.service import AuditSink
+
+            self.audit = AuditSink(svc.store, runtime.queue, batch=1 << 30)
+        # rules everywhere: follow the rule version published to the shared store (`bastion rules publish`)
+        from bastion.rules import RulesDetector
+        from bastion.rules.published import RulesFollower
+
+        self.rules: RulesFollower | None = None
+        for det in runtime.detectors:
+            if isinstance(det, RulesDetector):
+                self.rules = RulesFollower(state.r, state.prefix, det, name, on_change=self._rules_changed)
+
+    def _rules_changed(self, version: str, ok: bool, message: str) -> None:
+        svc = self.rt.extras.get("review")
+        if svc is not None:
+            svc.store.audit(f"worker:{self.name}", "rules.applied" if ok else "rules.refused", f"rules:{version}",
+                            {"worker": self.name, "version": version, **({} if ok else {"errors": message[:4000]})})
 
     # -- coordination ---------------------------------------------------------------------------------------
     def others_low(self) -> tuple[int, int]:
@@ -254,6 +276,8 @@ class Worker:
         """One iteration; True when the worker should exit (drained)."""
         now = time.monotonic()
         self.heartbeat = now
+        if self.rules is not None:   # between batches: a published rule version swaps in here
+            self.rules.poll()
         starved = [p for p in self.source.owned if not self.buffers.get(p) and p not in self.source.dry]
         msgs: list[Message] = []
         buffered = self._buffered()
@@ -402,6 +426,12 @@ class Worker:
 
         for det in self._savers:   # detectors that keep their own state persist it in the same commit
             det.save(state)
+        if self.audit is not None:
+            # at least once: a batch redone after a failure between here and the commit audits its actions
+            # again (same action ids); the cases are upserted by id
+            for act in actions:
+                self.audit.write_action(act)
+            self.audit.flush()
         rep.before_commit(len(batch))
         state.checkpoint({"seq": batch[-1].seq}, also=also)
         self._published_low = low
@@ -455,6 +485,12 @@ def _is_transient(exc: Exception) -> bool:
         return False
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ConnectionError,
                         TimeoutError)):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):   # the review store's server
         return True
     return isinstance(exc, redis.ResponseError) and str(exc).startswith(("LOADING", "MASTERDOWN", "TRYAGAIN"))
 
@@ -552,6 +588,14 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
         sink = BufferSink()
         runtime.engine.sinks = [sink]
         runtime.run_batch_detectors()
+        svc = runtime.extras.get("review")
+        if svc is not None:   # the batch jobs' cases and audit rows go to the review store too
+            from bastion.review.service import AuditSink
+
+            audit = AuditSink(svc.store, runtime.queue, batch=1 << 30)
+            for act in sink.actions:
+                audit.write_action(act)
+            audit.flush()
         for stream, name in (("actions", "actions.jsonl"), ("shadow", "shadow_actions.jsonl")):
             with open(out / name, "ab") as fh:
                 for act in sink.actions:

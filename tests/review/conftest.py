@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,26 @@ def report(i: int, reporter: str, subject: str, ts: int, reason: str = "spam", k
     return ev(i, "report.create", reporter, ts, subject={"kind": kind, "id": subject}, reason=reason)
 
 
+POSTGRES_URL = os.environ.get("BASTION_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def review_db(request, tmp_path: Path):
+    """Where a review store lives: a SQLite file, or a fresh schema of the machine's PostgreSQL (dropped after)."""
+    if request.param == "sqlite":
+        yield tmp_path / "review.db"
+        return
+    from bastion.review.store import ReviewStore
+
+    url = f"{POSTGRES_URL}?schema=review_test_{uuid.uuid4().hex[:10]}"
+    yield url
+    ReviewStore(url).drop_schema()
+
+
 @pytest.fixture()
-def runtime(tmp_path: Path):
-    settings = Settings.load(db_path=tmp_path / "review.db", rules_dir=tmp_path / "rules")
+def runtime(tmp_path: Path, review_db):
+    extra = {"review_db": review_db} if isinstance(review_db, str) else {"db_path": review_db}
+    settings = Settings.load(env={}, rules_dir=tmp_path / "rules", **extra)
     rt = build_runtime(settings, out_dir=None, rules_dir=False)
     svc = attach_review(rt, settings)
     rt.settings_ = settings

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from bastion.review.store import ReviewStore
@@ -62,13 +60,42 @@ def test_automated_actions_are_audited(runtime):
     assert "action.review.enqueue" in kinds
 
 
-def test_audit_log_is_append_only(tmp_path):
-    store = ReviewStore(tmp_path / "a.db")
-    store.audit("alice", "decision", "account:u1", {"v": 1})
+def test_audit_log_is_append_only(review_db):
+    store = ReviewStore(review_db)
+    first = store.audit("alice", "decision", "account:u1", {"v": 1})
+    assert store.audit("bob", "login") > first   # seq orders the log
     for sql in ("UPDATE audit_log SET actor='mallory'", "DELETE FROM audit_log"):
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-            store.db.execute(sql)
-    assert store.audit_rows()[0]["actor"] == "alice"
+        with pytest.raises(store.Error, match="append-only"), store.tx() as db:
+            db.execute(sql)
+    assert [r["actor"] for r in store.audit_rows()] == ["bob", "alice"]
+    store.close()
+
+
+def test_one_open_case_per_subject_and_rows_by_name(review_db):
+    store = ReviewStore(review_db)
+    row = {"id": "k1", "subject_kind": "account", "subject_id": "u1", "queue": "spam", "status": "open",
+           "opened_ms": T0, "updated_ms": T0, "decided_ms": None, "p": 0.5, "exposure": 1.25, "priority": 0.1,
+           "decision": None, "body": "{}"}
+    store.upsert_cases([row])
+    with pytest.raises(store.IntegrityError), store.tx() as db:   # the partial unique index
+        db.execute("INSERT INTO cases (id, subject_kind, subject_id, queue, status, opened_ms, updated_ms, body) "
+                   "VALUES ('k2', 'account', 'u1', 'spam', 'open', ?, ?, '{}')", (T0, T0))
+    # another writer's open case of the subject: the row becomes that case
+    assert store.upsert_cases([{**row, "id": "k9", "p": 0.75}]) == {"k9": "k1"}
+    got = store.load_cases("open")
+    assert len(got) == 1 and got[0]["id"] == "k1" and got[0]["p"] == 0.75 and dict(got[0])["exposure"] == 1.25
+    store.upsert_cases([{**row, "status": "decided", "decision": "benign", "decided_ms": T0 + 1}])
+    # a writer that still holds the decided case open does not reopen it
+    assert store.upsert_cases([row]) == {"k1": None}
+    assert store.case_counts() == {"decided": 1}
+    # placeholders, both styles, and rows by position and by name
+    (n, kind), = store.query("SELECT COUNT(*) AS n, MAX(subject_kind) AS kind FROM cases WHERE id = :id",
+                             {"id": "k1"})
+    assert (n, kind) == (1, "account")
+    assert store.query("SELECT id FROM cases WHERE subject_id LIKE 'u%' AND id = ?", ("k1",))[0]["id"] == "k1"
+    a, b = store.reserve_case_seqs(3), store.reserve_case_seqs(3)
+    assert a[0] > 1 and b[0] == a[-1] + 1
+    store.close()
 
 
 def test_labels_export_and_learned_prioritiser(runtime, tmp_path):

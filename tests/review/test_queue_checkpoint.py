@@ -23,6 +23,7 @@ def _enqueue(queue: ReviewQueue, state: MemoryState, n: int, account: str, score
 
 
 def test_a_restored_queue_equals_the_saved_one_and_ignores_later_cases_in_the_store(tmp_path: Path):
+    # (one process writing its own store; the shared PostgreSQL store numbers cases from a shared counter)
     state = MemoryState()
     store = ReviewStore(tmp_path / "review.db")
     queue = ReviewQueue()

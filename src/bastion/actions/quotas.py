@@ -12,6 +12,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 HOUR_MS = 3_600_000
 
 
@@ -22,7 +24,9 @@ class Quotas:
         self._used: dict[str, int] = {}
         self.tripped: dict[str, int] = {}
 
-    def allow(self, action: str, ts: int) -> bool:
+    def allow(self, action: str, ts: int, key: str | None = None) -> bool:
+        """May one more ``action`` at event time ``ts`` be enforced? (``key`` names the effect - event id and
+        subject - for quotas shared by several processes; this in-process one counts calls.)"""
         limit = self.per_hour.get(action)
         if limit is None:
             return True
@@ -43,3 +47,47 @@ class Quotas:
     def load(self, snap: dict[str, dict[str, int]]) -> None:
         self._hour, self._used = dict(snap["hour"]), dict(snap["used"])
         self.tripped = dict(snap["tripped"])
+
+
+# KEYS[1]: the action's set for one hour; ARGV: the effect's key, the limit, the set's lifetime (s).
+# An effect already admitted is admitted again (a batch a worker redoes after a failure counts once).
+_ADMIT = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+class SharedQuotas(Quotas):
+    """The same hourly quotas for N stream workers together, in Redis: each action's hour of event time is
+    one set of the effects it admitted (``PREFIXquota:ACTION:HOUR``, members ``event id + subject``); one Lua
+    script checks and adds atomically, so the limit holds across workers, and an effect redone after a failed
+    batch is admitted again without counting twice. Only actions with a quota cost a round trip.
+    ``tripped`` counts this process's refusals."""
+
+    ttl_s = 2 * 86_400
+
+    def __init__(self, client: Any, prefix: str, per_hour: dict[str, int]) -> None:
+        super().__init__(per_hour)
+        self.r = client
+        self.prefix = prefix
+        self._admit = client.register_script(_ADMIT)
+        self._n = 0
+
+    def allow(self, action: str, ts: int, key: str | None = None) -> bool:
+        limit = self.per_hour.get(action)
+        if limit is None:
+            return True
+        if key is None:   # an effect without a name: unique, never deduplicated
+            self._n += 1
+            key = f"{id(self)}:{self._n}"
+        ok = self._admit(keys=[f"{self.prefix}quota:{action}:{ts // HOUR_MS}"], args=[key, limit, self.ttl_s])
+        if not ok:
+            self.tripped[action] = self.tripped.get(action, 0) + 1
+        return bool(ok)
+
+    def used(self, action: str, ts: int) -> int:
+        """How many ``action`` effects all workers enforced in the hour of ``ts``."""
+        return int(self.r.scard(f"{self.prefix}quota:{action}:{ts // HOUR_MS}"))

@@ -40,11 +40,11 @@ def parse_expiry(value: str | None, now: float | None = None) -> float | None:
 
 def _stores(config: Path | None):  # type: ignore[no-untyped-def]
     from bastion.commands.core import _settings
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
     from bastion.web.keys import ApiKeyStore
 
     settings = _settings(config)
-    return settings, ApiKeyStore(settings.db_path), ReviewStore(settings.db_path)
+    return settings, ApiKeyStore(settings.db_path), open_review_store(settings)
 
 
 def _when(ts: float | None) -> str:

@@ -24,11 +24,11 @@ def _settings(config: Path | None, **overrides: object):  # type: ignore[no-unty
 def seed_admin(settings, name: str = "admin") -> str:  # type: ignore[no-untyped-def]
     """Create user ``name`` (role admin) with a random password and return the password (for the demo,
     which prints it once). Raises ``ValueError`` when the user exists."""
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
     from bastion.web.security import create_user
 
     password = secrets.token_urlsafe(15)
-    create_user(ReviewStore(settings.db_path), name, "admin", password)
+    create_user(open_review_store(settings), name, "admin", password)
     return password
 
 
@@ -40,28 +40,28 @@ def users_add(
     config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
 ) -> None:
     """Create a UI user; the password is hashed with argon2id and never printed."""
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
     from bastion.web.security import create_user
 
     settings = _settings(config)
     if password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    store = ReviewStore(settings.db_path)
+    store = open_review_store(settings)
     try:
         create_user(store, name, role, password)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     store.audit("cli", "user.add", f"user:{name}", {"role": role})
-    typer.echo(f"created {role} {name} in {settings.db_path}")
+    typer.echo(f"created {role} {name} in {store.path}")
 
 
 @users_app.command("list")
 def users_list(config: Path | None = typer.Option(None, "--config", help="settings file (TOML)")) -> None:
     """List UI users and their roles."""
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
 
-    for u in ReviewStore(_settings(config).db_path).users():
+    for u in open_review_store(_settings(config)).users():
         flag = "\tdisabled" if u["disabled"] else ""
         typer.echo(f"{u['name']}\t{u['role']}{flag}")
 
@@ -92,9 +92,9 @@ def export_labels(
 ) -> None:
     """Write reviewer decisions as training labels ({"subject", "bad", "label", ...} per line)."""
     from bastion.review.service import label_row
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
 
-    store = ReviewStore(_settings(config).db_path)
+    store = open_review_store(_settings(config))
     n = 0
     with open(out, "w", encoding="utf-8") as fh:
         for d in store.decisions():
@@ -122,7 +122,7 @@ def train_prioritiser(
     decisions - the decisions table, or simulated decisions on a simulator run - into the model registry
     ($BASTION_MODELS_DIR) as review_prioritiser; a live queue ranks with the newest one."""
     from bastion.review.prioritiser import train_from_decisions
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
 
     settings = _settings(config)
     if (events is None) != (truth is None):
@@ -142,7 +142,7 @@ def train_prioritiser(
             f"bastion review train-prioritiser --events {events} --truth {truth}" + (" --ship" if ship else "")))
         source = f"simulated decisions on {events}"
     else:
-        decisions = ReviewStore(settings.db_path).decisions()
+        decisions = open_review_store(settings).decisions()
         try:
             model = train_from_decisions(decisions)
         except ValueError as exc:

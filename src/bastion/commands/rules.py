@@ -32,6 +32,45 @@ def register(app: typer.Typer) -> None:
         for name, why in s["disabled"].items():
             typer.echo(f"  disabled until models load: {name}: {why}")
 
+    @rules.command("publish")
+    def publish(
+        directory: Path = typer.Argument(..., help="rules directory to publish"),
+        to: str = typer.Option(..., "--to", help="the deployment's redis://HOST:PORT/DB?prefix=NAME: (the workers' "
+                                                 "--state)"),
+        by: str | None = typer.Option(None, "--by", help="who publishes (recorded in the audit log; default: the "
+                                                       "OS user)"),
+        config: Path | None = typer.Option(None, "--config", help="settings file (TOML; BASTION_REVIEW_DB names the "
+                                                                  "audit log's store)"),
+    ) -> None:
+        """Validate a rule pack once and make it the version every stream worker runs (no restarts): each
+        worker swaps it in between batches within about a second. A pack with errors is refused (exit 1) and
+        the running version stays. The publication is written to the audit log."""
+        import getpass
+
+        from bastion.features.builtin import build_registry
+        from bastion.review.store import open_review_store
+        from bastion.rules import RuleSetError
+        from bastion.rules.published import publish as do_publish
+        from bastion.settings import Settings
+        from bastion.sources.redis_streams import connect
+
+        who = by or getpass.getuser()
+        settings = Settings.load(config)
+        store = open_review_store(settings)
+        client, prefix = connect(to)
+        try:
+            result = do_publish(client, prefix, directory, build_registry(), who)
+        except RuleSetError as exc:
+            for err in exc.errors:
+                typer.echo(str(err), err=True)
+            typer.echo(f"{len(exc.errors)} error(s): not published; the workers keep their rules", err=True)
+            store.audit(who, "rules.publish_refused", f"rules:{directory}", {"errors": [str(e) for e in exc.errors][:50]})
+            raise typer.Exit(1) from None
+        store.audit(who, "rules.publish", f"rules:{result['version']}", result)
+        typer.echo(f"published rules version {result['version']} ({result['rules']} rules; added "
+                   f"{len(result['added'])}, modified {len(result['modified'])}, removed {len(result['removed'])} "
+                   f"files; previous {result['previous'] or 'none'})")
+
     @rules.command("test")
     def test(directory: Path = typer.Argument(Path("rules"), help="rules directory"),
              require_all: bool = typer.Option(True, help="fail when a rule has no fixture case")) -> None:

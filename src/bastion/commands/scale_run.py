@@ -20,7 +20,7 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     setup_logging(settings.log_json)
     name = f"w{index}"
     scratch: Path | None = None
-    if settings.db_path == Settings().db_path:
+    if not settings.review_db and settings.db_path == Settings().db_path:
         # a worker's local review database is scratch (cases live in PostgreSQL in a deployment): one per
         # process, not the working directory's shared file N workers would lock each other out of
         import tempfile
@@ -36,6 +36,10 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     # the review service's event recorder keeps the last 100k events for an embedded server's UI and
     # backtests; a worker serves no UI, and it would be ~200 MB of every worker's memory
     rt.engine.detectors = [d for d in rt.engine.detectors if getattr(d, "name", "") != "recorder"]
+    from bastion.actions.quotas import SharedQuotas
+
+    # quotas hold for all workers together (Redis), not per worker
+    rt.engine.quotas = SharedQuotas(st.r, st.prefix, settings.quotas)  # type: ignore[attr-defined]
     if source.startswith("kafka://"):
         from bastion.sources.kafka import KafkaSource
 

@@ -27,7 +27,8 @@ of a case's evidence replaces the formula's P in the same harm product; ``queue.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -277,6 +278,9 @@ class ReviewQueue:
         self._seq = 0
         self.now_ms = 0
         self.restored_seq: int | None = None   # the case sequence of the checkpoint this queue resumed from
+        self._ids: Iterator[int] = iter(())     # blocks of case numbers drawn from a shared store
+        self._pulled_at = 0.0                   # wall time of the last pull from a shared store
+        self.pull_every_s = 1.0
 
     # -- the hot path ----------------------------------------------------------------------------------
     def in_effect(self, effect: Effect, state: State) -> bool:
@@ -303,8 +307,7 @@ class ReviewQueue:
         self.now_ms = max(self.now_ms, ts)
         case = self.cases.get(effect.subject)
         if case is None or case.status != "open":
-            self._seq += 1
-            case = Case(id=f"k{self._seq}", subject=effect.subject, queue=route(effect), opened_ms=ts,
+            case = Case(id=f"k{self._next_seq()}", subject=effect.subject, queue=route(effect), opened_ms=ts,
                         updated_ms=ts, first_event=event.id, history=self.violations.get(effect.subject, 0))
             self.cases[effect.subject] = case
             self.by_id[case.id] = case
@@ -338,6 +341,19 @@ class ReviewQueue:
         if action is not None and action.action == REVIEW_ENQUEUE and effect.subject.kind == "account" \
                 and effect.subject.id == event.actor:
             state.kv.put(KV_ENQUEUED, _kv_subject(effect.subject), route(effect).encode())
+
+    def _next_seq(self) -> int:
+        """The next case number: this queue's own sequence, or - on a store that several processes write (the
+        workers of a deployment) - the next of a block of numbers drawn from the store's shared counter."""
+        if self.store is not None and getattr(self.store, "shared", False):
+            seq = next(self._ids, None)
+            if seq is None:
+                self._ids = iter(self.store.reserve_case_seqs(100))
+                seq = next(self._ids)
+            self._seq = max(self._seq, seq)
+            return seq
+        self._seq += 1
+        return self._seq
 
     def _exposure(self, effect: Effect, state: State) -> float:
         if effect.subject.kind == "cluster":
@@ -394,6 +410,7 @@ class ReviewQueue:
         return self.priorities([case], now_ms)[0]
 
     def ranked(self, now_ms: int | None = None, queue: str | None = None) -> list[tuple[Case, float]]:
+        self.pull()
         now = self.now_ms if now_ms is None else now_ms
         cases = []
         for c in self.open_cases():
@@ -470,6 +487,7 @@ class ReviewQueue:
         # cases opened before this attach (a replay before the UI) are new to the store
         self.dirty.update(c.id for c in self.cases.values())
         self.sync()
+        self._pulled_at = time.time()
 
     def sync(self) -> int:
         if self.store is None or not self.dirty:
@@ -477,7 +495,51 @@ class ReviewQueue:
         cases = [c for c in (self.by_id.get(cid) for cid in list(self.dirty)) if c is not None]
         rows = [c.to_row(p) for c, p in zip(cases, self.priorities(cases), strict=True)]
         self.dirty.clear()
-        self.store.upsert_cases(rows)
+        fate = self.store.upsert_cases(rows) or {}
+        for old, new in fate.items():
+            self._settle(old, new)
+        return len(rows)
+
+    def _settle(self, old: str, new: str | None) -> None:
+        """The store could not keep case ``old`` as this queue held it (another process writes it too): it is
+        case ``new`` there (another worker opened the subject's case first), or it was decided (``None``) - then
+        the next signal on the subject opens a new case."""
+        case = self.by_id.pop(old, None)
+        if case is None:
+            return
+        if new is None:
+            case.status = "decided"
+            return
+        case.id = new
+        self.by_id[new] = case
+
+    def pull(self, force: bool = False) -> int:
+        """On a store several processes write (``store.shared``: the PostgreSQL store of a deployment), take
+        the cases others wrote since the last pull (at most every ``pull_every_s``): new and updated cases
+        replace this queue's copies unless this queue changed them since its last write; decided ones close
+        here. Returns the number of rows taken. A no-op on a private store."""
+        store = self.store
+        if store is None or not getattr(store, "shared", False):
+            return 0
+        now = time.time()
+        if not force and now - self._pulled_at < self.pull_every_s:
+            return 0
+        since, self._pulled_at = self._pulled_at, now
+        rows = store.cases_written_since(since - 5.0)   # slack: the writers' clocks and commit order
+        for row in rows:
+            if row["id"] in self.dirty:
+                continue
+            case = Case.from_row(row)
+            cur = self.cases.get(case.subject)
+            self.by_id[case.id] = case
+            if cur is None or cur.id == case.id or case.status == "open" or cur.status != "open":
+                if cur is not None and cur.id != case.id and cur.status == "open":
+                    self.by_id.pop(cur.id, None)   # the store holds the subject's open case under another id
+                self.cases[case.subject] = case
+            if case.status == "decided" and case.decision == "violating" and cur is not None and cur.id == case.id \
+                    and cur.status == "open":
+                self.violations[case.subject] = self.violations.get(case.subject, 0) + 1
+            self.now_ms = max(self.now_ms, case.updated_ms)
         return len(rows)
 
     def close_case(self, case: Case, decision: str, ts_ms: int) -> None:

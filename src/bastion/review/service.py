@@ -38,7 +38,7 @@ from bastion.actions.effects import (
 from bastion.events.model import GenericEvent
 from bastion.review.entities import EventRecorder
 from bastion.review.queue import QUEUES, Case, ReviewQueue
-from bastion.review.store import ReviewStore
+from bastion.review.store import ReviewStore, open_review_store
 
 VERDICTS = ("violating", "benign", "escalate")
 ACTIONS = ("none", "label", POST_HIDE, POST_DOWNRANK, ACCOUNT_LIMIT, ACCOUNT_SUSPEND)
@@ -365,7 +365,7 @@ def attach_review(runtime: Any, settings: Any, store: ReviewStore | None = None,
     existing = runtime.extras.get("review")
     if isinstance(existing, ReviewService):
         return existing
-    store = store or ReviewStore(settings.db_path)
+    store = store or open_review_store(settings)
     runtime.queue.attach(store)
     recorder = EventRecorder(max_events=record_events) if record_events else None
     if recorder is not None:

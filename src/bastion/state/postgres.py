@@ -8,7 +8,8 @@ deployments, or test runs, share one database without colliding.
 
 This backend suits one durable embedded engine with its state on a managed server; N stream workers that
 share state use Redis (:mod:`bastion.state.redis`), whose atomic per-batch commit also acknowledges the
-source. Cases, actions, the audit log and the model registry live in PostgreSQL through :mod:`bastion.db`.
+source. Cases, decisions, users and the audit log of a deployment live in PostgreSQL through the review store
+(:class:`bastion.review.store.ReviewStore` with ``BASTION_REVIEW_DB``).
 """
 
 from __future__ import annotations
