@@ -36,8 +36,10 @@ def _events() -> list[dict]:
 
 
 @pytest.fixture()
-def app(tmp_path: Path):
-    settings = Settings.load(db_path=tmp_path / "bastion.db", rules_dir=tmp_path / "rules")
+def app(tmp_path: Path, review_db):
+    """The web app over a review store on SQLite and on the machine's PostgreSQL (conftest's ``review_db``)."""
+    extra = {"review_db": review_db} if isinstance(review_db, str) else {}
+    settings = Settings.load(env={}, db_path=tmp_path / "bastion.db", rules_dir=tmp_path / "rules", **extra)
     (tmp_path / "rules").mkdir()
     app = build_web_app(settings)
     app.state.hasher = password_hasher(fast=True)
@@ -286,7 +288,7 @@ def test_saved_search_queue_with_per_user_access(app):
     assert app.state.review.store.audit_rows(kind="queue.save")[0]["subject"] == "queue:harass_only"
 
 
-def test_throughput_page_and_export_cli(app, tmp_path):
+def test_throughput_page_and_export_cli(app, tmp_path, review_db):
     c1, h1 = login(app, "rev1")
     for _ in range(2):
         cid = c1.post("/v1/review/claim", json={}, headers=h1).json()["id"]
@@ -302,8 +304,10 @@ def test_throughput_page_and_export_cli(app, tmp_path):
     from bastion.cli import app as cli
 
     out = tmp_path / "sor.jsonl"
-    db = app.state.review.store.path
-    res = CliRunner().invoke(cli, ["review", "export-sor", "--out", str(out)], env={"BASTION_DB_PATH": str(db)})
+    env = {"BASTION_DB_PATH": str(tmp_path / "bastion.db")}
+    if isinstance(review_db, str):   # the deployment's PostgreSQL store
+        env["BASTION_REVIEW_DB"] = review_db
+    res = CliRunner().invoke(cli, ["review", "export-sor", "--out", str(out)], env=env)
     assert res.exit_code == 0, res.output
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 2 and all(r["decision_ground"] and r["application_date"] for r in rows)

@@ -1,82 +1,35 @@
 """The team tables' SQL on the real PostgreSQL (127.0.0.1:5432, database ``test``): schema, the atomic claim
-race between connections, escalation, history, statements of reasons and appeals. ``PgStore`` is the smallest
-``tx()``/``query()`` pair over psycopg (``?`` -> ``%s``) - the shape ReviewStore offers - so this checks that
-the team modules' SQL is portable; it is skipped when no server answers."""
+race between four ReviewStore connections to one schema, escalation, history, statements of reasons and
+appeals. (tests/review/test_team.py runs the console end to end on both SQLite and PostgreSQL.)"""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-
-psycopg = pytest.importorskip("psycopg")
-DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=3"
-
-
-class Row(dict):
-    def __init__(self, names: list[str], values: Any) -> None:
-        super().__init__(zip(names, values, strict=True))
-        self._values = list(values)
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._values[key] if isinstance(key, int) else super().__getitem__(key)
-
-
-def _rows(cursor: Any) -> Any:
-    names = [c.name for c in cursor.description] if cursor.description else []
-    return lambda values: Row(names, values)
-
-
-class _Conn:
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.conn.execute(sql.replace("?", "%s"), tuple(params))
-
-
-class PgStore:
-    def __init__(self, schema: str) -> None:
-        self.conn = psycopg.connect(DSN, autocommit=True, row_factory=_rows)
-        self.conn.execute(f"SET search_path TO {schema}")
-        self.lock = threading.RLock()
-
-    @contextmanager
-    def tx(self) -> Iterator[_Conn]:
-        with self.lock, self.conn.transaction():
-            yield _Conn(self.conn)
-
-    def query(self, sql: str, params: Any = ()) -> list[Any]:
-        with self.lock:
-            return self.conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall()
-
-    def audit(self, *args: Any, **kw: Any) -> int:
-        return 0
+from tests.review.conftest import POSTGRES_URL
 
 
 @pytest.fixture()
-def schema():
+def url():
+    """A fresh schema of the machine's PostgreSQL, dropped afterwards."""
+    from bastion.review.store import ReviewStore
+
+    u = f"{POSTGRES_URL}?schema=team_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {exc}")
-    name = f"team_{uuid.uuid4().hex[:10]}"
-    admin.execute(f"CREATE SCHEMA {name}")
-    yield name
-    admin.execute(f"DROP SCHEMA {name} CASCADE")
-    admin.close()
+        yield u
+    finally:
+        ReviewStore(u).drop_schema()
 
 
-def test_team_sql_runs_on_postgres(schema):
+def test_team_sql_runs_on_postgres(url):
     from bastion.review.appeals import AppealStore
     from bastion.review.sor import SorStore
+    from bastion.review.store import ReviewStore
     from bastion.review.team import TeamStore
 
-    stores = [PgStore(schema) for _ in range(4)]
+    stores = [ReviewStore(url) for _ in range(4)]   # four connections to one schema
     teams = [TeamStore(s) for s in stores]
     assert {q.name for q in teams[0].queues()} >= {"abuse", "spam", "senior", "appeals"}
     for item in range(10):

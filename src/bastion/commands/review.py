@@ -74,9 +74,9 @@ def export_sor(
 ) -> None:
     """Write every statement of reasons (EU DSA Transparency Database format), one JSON object per line."""
     from bastion.review.sor import SorStore
-    from bastion.review.store import ReviewStore
+    from bastion.review.store import open_review_store
 
-    store = ReviewStore(_settings(config).db_path)
+    store = open_review_store(_settings(config))
     rows = SorStore(store).export_rows(since_ms)
     with open(out, "w", encoding="utf-8") as fh:
         for r in rows:
