@@ -136,6 +136,9 @@ def bots_calibrate(
     out: Path | None = typer.Option(None, help="write the artifact here (default: the shipped one)"),
     img_dir: Path | None = typer.Option(None, "--img-dir", help="--test-worlds: write reliability PNGs here"),
     json_out: Path | None = typer.Option(None, "--json", help="write the fit/measurement report here"),
+    default_seeds: str = typer.Option("", "--default-seeds",
+                                      help="also measure on default-world simulations with these seeds "
+                                           "(e.g. 201,202; even seeds without ip/device)"),
 ) -> None:
     """Fit the bot calibration artifact (per-tier beta calibration, profile-only evidence cap, OOD box) on
     calibration worlds (1,000 users x 1 day each) and the real bot datasets' validation half; JSON, no pickle."""
@@ -153,7 +156,12 @@ def bots_calibrate(
     if any(w >= 1000 for w in ws):
         typer.echo("error: calibration worlds must come from the training range (1-999)", err=True)
         raise typer.Exit(2)
-    report = main(work, ws, tws, out=out, img_dir=img_dir, log=typer.echo)
+    try:
+        seeds = [int(x) for x in default_seeds.split(",") if x.strip()]
+    except ValueError:
+        typer.echo("error: --default-seeds takes comma-separated integers", err=True)
+        raise typer.Exit(2) from None
+    report = main(work, ws, tws, out=out, img_dir=img_dir, log=typer.echo, default_seeds=seeds)
     text = json.dumps(report, indent=1, default=str)
     typer.echo(text)
     if json_out:

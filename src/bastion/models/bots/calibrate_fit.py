@@ -56,20 +56,26 @@ def fit_beta(p: np.ndarray, y: np.ndarray) -> list[float]:
     return [max(a, 1e-3), max(a, 1e-3), float(lr.intercept_[0])]
 
 
-def collect_world(world: int, work: Path, users: int = 1000, days: float = 1.0) -> dict[str, np.ndarray]:
-    """Snapshot rows of one world (cached as ``rows-<world>.npz`` in ``work``)."""
+def collect_world(world: int, work: Path, users: int = 1000, days: float = 1.0,
+                  default_world: bool = False) -> dict[str, np.ndarray]:
+    """Snapshot rows of one randomized world (cached as ``rows-<world>.npz`` in ``work``; odd worlds without
+    ip/device), or with ``default_world`` of the default world simulated with seed ``world`` (text split test,
+    ``rows-default-<seed>.npz``; even seeds without ip/device)."""
     from bastion.evaluation.bots_sim import collect
     from bastion.evaluation.worlds import strip_ctx
     from bastion.sim import SimConfig, simulate
     from bastion.sim.worlds import world_split
 
-    out = work / f"rows-{world}.npz"
+    out = work / (f"rows-default-{world}.npz" if default_world else f"rows-{world}.npz")
     if not out.is_file():
         d = work / f"world-{world}"
         shutil.rmtree(d, ignore_errors=True)
-        simulate(SimConfig(users=users, days=days, seed=world, world=world, text_split=world_split(world)), d)
+        if default_world:
+            simulate(SimConfig(users=users, days=days, seed=world, text_split="test"), d)
+        else:
+            simulate(SimConfig(users=users, days=days, seed=world, world=world, text_split=world_split(world)), d)
         ev = d / "events.jsonl"
-        if world % 2:
+        if (world % 2) != default_world:
             strip_ctx(ev, d / "noctx.jsonl")
             (d / "noctx.jsonl").replace(ev)
         r = collect(d)
@@ -279,8 +285,10 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def main(work: Path, worlds: Sequence[int] = CAL_WORLDS, test_worlds: Sequence[int] = (),
-         out: Path | None = None, img_dir: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Collect, fit, save the artifact; with ``test_worlds``, measure reliability and ECE there."""
+         out: Path | None = None, img_dir: Path | None = None, log: Callable[[str], None] = print,
+         default_seeds: Sequence[int] = ()) -> dict[str, Any]:
+    """Collect, fit, save the artifact; with ``test_worlds`` (and ``default_seeds``: default-world
+    simulations), measure reliability, ECE and bot PR-AUC there before and after."""
     from bastion.models.bots.detector import BotDetector
 
     work.mkdir(parents=True, exist_ok=True)
@@ -299,6 +307,9 @@ def main(work: Path, worlds: Sequence[int] = CAL_WORLDS, test_worlds: Sequence[i
     log(f"bot calibration -> {path}")
     if test_worlds:
         report["test"] = measure(det, cal, {w: collect_world(w, work) for w in test_worlds}, real, img_dir)
+    if default_seeds:
+        report["default_world"] = measure(det, cal, {s: collect_world(s, work, default_world=True)
+                                                     for s in default_seeds}, real, None)
     return report
 
 
