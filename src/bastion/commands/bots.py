@@ -144,8 +144,8 @@ def bots_calibrate(
     calibration worlds (1,000 users x 1 day each) and the real bot datasets' validation half; JSON, no pickle."""
     import json
 
+    from bastion.evaluation.bots_calibration import main
     from bastion.evaluation.worlds import parse_worlds
-    from bastion.models.bots.calibrate_fit import main
 
     try:
         ws = parse_worlds(worlds)

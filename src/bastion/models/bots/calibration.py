@@ -27,7 +27,7 @@ widened by ``ood_margin`` of that range on each side). An account with a feature
 features its tier reads is flagged (``ood:<feature>`` in its explanation) and its log-odds shrink toward the
 tier's prior: ``z = z_prior + ood_shrink * (z - z_prior)``.
 
-The artifact is written by ``bastion bots calibrate`` (:func:`fit_calibration`); the detector reads it with
+The artifact is written by ``bastion bots calibrate`` (:func:`bastion.evaluation.bots_calibration.fit_calibration`); the detector reads it with
 :meth:`BotCalibration.load` and nothing else.
 """
 
