@@ -3,9 +3,9 @@ out-of-distribution flag for the live bot detector, shipped as one JSON artifact
 
 The live detector combines up to three models, so an account's raw probability comes from one of four *tiers*:
 
-* ``p``   - the profile model alone (an account with fewer than 3 events, or no engine state);
-* ``pa``  - profile + activity model (20+ events, no engine state: ``bastion score accounts``);
-* ``pb``  - profile + behaviour model (3-19 events, with the engine's state);
+* ``p``   - the profile model alone (fewer than ``min_behaviour_events`` (2) events, or no engine state);
+* ``pa``  - profile + activity model (20+ events, no engine state);
+* ``pb``  - profile + behaviour model (2-19 events, with the engine's state);
 * ``pab`` - profile + activity + behaviour model (20+ events, with state).
 
 :class:`BotCalibration` maps each tier's raw probability through its own beta calibration
