@@ -69,9 +69,12 @@ def test_profile_evidence_alone_never_exceeds_the_cap(cal_det: BotDetector) -> N
     cal = cal_det.calibration
     assert cal is not None and cal.cap < 0.9
     st, accs = _world(7, 300)
-    # profile tier: fewer than 3 events with state, or no state at all and fewer than 20 events
-    young = [a for a in accs if a.activity.n_events < 3]
-    for p in cal_det.probability_batch(young, NOW, st):
+    # the profile tier: before the behaviour model's first record point with state, or fewer than the activity
+    # model's events without state
+    young = [a for a in accs if a.activity.n_events < cal_det.min_behaviour_events]
+    stateless = [a for a in accs if a.activity.n_events < cal_det.min_events]
+    assert young and stateless
+    for p in cal_det.probability_batch(young, NOW, st) + cal_det.probability_batch(stateless, NOW, None):
         assert p <= cal.cap + 1e-12
     # a benign look-alike: empty bio, digits in the handle, default avatar, a liking habit
     acc = Account(id="look", handle="maria83920147", bio="", default_profile_image=True, followers=3,
@@ -142,3 +145,31 @@ def test_a_broken_artifact_is_refused() -> None:
     with pytest.raises(ValueError):
         BotCalibration.from_json({**d, "tiers": {"p": [1.0]}})
     assert np.isfinite(BotCalibration.from_json(d).cap)
+
+
+def test_fitting_pieces() -> None:
+    from bastion.evaluation.bots_calibration import ece, fit_beta, fit_offset
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.99, 4000)
+    y = (rng.random(4000) < p ** 3).astype(int)        # overconfident raw scores
+    abc = fit_beta(p, y)
+    cal = np.array([1 / (1 + np.exp(-(abc[0] * np.log(q) - abc[1] * np.log(1 - q) + abc[2]))) for q in p])
+    assert abc[0] >= 0 and abc[1] >= 0 and np.all(np.diff(cal[np.argsort(p)]) >= 0)
+    assert ece(cal, y) < ece(p, y) / 2
+    z = np.log(cal / (1 - cal))
+    d = fit_offset(z, np.ones_like(y) - (rng.random(len(y)) < 0.5))
+    assert np.isfinite(d)
+    with pytest.raises(ValueError):
+        fit_beta(p, np.zeros_like(y))
+
+
+def test_calibrate_command_refuses_test_worlds() -> None:
+    from typer.testing import CliRunner
+
+    from bastion.cli import app
+
+    r = CliRunner().invoke(app, ["bots", "calibrate", "--worlds", "1001-1005"])
+    assert r.exit_code == 2 and "training range" in r.output
+    r = CliRunner().invoke(app, ["bots", "calibrate", "--worlds", "5-2"])
+    assert r.exit_code == 2

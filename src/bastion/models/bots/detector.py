@@ -15,6 +15,11 @@ Behaviour model: when the caller passes the engine's ``state`` and a ``bot_behav
 :mod:`bastion.models.bots.behaviour`), accounts with ``min_behaviour_events`` events are scored by it too,
 combined in log-odds with the real-data models' result: ``z = w * z_behaviour + (1 - w) * z_profile`` with
 ``w = behaviour_weight``, chosen on validation simulations (not the evaluation ones).
+
+Calibration (issue 16, setting ``bot_calibration``, off by default): with a :class:`BotCalibration` the raw
+combination goes through :meth:`BotDetector._calibrated` - per-tier calibration, the profile-only evidence cap
+and the out-of-distribution shrink (:mod:`bastion.models.bots.calibration`) - in :meth:`probability`,
+:meth:`probability_batch`, :meth:`score_uncached` and :meth:`score_batch` alike.
 """
 
 from __future__ import annotations
