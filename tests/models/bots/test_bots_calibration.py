@@ -147,6 +147,15 @@ def test_a_broken_artifact_is_refused() -> None:
     assert np.isfinite(BotCalibration.from_json(d).cap)
 
 
+def test_a_missing_or_garbled_artifact_names_the_fix(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="bastion bots calibrate"):
+        BotCalibration.load(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "bot-calibration/1"}')
+    with pytest.raises(ValueError, match="unreadable"):
+        BotCalibration.load(bad)
+
+
 def test_fitting_pieces() -> None:
     from bastion.evaluation.bots_calibration import ece, fit_beta, fit_offset
 

@@ -109,7 +109,14 @@ class BotCalibration:
 
     @classmethod
     def load(cls, path: Path | None = None) -> BotCalibration:
-        return cls.from_json(json.loads(Path(path or ARTIFACT).read_text()))
+        p = Path(path or ARTIFACT)
+        if not p.is_file():
+            raise FileNotFoundError(f"bot calibration artifact {p} is missing: run `bastion bots calibrate` "
+                                    "or turn the bot_calibration setting off")
+        try:
+            return cls.from_json(json.loads(p.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"bot calibration artifact {p} is unreadable: {e}") from None
 
     def save(self, path: Path | None = None) -> Path:
         p = Path(path or ARTIFACT)
