@@ -255,7 +255,7 @@ def default_detectors(settings: Settings, models: bool = True, clusters_on: bool
         from bastion.models.registry import ModelRegistry
 
         model_registry = ModelRegistry.default(settings.models_dir)
-        detectors += [ContentScoring.load(model_registry), BotScoring.load(model_registry), build_linker()]
+        detectors += [ContentScoring.load(model_registry), BotScoring.load(model_registry, calibration=settings.bot_calibration), build_linker()]
     if clusters_on:
         from bastion.detect.clusters import build_cluster_detectors
 

@@ -96,6 +96,9 @@ class Settings:
     postgres_url: str | None = None
     ray_address: str | None = None
     enable_embeddings: bool = False
+    # issue 16: calibrated bot scores (per-tier calibration, profile-only evidence cap, OOD shrink) from the
+    # shipped JSON artifact bastion/artifacts/bot_calibration/calibration.json (BASTION_BOT_CALIBRATION)
+    bot_calibration: bool = False
     log_json: bool = True
     # Bounds on every decoded event (bastion.events.limits): ts and profile created_at must lie between
     # event_min_ts (RFC 3339 or epoch ms) and event_max_future_s after the wall clock; strings longer than
