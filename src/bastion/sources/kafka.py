@@ -118,6 +118,7 @@ def make_client(kind: Callable[[dict[str, Any]], Any], url: str, defaults: Mappi
                                "in BASTION_KAFKA_CONFIG")
     errors = _Errors(props)
     conf["error_cb"] = errors
+    conf.setdefault("logger", log)   # librdkafka's own log lines through logging, not raw on stderr
     try:
         return kind(conf), errors
     except (KafkaException, ValueError, TypeError) as exc:
@@ -134,6 +135,10 @@ def check_connection(client: Any, errors: _Errors, what: str, topic: str | None 
     try:
         return client.list_topics(topic, timeout=timeout_s)
     except Exception as exc:
+        try:
+            client.poll(0.2)   # serves error_cb: the broker's answer (authentication, TLS) is reported there
+        except Exception:  # noqa: S110 - only for the message
+            pass
         fatal = errors.fatal()
         if fatal is not None:
             raise KafkaConfigError(f"{what}: {redact(fatal.str(), errors.props)}") from None
@@ -213,7 +218,8 @@ class KafkaSource:
 
         self.servers, self.topic, opts = parse_url(url)
         self.c, errors = make_client(Consumer, url, {
-            "client.id": consumer, "auto.offset.reset": "earliest", "session.timeout.ms": 30000,
+            "group.id": opts.get("group", "bastion"), "client.id": consumer, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True, "session.timeout.ms": 30000,
             "max.poll.interval.ms": 600000}, config, f"worker {consumer}")
         try:   # TLS or SASL settings that fail on the first connection fail here, not in the loop
             check_connection(self.c, errors, f"worker {consumer}", self.topic)
