@@ -163,8 +163,8 @@ def test_records_of_any_producer_and_the_actions_topic(broker, sim_events, redis
     topic = f"events-{redis_prefix.split(':')[1]}"
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    for f in AdminClient({"bootstrap.servers": broker}).create_topics(
-            [NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
+    admin = AdminClient({"bootstrap.servers": broker})
+    for f in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
         f.result(15)
     p = Producer({"bootstrap.servers": broker, "linger.ms": 5})
     for line in lines:
