@@ -21,6 +21,7 @@ connection is one too (:func:`check_connection`). Secret values are removed from
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -135,10 +136,8 @@ def check_connection(client: Any, errors: _Errors, what: str, topic: str | None 
     try:
         return client.list_topics(topic, timeout=timeout_s)
     except Exception as exc:
-        try:
+        with contextlib.suppress(Exception):   # only for the message
             client.poll(0.2)   # serves error_cb: the broker's answer (authentication, TLS) is reported there
-        except Exception:  # noqa: S110 - only for the message
-            pass
         fatal = errors.fatal()
         if fatal is not None:
             raise KafkaConfigError(f"{what}: {redact(fatal.str(), errors.props)}") from None
