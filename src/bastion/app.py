@@ -339,6 +339,10 @@ def build_runtime(
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries,
                                  secrets=[k.strip() for k in settings.webhook_secret.split(",")],
                                  max_time_s=settings.webhook_max_time_s))
+    if settings.kafka_actions_topic:   # applied actions to a Kafka topic (bastion.actions.kafka_sink)
+        from bastion.actions.kafka_sink import build_kafka_sink
+
+        sinks.append(build_kafka_sink(settings))
     if settings.slack_webhook_url:
         from bastion.actions.notify import SlackNotifier
 

@@ -116,6 +116,8 @@ class Worker:
         self.batch_size, self.max_buffer, self.max_skew_ms = batch_size, max_buffer, max_skew_ms
         self.exit_when_drained = exit_when_drained
         self.sink = BufferSink()
+        # outputs given each batch's actions, delivered before its commit (the Kafka actions topic)
+        self.outputs = [s for s in runtime.engine.sinks if getattr(s, "committed_output", False)]
         runtime.engine.sinks = [self.sink]
         self.scores = TrackedScores()
         runtime.engine.scores = self.scores
@@ -432,6 +434,10 @@ class Worker:
             for act in actions:
                 self.audit.write_action(act)
             self.audit.flush()
+        for out in self.outputs:   # at least once, like the audit rows: a redone batch sends them again
+            for act in actions:
+                out.write_action(act)
+            out.flush()
         rep.before_commit(len(batch))
         state.checkpoint({"seq": batch[-1].seq}, also=also)
         self._published_low = low

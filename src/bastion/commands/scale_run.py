@@ -32,7 +32,12 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     if not state_url:
         raise SystemExit("--state redis://... is required with a Kafka source")
     st = build_state(state_url, worker=name)
-    rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st, resume=True)
+    from bastion.sources.kafka import KafkaConfigError
+
+    try:
+        rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st, resume=True)
+    except KafkaConfigError as exc:   # the actions topic's client settings
+        raise SystemExit(f"error: {exc}") from None
     # the review service's event recorder keeps the last 100k events for an embedded server's UI and
     # backtests; a worker serves no UI, and it would be ~200 MB of every worker's memory
     rt.engine.detectors = [d for d in rt.engine.detectors if getattr(d, "name", "") != "recorder"]
@@ -41,9 +46,12 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     # quotas hold for all workers together (Redis), not per worker
     rt.engine.quotas = SharedQuotas(st.r, st.prefix, settings.quotas)  # type: ignore[attr-defined]
     if source.startswith("kafka://"):
-        from bastion.sources.kafka import KafkaSource
+        from bastion.sources.kafka import KafkaSource, client_properties
 
-        src = KafkaSource(source, consumer=name)
+        try:
+            src = KafkaSource(source, consumer=name, config=client_properties(settings))
+        except KafkaConfigError as exc:
+            raise SystemExit(f"error: {exc}") from None
     else:
         from bastion.sources.redis_streams import StreamSource, connect
 
@@ -62,6 +70,8 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
         if health is not None:
             health.close()
         src.close()
+        for out in w.outputs:   # the Kafka actions topic: what is queued is delivered before exit
+            out.close()
     if latency_out is not None:
         import json
 
@@ -73,14 +83,19 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_produce(events: Path, to: str, partitions: int, rate: float | None, end: bool) -> int:
+def run_produce(events: Path, to: str, partitions: int, rate: float | None, end: bool,
+                config: Path | None = None) -> int:
     from bastion.sources.files import read_lines
 
     lines = (line for _n, line in read_lines(events))
     if to.startswith("kafka://"):
-        from bastion.sources.kafka import KafkaProducer
+        from bastion.settings import Settings
+        from bastion.sources.kafka import KafkaConfigError, KafkaProducer, client_properties
 
-        kp = KafkaProducer(to, partitions)
+        try:
+            kp = KafkaProducer(to, partitions, config=client_properties(Settings.load(config)))
+        except KafkaConfigError as exc:
+            raise SystemExit(f"error: {exc}") from None
         n = kp.produce(lines, rate=rate)
         kp.end()
         return n
