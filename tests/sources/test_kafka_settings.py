@@ -67,7 +67,7 @@ def test_librdkafka_refuses_unknown_properties_and_values_when_the_client_is_mad
         make_client(Producer, "kafka:///t", {}, {}, "test")
     # bootstrap.servers may come from the settings when the URL names only the topic
     p, _errors = make_client(Producer, "kafka:///t", {}, {"bootstrap.servers": "127.0.0.1:1"}, "test")
-    assert len(p) == 0
+    assert isinstance(p, Producer)   # (len(p) counts librdkafka's own queued requests: timing-dependent)
 
 
 def test_secret_values_are_removed_from_messages():
