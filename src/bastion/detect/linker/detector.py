@@ -105,6 +105,44 @@ class Linker:
     def restore(self, state: State) -> None:
         self.bind(state)
 
+    # -- scale-out (bastion.engine.KvMirror, Reloadable) ----------------------------------------------------
+    kv_per_actor: ClassVar[tuple[str, ...]] = (NS_PROFILE,)   # loaded up front with each batch of a worker
+
+    def reload(self, state: State) -> None:
+        """Rebuild from what ``state`` holds, on the next event (a worker after a failed batch)."""
+        self._state = None
+
+    def refresh_kv(self, state: State, changed: set[tuple[str, str]] | None) -> None:
+        """Entries other workers wrote: profiles are re-read when next needed, the index, name counts, targets
+        and links are updated in place (``changed=None``: rebuild everything from ``state``)."""
+        if changed is None:
+            self._state = None
+            self.bind(state)
+            return
+        for ns, key in changed:
+            if ns == NS_PROFILE:
+                self.profiles.pop(key, None)
+        keys = sorted(k for k in changed if k[0] in (NS_FP, NS_NAMES, NS_TARGETED, NS_LINK))
+        if not keys or self._state is None:
+            return   # not bound yet: binds from state.kv on its first event
+        values = state.kv.get_many(keys)
+        # new fingerprints in suspension order, as the other worker indexed them (positions break search ties)
+        pairs = sorted(zip(keys, values, strict=True),
+                       key=lambda kr: (kr[0][0] != NS_FP, decode(kr[1]).suspended_ms if kr[0][0] == NS_FP and kr[1]
+                                       else 0, kr[0][1]))
+        for (ns, key), raw in pairs:
+            if ns == NS_FP:
+                if raw:
+                    self.index.add(decode(raw))
+                else:
+                    self.index.remove(key)
+            elif ns == NS_NAMES:
+                self.names[key] = int(raw) if raw else 0
+            elif ns == NS_TARGETED:
+                self.targeted[key] = int(raw) if raw else 0
+            elif raw:
+                self.links[key] = _l_dec.decode(raw)
+
     def profile(self, account_id: str) -> Profile:
         prof = self.profiles.get(account_id)
         if prof is None:
