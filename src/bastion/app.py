@@ -12,7 +12,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -49,6 +49,7 @@ from bastion.state.protocols import State
 
 if TYPE_CHECKING:
     from bastion.labeler.sink import LabelerSink
+    from bastion.models.registry import ModelRegistry
     from bastion.observability import Metrics
     from bastion.replica import Replica
     from bastion.review.service import AuditSink, ReviewService
@@ -275,22 +276,79 @@ def register_outcome_features(registry: FeatureRegistry, links: LinkBook, cluste
         lambda c: max((x.score for x in clusters.of(c.actor.id)), default=0.0))
 
 
-def default_detectors(settings: Settings, models: bool = True, clusters_on: bool = True) -> list[Detector]:
-    """The detectors of a default engine, in evaluation order (the rule pack is added after them, so rules read
-    the features they provide). Adding a detector is one class and one line here (docs/detectors.md)."""
-    detectors: list[Detector] = [ReportIntake()]
-    if models:
-        from bastion.detect.bots import BotScoring
-        from bastion.detect.content import ContentScoring
-        from bastion.detect.linker import build_linker
-        from bastion.models.registry import ModelRegistry
+class DetectorContext:
+    """What a detector's factory may need: the settings and the model registry (opened once, when first
+    asked for)."""
 
-        model_registry = ModelRegistry.default(settings.models_dir)
-        detectors += [ContentScoring.load(model_registry), BotScoring.load(model_registry), build_linker()]
-    if clusters_on:
-        from bastion.detect.clusters import build_cluster_detectors
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: ModelRegistry | None = None
 
-        detectors += build_cluster_detectors(ray_address=settings.ray_address)
+    @property
+    def models(self) -> ModelRegistry:
+        if self._models is None:
+            from bastion.models.registry import ModelRegistry
+
+            self._models = ModelRegistry.default(self.settings.models_dir)
+        return self._models
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """One line of :data:`DEFAULT_DETECTORS`: ``build`` makes the detector (or a group that shares state);
+    ``group`` is what leaves it out: ``"models"`` with ``models=False``, ``"clusters"`` with
+    ``clusters_on=False``, ``"core"`` never."""
+
+    build: Callable[[DetectorContext], Detector | list[Detector]]
+    group: Literal["core", "models", "clusters"] = "core"
+
+
+def _content(c: DetectorContext) -> Detector:
+    from bastion.detect.content import ContentScoring
+
+    return ContentScoring.load(c.models)
+
+
+def _bots(c: DetectorContext) -> Detector:
+    from bastion.detect.bots import BotScoring
+
+    return BotScoring.load(c.models)
+
+
+def _linker(c: DetectorContext) -> Detector:
+    from bastion.detect.linker import build_linker
+
+    return build_linker()
+
+
+def _clusters(c: DetectorContext) -> list[Detector]:
+    from bastion.detect.clusters import build_cluster_detectors
+
+    return list(build_cluster_detectors(ray_address=c.settings.ray_address))
+
+
+#: The detectors of a default engine, in evaluation order (the rule pack is added after them, so rules read
+#: the features they provide). Adding a detector is one class and one line here (docs/detectors.md).
+DEFAULT_DETECTORS: tuple[DetectorEntry, ...] = (
+    DetectorEntry(lambda c: ReportIntake()),
+    DetectorEntry(_content, "models"),
+    DetectorEntry(_bots, "models"),
+    DetectorEntry(_linker, "models"),
+    DetectorEntry(_clusters, "clusters"),
+)
+
+
+def default_detectors(settings: Settings, models: bool = True, clusters_on: bool = True,
+                      entries: Sequence[DetectorEntry] = DEFAULT_DETECTORS) -> list[Detector]:
+    """The detectors of ``entries`` (:data:`DEFAULT_DETECTORS`) for these settings, in order."""
+    ctx = DetectorContext(settings)
+    off = {g for g, on in (("models", models), ("clusters", clusters_on)) if not on}
+    detectors: list[Detector] = []
+    for entry in entries:
+        if entry.group in off:
+            continue
+        made = entry.build(ctx)
+        detectors.extend(made if isinstance(made, list) else [made])
     return detectors
 
 
@@ -381,9 +439,11 @@ def build_runtime(
     truth_path: Path | None = None,
     books: Books | None = None,
     instrument: Callable[[Detector], Detector] | None = None,
+    detector_list: Sequence[DetectorEntry] = DEFAULT_DETECTORS,
 ) -> Runtime:
     """Build a ready runtime for ``profile`` (:data:`PROFILES`); nothing needs adding to it afterwards.
 
+    ``detector_list`` is :data:`DEFAULT_DETECTORS` or another list of entries.
     ``rules_dir=False`` runs without rules; ``None`` uses the settings or the pack. ``extra_detectors`` run
     after the default ones and before the rule pack (their features reach the rules); ``watchers`` run after
     the rule pack (e.g. an evaluation's queue snapshots). ``models=False`` leaves out the text, bot and
@@ -402,7 +462,7 @@ def build_runtime(
     register_outcome_features(registry, links, clusters)
     scores = ScoreBoard()
     queue.scores = scores
-    detectors = default_detectors(settings, models=models, clusters_on=clusters_on)
+    detectors = default_detectors(settings, models=models, clusters_on=clusters_on, entries=detector_list)
     detectors.extend(extra_detectors)
     for det in detectors:   # before the rule pack compiles against the registry
         if isinstance(det, FeatureProvider):
