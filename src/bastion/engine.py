@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -33,6 +33,9 @@ from bastion.features.registry import FeatureRegistry
 from bastion.state.apply import Observer, apply_event
 from bastion.state.model import Account, Label
 from bastion.state.protocols import State
+
+if TYPE_CHECKING:
+    from bastion.observability import Metrics
 
 _MISSING = object()
 #: state key-value namespace: ``"EXPIRES|SCORE"`` of the latest emitted label.add of each (actor, label) - its
@@ -165,7 +168,7 @@ class Reporting(Protocol):
 class Exported(Protocol):
     """Counters the detector exports on the API's ``/metrics`` (Prometheus), given the process's metrics."""
 
-    def prometheus(self, metrics: Any) -> None: ...
+    def prometheus(self, metrics: Metrics) -> None: ...
 
 
 @runtime_checkable

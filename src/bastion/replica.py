@@ -53,6 +53,7 @@ from bastion.state.model import Account, Label, Post, Report
 
 if TYPE_CHECKING:
     from bastion.app import Runtime
+    from bastion.state.redis import RedisState
 
 log = logging.getLogger("bastion.worker")
 
@@ -268,7 +269,7 @@ class Replica:
     list of detectors: a snapshot's copies of the replayed ones take their places in it. The engine of a
     worker runs :meth:`recording` of that list (``bastion.app.build_runtime(profile="worker")``)."""
 
-    def __init__(self, state: Any, name: str, detectors: list[Detector], links: LinkBook, clusters: ClusterBook,
+    def __init__(self, state: RedisState, name: str, detectors: list[Detector], links: LinkBook, clusters: ClusterBook,
                  registry: FeatureRegistry, snapshot_every: int = 20_000, books: bool = True) -> None:
         self.state, self.name = state, name
         self.all_detectors = detectors
@@ -306,7 +307,7 @@ class Replica:
         self._seal_key: bytes | None = None
 
     @classmethod
-    def of(cls, runtime: Runtime, state: Any, name: str, snapshot_every: int = 20_000,
+    def of(cls, runtime: Runtime, state: RedisState, name: str, snapshot_every: int = 20_000,
            books: bool = True) -> Replica:
         """The replica of a built runtime's detectors and books (``bastion collect`` replays the journal with
         it; a worker's is built with its runtime)."""
@@ -420,7 +421,7 @@ class Replica:
                              score=act.score, reason=act.reason, evidence=act.evidence)
                 for book in books:
                     if act.action in book.actions:
-                        book.apply(eff, act, None, self.state)
+                        book.apply(eff, act, None, self.state)  # type: ignore[arg-type]
             self.actions_cursor = got[-1][0].decode()
             if len(got) < _PAGE:
                 return

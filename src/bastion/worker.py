@@ -61,7 +61,7 @@ _enc = msgspec.json.Encoder()
 
 
 class WorkerMetrics:
-    def __init__(self, metrics: Any, name: str) -> None:
+    def __init__(self, metrics: Metrics, name: str) -> None:
         from prometheus_client import Counter, Histogram
 
         r = metrics.registry
@@ -474,7 +474,7 @@ def _is_transient(exc: Exception) -> bool:
 class HealthServer:
     """``/healthz``, ``/readyz`` and ``/metrics`` on a small threaded HTTP server."""
 
-    def __init__(self, worker: Worker, metrics: Any, host: str = "0.0.0.0", port: int = 9100) -> None:  # noqa: S104
+    def __init__(self, worker: Worker, metrics: Metrics, host: str = "0.0.0.0", port: int = 9100) -> None:  # noqa: S104
         self.worker, self.metrics = worker, metrics
         outer = self
 

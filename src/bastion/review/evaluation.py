@@ -142,6 +142,7 @@ def from_runtime(runtime: Runtime) -> Replay:
     world = rec.world
     if rec.final is None:
         rec.finish()
+    assert rec.final is not None
     return Replay(world, rec.hourly, rec.final)
 
 

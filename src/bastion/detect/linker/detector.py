@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import islice
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 import numpy as np
@@ -50,6 +50,13 @@ class LinkRecord(msgspec.Struct, omit_defaults=True):
 _p_enc = msgspec.msgpack.Encoder()
 _p_dec = msgspec.msgpack.Decoder(Profile)
 _l_dec = msgspec.msgpack.Decoder(LinkRecord)
+
+
+@runtime_checkable
+class BatchReads(Protocol):
+    """A key-value store that reads many entries in one round trip (Redis)."""
+
+    def get_many(self, keys: list[tuple[str, str]]) -> list[bytes | None]: ...
 
 
 class Linker:
@@ -125,7 +132,8 @@ class Linker:
         keys = sorted(k for k in changed if k[0] in (NS_FP, NS_NAMES, NS_TARGETED, NS_LINK))
         if not keys or self._state is None:
             return   # not bound yet: binds from state.kv on its first event
-        values = state.kv.get_many(keys)
+        kv = state.kv
+        values = kv.get_many(keys) if isinstance(kv, BatchReads) else [kv.get(ns, k) for ns, k in keys]
         # new fingerprints in suspension order, as the other worker indexed them (positions break search ties)
         pairs = sorted(zip(keys, values, strict=True),
                        key=lambda kr: (kr[0][0] != NS_FP, decode(kr[1]).suspended_ms if kr[0][0] == NS_FP and kr[1]
