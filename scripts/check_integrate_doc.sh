@@ -16,7 +16,7 @@ if ! command -v bastion > /dev/null; then   # a real executable, so `kill $!` st
 fi
 {
   echo 'set -euo pipefail'
-  echo 'cleanup() { kill ${SERVER:-} ${RECEIVER:-} 2> /dev/null || true; }; trap cleanup EXIT'
+  echo 'cleanup() { kill ${SERVER:-} ${RECEIVER:-} ${BROKER:-} 2> /dev/null || true; }; trap cleanup EXIT'
   "$PY" - "$ROOT/docs/integrate.md" <<'PYEOF'
 import re, sys
 text = open(sys.argv[1]).read()

@@ -101,6 +101,8 @@ class Runtime:
     labeler: LabelerSink | None = None              # signed atproto labels (settings.labeler_enabled)
     replica: Replica | None = None                  # cross-partition detector state (profile "worker")
     buffer: BufferSink | None = None                # the batch's actions, committed by the worker
+    #: a worker's outputs, given each batch's actions before its commit (the Kafka actions topic)
+    outputs: list[Sink] = field(default_factory=list)
     audit: AuditSink | None = None                  # a worker's audit rows, written before each commit
     truth_path: Path | None = None                  # a simulation's truth (the rule drafts' backtests)
     wall_s: float = 0.0
@@ -312,7 +314,7 @@ def _content(c: DetectorContext) -> Detector:
 def _bots(c: DetectorContext) -> Detector:
     from bastion.detect.bots import BotScoring
 
-    return BotScoring.load(c.models)
+    return BotScoring.load(c.models, calibration=c.settings.bot_calibration)
 
 
 def _linker(c: DetectorContext) -> Detector:
@@ -491,9 +493,14 @@ def build_runtime(
 
     sinks: list[Sink] = list(extra_sinks)
     writer = buffer = labeler = sor_sink = None
+    outputs: list[Sink] = []
     if spec.buffered:
         buffer = BufferSink()   # the batch's actions, written in its commit transaction
         sinks.insert(0, buffer)
+        if spec.replicated and settings.kafka_actions_topic:   # delivered before each batch's commit
+            from bastion.actions.kafka_sink import build_kafka_sink
+
+            outputs.append(build_kafka_sink(settings))
     else:
         if out_dir is not None:
             pos = state.resume_position() if resume else None
@@ -540,7 +547,7 @@ def build_runtime(
                     observe=activity_observer, metrics=metrics, scores=scores)
     runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, profile=profile,
                       rules=rules, explainer=explainer, metrics=metrics, labeler=labeler, replica=replica,
-                      buffer=buffer, audit=audit if spec.buffered else None, truth_path=truth_path, limits=limits)
+                      buffer=buffer, outputs=outputs, audit=audit if spec.buffered else None, truth_path=truth_path, limits=limits)
     if resume:
         runtime.restore()
     if store is not None:
@@ -583,7 +590,8 @@ class Closable(Protocol):
 
 
 def notification_sinks(settings: Settings) -> list[Sink]:
-    """The outbound sinks the settings configure: signed webhooks and the Slack (chat) notifier."""
+    """The outbound sinks the settings configure: signed webhooks, the Kafka actions topic and the Slack
+    (chat) notifier."""
     sinks: list[Sink] = []
     if settings.webhook_url:
         if not settings.webhook_secret:
@@ -591,6 +599,10 @@ def notification_sinks(settings: Settings) -> list[Sink]:
         sinks.append(WebhookSink(settings.webhook_url, settings.webhook_timeout_s, settings.webhook_max_retries,
                                  secrets=[k.strip() for k in settings.webhook_secret.split(",")],
                                  max_time_s=settings.webhook_max_time_s))
+    if settings.kafka_actions_topic:   # applied actions to a Kafka topic (bastion.actions.kafka_sink)
+        from bastion.actions.kafka_sink import build_kafka_sink
+
+        sinks.append(build_kafka_sink(settings))
     if settings.slack_webhook_url:
         from bastion.actions.notify import SlackNotifier
 

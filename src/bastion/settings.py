@@ -28,6 +28,10 @@ class SettingsError(ValueError):
 
 ENVIRONMENTS = ("development", "production")
 TRUE_WORDS = ("1", "true", "yes", "on")
+KafkaProps = dict[str, str]   # librdkafka properties (the ``kafka_config`` setting)
+# librdkafka properties that hold secrets: never accepted from a settings file, never shown
+KAFKA_SECRET_PROPS = ("sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem",
+                      "sasl.oauthbearer.client.secret", "ssl_engine_callback_data")
 FALSE_WORDS = ("0", "false", "no", "off")
 
 
@@ -96,6 +100,9 @@ class Settings:
     postgres_url: str | None = None
     ray_address: str | None = None
     enable_embeddings: bool = False
+    # issue 16: calibrated bot scores (per-tier calibration, profile-only evidence cap, OOD shrink) from the
+    # shipped JSON artifact bastion/artifacts/bot_calibration/calibration.json (BASTION_BOT_CALIBRATION)
+    bot_calibration: bool = False
     log_json: bool = True
     # Bounds on every decoded event (bastion.events.limits): ts and profile created_at must lie between
     # event_min_ts (RFC 3339 or epoch ms) and event_max_future_s after the wall clock; strings longer than
@@ -117,6 +124,16 @@ class Settings:
     labeler_db_path: Path | None = None        # None = labels.db beside db_path
     labeler_values: dict[str, str] | None = None   # Bastion label -> atproto value; None = the defaults
     labeler_publish_unmapped: bool = False     # publish other labels under their own name (reply_fanout -> reply-fanout)
+    # Kafka clients (the worker's source, `bastion produce`, the actions topic; bastion.sources.kafka): librdkafka
+    # properties passed through as they are (security.protocol, sasl.mechanisms, sasl.username, ssl.ca.location,
+    # ssl.certificate.location, ssl.key.location, ...), from BASTION_KAFKA_CONFIG (NAME=VALUE,NAME=VALUE) or a
+    # [bastion.kafka] table in the settings file. Secrets only from the environment: the SASL password in
+    # BASTION_KAFKA_SASL_PASSWORD (a settings file that holds one is refused); neither is ever shown or logged.
+    kafka_config: KafkaProps = field(default_factory=dict, repr=False)
+    kafka_sasl_password: str = field(default="", repr=False)
+    # applied actions to a Kafka topic (bastion.actions.kafka_sink): kafka://HOST:PORT/TOPIC, or TOPIC with
+    # bootstrap.servers in kafka_config
+    kafka_actions_topic: str | None = None
 
     def __post_init__(self) -> None:
         if self.environment not in ENVIRONMENTS:
@@ -159,6 +176,18 @@ def _raw_values(path: Path | None, env: Mapping[str, str]) -> tuple[dict[str, An
             table = tomllib.loads(Path(cfg).read_text()).get("bastion", {})
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{cfg}: {exc}") from None
+        if "kafka" in table:   # the [bastion.kafka] table: librdkafka properties
+            table["kafka_config"] = table.pop("kafka")
+        if table.get("kafka_sasl_password"):
+            raise SettingsError(f"{cfg}: setting kafka_sasl_password is a secret: set BASTION_KAFKA_SASL_PASSWORD "
+                                "in the environment instead")
+        kafka = table.get("kafka_config")
+        if isinstance(kafka, dict):
+            held = sorted(k for k in kafka if k in KAFKA_SECRET_PROPS)
+            if held:
+                raise SettingsError(f"{cfg}: [bastion.kafka] {', '.join(held)} is a secret: set it in the "
+                                    "environment (BASTION_KAFKA_SASL_PASSWORD, or BASTION_KAFKA_CONFIG), "
+                                    "never in a file")
         values.update(table)
         labels.update({k: f"{cfg}: setting {k}" for k in table})
     known = {f.name for f in fields(Settings)}
@@ -200,6 +229,8 @@ def _convert(label: str, annotation: Any, value: Any, default: Any) -> Any:
     default."""
     if isinstance(default, tuple):
         return _addresses(label, value)
+    if annotation == "KafkaProps":
+        return kafka_props(label, value)
     if not isinstance(value, str):
         if isinstance(default, bool) and not isinstance(value, bool):
             raise SettingsError(f"{label} must be true or false, got {value!r}")
@@ -266,3 +297,40 @@ def _addresses(label: str, value: Any) -> tuple[str, ...]:
                                 "(like 10.0.0.5 or 10.0.0.0/8)") from None
         out.append(text)
     return tuple(out)
+
+
+def kafka_props(label: str, value: Any) -> dict[str, str]:
+    """librdkafka properties from ``NAME=VALUE,NAME=VALUE`` (a comma not followed by ``NAME=`` belongs to the
+    value, as in ``ssl.cipher.suites`` or ``sasl.mechanisms`` lists) or from a TOML table (numbers and booleans
+    become the strings librdkafka reads). Values are never echoed in errors: they may be secrets.
+
+    >>> kafka_props("X", "security.protocol=SASL_SSL,sasl.mechanisms=PLAIN,ssl.cipher.suites=A,B")
+    {'security.protocol': 'SASL_SSL', 'sasl.mechanisms': 'PLAIN', 'ssl.cipher.suites': 'A,B'}
+    """
+    import re
+
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if isinstance(v, bool):
+                out[str(k)] = "true" if v else "false"
+            elif isinstance(v, (str, int, float)):
+                out[str(k)] = str(v)
+            else:
+                raise SettingsError(f"{label}: property {k!r} must be a string, number or boolean")
+        return out
+    if not isinstance(value, str):
+        raise SettingsError(f"{label} must be NAME=VALUE pairs or a table")
+    pairs: dict[str, str] = {}
+    last: str | None = None
+    for part in re.split(r"[,\n]", value):
+        m = re.match(r"\s*([A-Za-z][A-Za-z0-9._-]*)\s*=(.*)$", part, re.S)
+        if m:
+            last = m.group(1)
+            pairs[last] = m.group(2).strip()
+        elif last is not None:
+            pairs[last] += "," + part.strip()
+        elif part.strip():
+            raise SettingsError(f"{label}: expected NAME=VALUE pairs (like security.protocol=SASL_SSL), "
+                                "got a value without a name")
+    return pairs

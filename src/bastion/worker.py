@@ -102,6 +102,7 @@ class Worker:
         self.batch_size, self.max_buffer, self.max_skew_ms = batch_size, max_buffer, max_skew_ms
         self.exit_when_drained = exit_when_drained
         self.sink = runtime.buffer
+        self.outputs = runtime.outputs   # given each batch's actions before its commit (the Kafka actions topic)
         self.scores = runtime.engine.scores   # a write buffer: committed to Redis and dropped at each commit
         self.buffers: dict[int, deque[Message]] = {}
         self._last: dict[int, tuple[int, int]] = {}   # (ts, seq) of the last event taken from each partition
@@ -408,6 +409,10 @@ class Worker:
             for act in actions:
                 self.audit.write_action(act)
             self.audit.flush()
+        for out in self.outputs:   # at least once, like the audit rows: a redone batch sends them again
+            for act in actions:
+                out.write_action(act)
+            out.flush()
         rep.before_commit(len(batch))
         state.checkpoint({"seq": batch[-1].seq}, also=also)
         self._published_low = low

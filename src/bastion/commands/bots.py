@@ -133,6 +133,47 @@ def bots_train(
     train_models(ship=ship, models_dir=models_dir, log=log)
 
 
+@bots_app.command("calibrate")
+def bots_calibrate(
+    worlds: str = typer.Option("21-40", help="calibration worlds (training range, 1-999), e.g. 21-40"),
+    test_worlds: str = typer.Option("", "--test-worlds",
+                                    help="measure reliability/ECE on these worlds too (e.g. 1001-1005)"),
+    work: Path = typer.Option(Path("bot-calibration-work"), help="where the worlds' snapshot rows are kept"),
+    out: Path | None = typer.Option(None, help="write the artifact here (default: the shipped one)"),
+    img_dir: Path | None = typer.Option(None, "--img-dir", help="--test-worlds: write reliability PNGs here"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the fit/measurement report here"),
+    default_seeds: str = typer.Option("", "--default-seeds",
+                                      help="also measure on default-world simulations with these seeds "
+                                           "(e.g. 201,202; even seeds without ip/device)"),
+) -> None:
+    """Fit the bot calibration artifact (per-tier beta calibration, profile-only evidence cap, OOD box) on
+    calibration worlds (1,000 users x 1 day each) and the real bot datasets' validation half; JSON, no pickle."""
+    import json
+
+    from bastion.evaluation.bots_calibration import main
+    from bastion.evaluation.worlds import parse_worlds
+
+    try:
+        ws = parse_worlds(worlds)
+        tws = parse_worlds(test_worlds) if test_worlds else []
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    if any(w >= 1000 for w in ws):
+        typer.echo("error: calibration worlds must come from the training range (1-999)", err=True)
+        raise typer.Exit(2)
+    try:
+        seeds = [int(x) for x in default_seeds.split(",") if x.strip()]
+    except ValueError:
+        typer.echo("error: --default-seeds takes comma-separated integers", err=True)
+        raise typer.Exit(2) from None
+    report = main(work, ws, tws, out=out, img_dir=img_dir, log=typer.echo, default_seeds=seeds)
+    text = json.dumps(report, indent=1, default=str)
+    typer.echo(text)
+    if json_out:
+        json_out.write_text(text)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bots_app, name="bots")
     app.command("score-accounts")(score_accounts)

@@ -43,7 +43,7 @@ def train(
 ) -> None:
     """Train a text model from the data folder ($BASTION_DATA_DIR or ../shared/data) into the registry
     ($BASTION_MODELS_DIR, default ~/.bastion/models). ``abuse-ft`` / ``hate-ft`` fine-tune the packaged MiniLM
-    encoder (the cascade's second tier) and need the [embed] extra."""
+    encoder (the cascade's second tier) and need the "embed" extra."""
     import shutil
 
     from bastion.models.registry import PACKAGED_ROOT

@@ -39,11 +39,13 @@ def register(app: typer.Typer) -> None:
         partitions: int = typer.Option(12, help="partitions (fixed when the stream is first created)"),
         rate: float = typer.Option(0.0, help="events per second (0: as fast as possible)"),
         end: bool = typer.Option(True, help="mark the end of the stream when the file is done"),
+        config: Path | None = typer.Option(None, "--config", help="settings file (TOML; Kafka client settings "
+                                           "in [bastion.kafka])"),
     ) -> None:
         """Replay a file into a partitioned stream (partitioned by actor)."""
         from bastion.commands.scale_run import run_produce
 
-        n = run_produce(events, to, partitions, rate or None, end)
+        n = run_produce(events, to, partitions, rate or None, end, config)
         typer.echo(f"produced {n:,} events to {to}")
 
     @app.command("collect")

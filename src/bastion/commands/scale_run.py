@@ -32,11 +32,19 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     if not state_url:
         raise SystemExit("--state redis://... is required with a Kafka source")
     st = build_state(state_url, worker=name)
-    rt = build_runtime(settings, "worker", rules_dir=rules, state=st, resume=True, worker_name=name)
-    if source.startswith("kafka://"):
-        from bastion.sources.kafka import KafkaSource
+    from bastion.sources.kafka import KafkaConfigError
 
-        src = KafkaSource(source, consumer=name)
+    try:
+        rt = build_runtime(settings, "worker", rules_dir=rules, state=st, resume=True, worker_name=name)
+    except KafkaConfigError as exc:   # the actions topic's client settings
+        raise SystemExit(f"error: {exc}") from None
+    if source.startswith("kafka://"):
+        from bastion.sources.kafka import KafkaSource, client_properties
+
+        try:
+            src = KafkaSource(source, consumer=name, config=client_properties(settings))
+        except KafkaConfigError as exc:
+            raise SystemExit(f"error: {exc}") from None
     else:
         from bastion.sources.redis_streams import StreamSource, connect
 
@@ -56,6 +64,8 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
         if health is not None:
             health.close()
         src.close()
+        for out in w.outputs:   # the Kafka actions topic: what is queued is delivered before exit
+            out.close()
     if latency_out is not None:
         import json
 
@@ -67,14 +77,19 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_produce(events: Path, to: str, partitions: int, rate: float | None, end: bool) -> int:
+def run_produce(events: Path, to: str, partitions: int, rate: float | None, end: bool,
+                config: Path | None = None) -> int:
     from bastion.sources.files import read_lines
 
     lines = (line for _n, line in read_lines(events))
     if to.startswith("kafka://"):
-        from bastion.sources.kafka import KafkaProducer
+        from bastion.settings import Settings
+        from bastion.sources.kafka import KafkaConfigError, KafkaProducer, client_properties
 
-        kp = KafkaProducer(to, partitions)
+        try:
+            kp = KafkaProducer(to, partitions, config=client_properties(Settings.load(config)))
+        except KafkaConfigError as exc:
+            raise SystemExit(f"error: {exc}") from None
         n = kp.produce(lines, rate=rate)
         kp.end()
         return n

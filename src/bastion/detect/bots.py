@@ -102,10 +102,12 @@ class BotScoring:
         self.rescored = 0
 
     @classmethod
-    def load(cls, registry: Any = None) -> BotScoring:
+    def load(cls, registry: Any = None, calibration: bool = False) -> BotScoring:
+        """``calibration``: apply the shipped per-tier calibration, evidence cap and OOD shrink (setting
+        ``bot_calibration``; docs/evaluation.md, "Account scores that mean what they say")."""
         from bastion.models.bots import BotDetector
 
-        return cls(BotDetector.load(registry))
+        return cls(BotDetector.load(registry, calibration=calibration))
 
     def register_features(self, registry: FeatureRegistry) -> None:
         registry.feature("score.bot", float, "calibrated probability that the actor is automated", cost="model")(
@@ -257,5 +259,16 @@ class BotScoring:
         """Top feature contributions per model, ``{"bot": [[feature, log-odds contribution], ...]}`` (the
         probability itself is the account's ``bot`` score)."""
         _p, contributions = self.model.score(acc, now_ms, self.state)
-        return {"bot": [[name, float(v)] for name, v in contributions]}
+        out: dict[str, Any] = {"bot": [[name, float(v)] for name, v in contributions]}
+        # which evidence produced the score, its tier and any out-of-distribution features (calibrated models)
+        tags = [name for name, _ in contributions if name.startswith(("evidence:", "tier:", "ood:"))]
+        if tags:
+            out["bot_evidence"] = {
+                "groups": next((t.split(":", 1)[1].split("+") for t in tags
+                                if t.startswith("evidence:") and t != "evidence:capped_profile_only"
+                                and t != "evidence:none"), []),
+                "tier": next((t.split(":", 1)[1] for t in tags if t.startswith("tier:")), None),
+                "ood": [t.split(":", 1)[1] for t in tags if t.startswith("ood:")],
+                "capped_profile_only": "evidence:capped_profile_only" in tags}
+        return out
 

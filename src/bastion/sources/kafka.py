@@ -6,16 +6,44 @@ group ``bastion`` share the partitions (Kafka assigns them and rebalances when a
 Offsets are committed only *after* the state transaction of a batch (``enable.auto.commit`` off), so a crash
 between the two redelivers the batch, whose event ids are then already seen: at-least-once delivery,
 exactly-once effects. Backpressure is Kafka's own: the worker polls only when its buffer has room.
+
+**Records from any producer.** A record without those headers (written by another producer) is read from the
+event itself: its event time from the canonical JSON's ``ts``, its sequence from its partition offset, its
+produce time from the record timestamp. A record that is not an event (not JSON, no ``ts``, an empty value)
+gets event time 0, so it is taken first and dead-lettered with the decoder's reason; the stream goes on.
+
+**Client settings.** Every client (source, producer, the actions topic of :mod:`bastion.actions.kafka_sink`)
+takes the librdkafka properties of the ``kafka_config`` setting (TLS, SASL, timeouts...) and the SASL password
+of ``kafka_sasl_password`` (:func:`client_properties`). A property librdkafka does not know, or a value it
+refuses, is a :class:`KafkaConfigError` when the client is made; an authentication or TLS failure on the first
+connection is one too (:func:`check_connection`). Secret values are removed from every message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bastion.sources.redis_streams import Message, head_of
+
+log = logging.getLogger("bastion.kafka")
+
+SECRET_PROPS = ("sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem",
+                "sasl.oauthbearer.client.secret")
+# set by Bastion itself: offsets are committed after the state transaction, the group comes from the URL
+MANAGED_PROPS = ("enable.auto.commit", "enable.partition.eof", "group.id", "enable.auto.offset.store")
+
+
+class KafkaConfigError(ValueError):
+    """The Kafka client settings are wrong (an unknown property, a refused value, failed authentication)."""
+
+
+class KafkaDeliveryError(ConnectionError):
+    """Records were not delivered in time (a stream worker redoes its batch after a backoff)."""
 
 
 def parse_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -26,23 +54,127 @@ def parse_url(url: str) -> tuple[str, str, dict[str, str]]:
     return parts.netloc, topic, opts
 
 
+def client_properties(settings: Any) -> dict[str, str]:
+    """The librdkafka properties of the settings (``kafka_config``, and ``sasl.password`` from
+    ``kafka_sasl_password``)."""
+    props = dict(getattr(settings, "kafka_config", None) or {})
+    password = getattr(settings, "kafka_sasl_password", "")
+    if password:
+        props["sasl.password"] = password
+    return props
+
+
+def redact(text: str, props: Mapping[str, Any]) -> str:
+    """``text`` with every secret property's value replaced by ``***``."""
+    for key in SECRET_PROPS:
+        value = props.get(key)
+        if isinstance(value, str) and value:
+            text = text.replace(value, "***")
+    return text
+
+
+class _Errors:
+    """librdkafka's ``error_cb``: keeps the last errors (redacted) for start-up messages."""
+
+    def __init__(self, props: Mapping[str, Any]) -> None:
+        self.props = props
+        self.last: list[Any] = []
+
+    def __call__(self, err: Any) -> None:
+        self.last = [*self.last[-4:], err]
+
+    def fatal(self) -> Any:
+        """The last authentication, TLS or other non-transport error, if any."""
+        from confluent_kafka import KafkaError
+
+        for err in reversed(self.last):
+            if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED,
+                              KafkaError._INVALID_ARG, KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                              KafkaError.TOPIC_AUTHORIZATION_FAILED) or err.fatal():
+                return err
+        return None
+
+    def describe(self) -> str:
+        return redact("; ".join(e.str() for e in self.last[-2:]), self.props) or "no answer"
+
+
+def make_client(kind: Callable[[dict[str, Any]], Any], url: str, defaults: Mapping[str, Any],
+                props: Mapping[str, str] | None, what: str) -> tuple[Any, _Errors]:
+    """A confluent-kafka client (``Producer``, ``Consumer`` or ``AdminClient``): ``defaults`` overlaid with the
+    settings' ``props``; bootstrap servers from the URL (else ``bootstrap.servers`` in ``props``). Unknown
+    properties and refused values raise :class:`KafkaConfigError` naming the property."""
+    from confluent_kafka import KafkaException
+
+    props = dict(props or {})
+    managed = sorted(k for k in props if k in MANAGED_PROPS)
+    if managed:
+        raise KafkaConfigError(f"kafka setting {', '.join(managed)} is set by Bastion (offsets are committed "
+                               "after each batch's state commit); remove it from BASTION_KAFKA_CONFIG")
+    servers, _topic, _opts = parse_url(url)
+    conf: dict[str, Any] = {**defaults, **props}
+    if servers:
+        conf["bootstrap.servers"] = servers
+    if not conf.get("bootstrap.servers"):
+        raise KafkaConfigError(f"{what}: no Kafka servers: use kafka://HOST:PORT/TOPIC or set bootstrap.servers "
+                               "in BASTION_KAFKA_CONFIG")
+    errors = _Errors(props)
+    conf["error_cb"] = errors
+    conf.setdefault("logger", log)   # librdkafka's own log lines through logging, not raw on stderr
+    try:
+        return kind(conf), errors
+    except (KafkaException, ValueError, TypeError) as exc:
+        detail = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+        raise KafkaConfigError(f"{what}: Kafka client settings refused: {redact(detail, props)} (check "
+                               "BASTION_KAFKA_CONFIG / [bastion.kafka]; see the librdkafka CONFIGURATION.md)") from None
+
+
+def check_connection(client: Any, errors: _Errors, what: str, topic: str | None = None,
+                     timeout_s: float = 10.0, required: bool = False) -> Any:
+    """Fetch metadata once, so settings that only fail on connecting (TLS, SASL) fail at start-up: an
+    authentication or TLS error is a :class:`KafkaConfigError`; an unreachable broker is one only when
+    ``required`` (a worker keeps retrying: the broker may come up later). Returns the metadata or None."""
+    try:
+        return client.list_topics(topic, timeout=timeout_s)
+    except Exception as exc:
+        with contextlib.suppress(Exception):   # only for the message
+            client.poll(0.2)   # serves error_cb: the broker's answer (authentication, TLS) is reported there
+        fatal = errors.fatal()
+        if fatal is not None:
+            raise KafkaConfigError(f"{what}: {redact(fatal.str(), errors.props)}") from None
+        if required:
+            raise KafkaConfigError(f"{what}: cannot reach Kafka: {redact(str(exc), errors.props)} "
+                                   f"({errors.describe()})") from None
+        log.warning("%s: Kafka not reachable yet (%s); retrying in the background", what, errors.describe())
+        return None
+
+
+def ensure_topic(admin: Any, errors: _Errors, topic: str, partitions: int, what: str) -> None:
+    """Create ``topic`` with ``partitions`` partitions unless it exists."""
+    from confluent_kafka.admin import NewTopic
+
+    meta = check_connection(admin, errors, what, required=True)
+    if topic in meta.topics:
+        return
+    fut = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    for f in fut.values():
+        try:
+            f.result(15)
+        except Exception as exc:  # created meanwhile by another producer
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise KafkaConfigError(f"{what}: cannot create topic {topic}: {redact(str(exc), errors.props)}") \
+                    from None
+
+
 class KafkaProducer:
-    def __init__(self, url: str, partitions: int = 12) -> None:
+    def __init__(self, url: str, partitions: int = 12, config: Mapping[str, str] | None = None) -> None:
         from confluent_kafka import Producer
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient
 
         self.servers, self.topic, _ = parse_url(url)
-        admin = AdminClient({"bootstrap.servers": self.servers})
-        if self.topic not in admin.list_topics(timeout=10).topics:
-            fut = admin.create_topics([NewTopic(self.topic, num_partitions=partitions, replication_factor=1)])
-            for f in fut.values():
-                try:
-                    f.result(15)
-                except Exception as exc:  # created meanwhile by another producer
-                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                        raise
-        self.p = Producer({"bootstrap.servers": self.servers, "linger.ms": 5, "acks": "all",
-                           "enable.idempotence": False})
+        admin, errors = make_client(AdminClient, url, {}, config, "bastion produce")
+        ensure_topic(admin, errors, self.topic, partitions, "bastion produce")
+        self.p, _errors = make_client(Producer, url, {"linger.ms": 5, "acks": "all", "enable.idempotence": False},
+                                      config, "bastion produce")
         self.seq = 0
 
     def produce(self, lines: Iterable[bytes], rate: float | None = None) -> int:
@@ -80,14 +212,19 @@ class KafkaSource:
 
     kind = "kafka"
 
-    def __init__(self, url: str, consumer: str = "w0") -> None:
+    def __init__(self, url: str, consumer: str = "w0", config: Mapping[str, str] | None = None) -> None:
         from confluent_kafka import Consumer
 
         self.servers, self.topic, opts = parse_url(url)
-        self.c = Consumer({"bootstrap.servers": self.servers, "group.id": opts.get("group", "bastion"),
-                           "client.id": consumer, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                           "enable.partition.eof": True, "session.timeout.ms": 30000,
-                           "max.poll.interval.ms": 600000})
+        self.c, errors = make_client(Consumer, url, {
+            "group.id": opts.get("group", "bastion"), "client.id": consumer, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True, "session.timeout.ms": 30000,
+            "max.poll.interval.ms": 600000}, config, f"worker {consumer}")
+        try:   # TLS or SASL settings that fail on the first connection fail here, not in the loop
+            check_connection(self.c, errors, f"worker {consumer}", self.topic)
+        except KafkaConfigError:
+            self.c.close()
+            raise
         self.c.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked)
         self.owned: list[int] = []
         self.eof: set[int] = set()
@@ -132,13 +269,11 @@ class KafkaSource:
                     self.eof.add(msg.partition())
                     continue
                 raise RuntimeError(f"kafka: {err}")
-            h = dict(msg.headers() or ())
             p = msg.partition()
             self.eof.discard(p)
-            ts = int(h.get("t", b"0"))
-            self.max_ts = max(self.max_ts, ts)
-            out.append(Message(p, msg.offset(), int(h.get("s", b"0")), ts, msg.value(),
-                               float(h.get("w", b"0"))))
+            m = record_message(msg)
+            self.max_ts = max(self.max_ts, m.ts)
+            out.append(m)
         have = {m.partition for m in out}
         self.dry = {p for p in self.owned if p not in have and p in self.eof}
         return out
@@ -166,3 +301,22 @@ class KafkaSource:
 
     def close(self) -> None:
         self.c.close()
+
+
+def record_message(msg: Any) -> Message:
+    """A consumed record as a :class:`Message`: sequence, event time and produce time from the headers of
+    ``bastion produce``; without them (any other producer) the event time from the event's own ``ts``, the
+    partition offset as the sequence and the record timestamp as the produce time. A value that is not an event
+    gets event time 0 (taken first, then dead-lettered with the decoder's reason)."""
+    raw = msg.value() or b""
+    headers = msg.headers() or ()
+    h = {k: v for k, v in headers if k in ("s", "t", "w") and v is not None}
+    try:
+        if "t" in h and "s" in h:
+            return Message(msg.partition(), msg.offset(), int(h["s"]), int(h["t"]), raw,
+                           float(h.get("w", b"0")))
+    except ValueError:
+        pass   # someone else's headers of the same names: read the event instead
+    _actor, ts = head_of(raw) if raw else ("", 0)
+    kind, stamp = msg.timestamp()
+    return Message(msg.partition(), msg.offset(), msg.offset(), ts, raw, stamp / 1000 if kind and stamp > 0 else 0.0)

@@ -15,6 +15,11 @@ Behaviour model: when the caller passes the engine's ``state`` and a ``bot_behav
 :mod:`bastion.models.bots.behaviour`), accounts with ``min_behaviour_events`` events are scored by it too,
 combined in log-odds with the real-data models' result: ``z = w * z_behaviour + (1 - w) * z_profile`` with
 ``w = behaviour_weight``, chosen on validation simulations (not the evaluation ones).
+
+Calibration (issue 16, setting ``bot_calibration``, off by default): with a :class:`BotCalibration` the raw
+combination goes through :meth:`BotDetector._calibrated` - per-tier calibration, the profile-only evidence cap
+and the out-of-distribution shrink (:mod:`bastion.models.bots.calibration`) - in :meth:`probability`,
+:meth:`probability_batch`, :meth:`score_uncached` and :meth:`score_batch` alike.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bastion.features.account import account_features, vector
+from bastion.models.bots.calibration import EVIDENCE_DROP, GROUPS, BotCalibration, tier_of
 from bastion.models.bots.features import MODEL_SCHEMAS, features_for, matrix
 from bastion.models.bots.model import BotModel, SpecialistEnsemble
 from bastion.models.registry import Artifact, ModelError, ModelRegistry
@@ -61,8 +67,10 @@ class BotDetector:
     def __init__(self, profile: BotModel | SpecialistEnsemble, activity: BotModel | None = None, *,
                  rescore_every: int = 16, min_events: int = 20, top: int = 5, cache_size: int = 200_000,
                  behaviour: BotModel | None = None, behaviour_weight: float | None = None,
-                 min_behaviour_events: int | None = None) -> None:
+                 min_behaviour_events: int | None = None, calibration: BotCalibration | None = None) -> None:
         self.profile = profile
+        #: issue 16: per-tier calibration, evidence cap and OOD shrink (None = the raw combination, as before)
+        self.calibration = calibration
         self.activity = activity
         self.behaviour = behaviour
         meta = getattr(behaviour, "meta_", {}) or {}
@@ -95,6 +103,11 @@ class BotDetector:
             registry.check_schema(act_art, MODEL_SCHEMAS["bot_activity"])
             loaded = load_bot_model(act_art)
             activity = loaded if isinstance(loaded, BotModel) else None
+        calibration = options.pop("calibration", None)
+        if calibration is True:
+            calibration = BotCalibration.load()
+        elif calibration is False:
+            calibration = None
         behaviour = None
         if options.pop("behaviour", True):
             try:
@@ -105,7 +118,7 @@ class BotDetector:
                 registry.check_schema(beh_art, MODEL_SCHEMAS["bot_behaviour"])
                 behaviour = BotModel.from_artifact(beh_art)
                 behaviour.meta_ = dict(beh_art.meta)  # type: ignore[attr-defined]
-        return cls(profile, activity, behaviour=behaviour, **options)
+        return cls(profile, activity, behaviour=behaviour, calibration=calibration, **options)
 
     @property
     def threshold(self) -> float:
@@ -128,6 +141,34 @@ class BotDetector:
         w = self.behaviour_weight
         z = w * _logit(pb) + (1.0 - w) * _logit(p)
         return 1.0 / (1.0 + math.exp(-z))
+
+    def _calibrated(self, tier: str, p_raw: float, xp: Sequence[float], xa: Sequence[float] | None,
+                    pa: float | None, xb: Sequence[float] | None, pnp_raw: float | None
+                    ) -> tuple[float, dict[str, Any]]:
+        """The calibrated, evidence-capped, OOD-shrunk score of one account from its raw combination (the one
+        function both :meth:`probability` and :meth:`probability_batch` apply; ``pnp_raw``: the non-profile
+        evidence's raw probability when the caller computed it in bulk, else computed here if needed)."""
+        cal = self.calibration
+        assert cal is not None
+        p_cal = cal.calibrate(tier, p_raw)
+        np_kind = None
+        if tier in ("pb", "pab"):
+            np_kind = "behaviour"
+            if pnp_raw is None and cal.needs_non_profile(p_cal):
+                beh = self.behaviour
+                assert beh is not None and xb is not None
+                pnp_raw = beh.proba_one(cal.neutralised(xb, beh.feature_schema, "profile"))
+        elif tier == "pa":
+            np_kind, pnp_raw = "activity", pa
+        if xb is not None:
+            ood = cal.ood(xb, self.behaviour.feature_schema)  # type: ignore[union-attr]
+        else:
+            ood = cal.ood(xp, self.profile.feature_schema)
+            if xa is not None:
+                ood = ood + [n for n in cal.ood(xa, self.activity.feature_schema) if n not in ood]  # type: ignore[union-attr]
+        p = cal.finish(tier, p_cal, pnp_raw, np_kind, bool(ood))
+        capped = (p if not ood else cal.finish(tier, p_cal, pnp_raw, np_kind, False)) < p_cal
+        return p, {"tier": tier, "raw": p_raw, "calibrated": p_cal, "ood": ood, "capped": capped}
 
     def score(self, acc: Account, now_ms: int, state: Any = None) -> tuple[float, Explanation]:
         """Calibrated bot probability and the top feature contributions (log-odds, + = bot-like)."""
@@ -160,8 +201,12 @@ class BotDetector:
             p = float(profile.predict_proba(np.array([xp]))[0])
         else:
             p = profile.proba_one(np.array(xp))
+        pa = None
+        xa = None
+        xb = None
         if use_activity:
-            pa = self.activity.proba_one(np.array(vector(feats, self.activity.feature_schema)))  # type: ignore[union-attr,arg-type]
+            xa = vector(feats, self.activity.feature_schema)  # type: ignore[union-attr,arg-type]
+            pa = self.activity.proba_one(np.array(xa))  # type: ignore[union-attr]
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
         if use_behaviour:
@@ -170,6 +215,8 @@ class BotDetector:
             xb = behaviour_vector_from(feats, acc, state, now_ms)  # type: ignore[arg-type]
             pb = self.behaviour.proba_one(np.array(xb))  # type: ignore[union-attr]
             p = self._with_behaviour(p, pb)
+        if self.calibration is not None:
+            p = self._calibrated(tier_of(use_activity, use_behaviour), p, xp, xa, pa, xb, None)[0]
         if len(self._pcache) >= self.cache_size:
             self._pcache.pop(next(iter(self._pcache)))
         self._pcache[acc.id] = (key, p)
@@ -212,6 +259,7 @@ class BotDetector:
             p = profile.proba_rows(np.array(rows_p, dtype=np.float64))
         else:
             p = [float(v) for v in profile.predict_proba(np.array(rows_p, dtype=np.float64))]
+        pa: list[float] = []
         if act_idx:
             pa = activity.proba_rows(np.array(rows_a, dtype=np.float64))  # type: ignore[union-attr]
             for i, v in zip(act_idx, pa, strict=True):
@@ -221,21 +269,47 @@ class BotDetector:
             pb = self.behaviour.proba_rows(np.array(rows_b, dtype=np.float64))  # type: ignore[union-attr]
             for i, v in zip(beh_idx, pb, strict=True):
                 p[i] = self._with_behaviour(p[i], v)
-        return p
+        cal = self.calibration
+        if cal is None:
+            return p
+        # the same per-account function as probability(); the non-profile evidence of the would-be capped
+        # behaviour-tier accounts is computed in one pass (proba_rows == proba_one per row)
+        act_pos = {i: j for j, i in enumerate(act_idx)}
+        beh_pos = {i: j for j, i in enumerate(beh_idx)}
+        beh = self.behaviour
+        need = [i for i in beh_idx if cal.needs_non_profile(cal.calibrate(tier_of(i in act_pos, True), p[i]))]
+        pnp: dict[int, float] = {}
+        if need:
+            schema = beh.feature_schema  # type: ignore[union-attr]
+            rows = np.array([cal.neutralised(rows_b[beh_pos[i]], schema, "profile") for i in need])
+            pnp = dict(zip(need, beh.proba_rows(rows), strict=True))  # type: ignore[union-attr]
+        out = []
+        for i, v in enumerate(p):
+            ja, jb = act_pos.get(i), beh_pos.get(i)
+            out.append(self._calibrated(tier_of(ja is not None, jb is not None), v, rows_p[i],
+                                        rows_a[ja] if ja is not None else None,
+                                        pa[ja] if ja is not None else None,
+                                        rows_b[jb] if jb is not None else None, pnp.get(i))[0])
+        return out
 
     def score_uncached(self, acc: Account, now_ms: int, state: Any = None) -> tuple[float, Explanation]:
         self.rescored += 1
         xp = np.array([features_for(acc, now_ms, self.profile.feature_schema)])
-        p = float(self.profile.predict_proba(xp)[0])
+        p = pp = float(self.profile.predict_proba(xp)[0])
         expl = _explain(self.profile, xp, self.top)
-        if self.activity is not None and acc.activity.n_events >= self.min_events:
-            xa = np.array([features_for(acc, now_ms, self.activity.feature_schema)])
-            pa = float(self.activity.predict_proba(xa)[0])
+        use_activity = self.activity is not None and acc.activity.n_events >= self.min_events
+        xa = None
+        pa = None
+        if use_activity:
+            xa = np.array([features_for(acc, now_ms, self.activity.feature_schema)])  # type: ignore[union-attr]
+            pa = float(self.activity.predict_proba(xa)[0])  # type: ignore[union-attr]
             z = 0.5 * (_logit(p) + _logit(pa))
             p = 1.0 / (1.0 + math.exp(-z))
-            expl = sorted(expl + [(f"activity:{n}", v) for n, v in self.activity.explain(xa, top=self.top)[0]],
+            expl = sorted(expl + [(f"activity:{n}", v) for n, v in self.activity.explain(xa, top=self.top)[0]],  # type: ignore[union-attr]
                           key=lambda kv: -abs(kv[1]))[: self.top]
-        if self._use_behaviour(acc, state):
+        use_behaviour = self._use_behaviour(acc, state)
+        xb = None
+        if use_behaviour:
             from bastion.models.bots.behaviour import behaviour_vector
 
             beh = self.behaviour
@@ -244,7 +318,34 @@ class BotDetector:
             p = self._with_behaviour(p, float(beh.predict_proba(xb)[0]))
             expl = sorted(expl + [(f"behaviour:{n}", v) for n, v in beh.explain(xb, top=self.top)[0]],
                           key=lambda kv: -abs(kv[1]))[: self.top]
-        return p, expl
+        if self.calibration is None:
+            return p, expl
+        tier = tier_of(use_activity, use_behaviour)
+        final, info = self._calibrated(tier, p, xp[0], xa[0] if xa is not None else None, pa,
+                                       xb[0] if xb is not None else None, None)
+        groups = self.evidence_groups(pp, pa, xb[0] if xb is not None else None)
+        # which evidence produced the score (zero-weight entries), the tier, the OOD features and the cap
+        expl = expl + [("evidence:" + ("+".join(groups) or "none"), 0.0), (f"tier:{tier}", 0.0)]
+        expl += [(f"ood:{n}", 0.0) for n in info["ood"]]
+        if info["capped"]:
+            expl.append(("evidence:capped_profile_only", final - info["calibrated"]))
+        return final, expl
+
+    def evidence_groups(self, p_profile: float, p_activity: float | None, xb: np.ndarray | None) -> list[str]:
+        """The feature groups that produced an account's score: with the behaviour model, each group whose
+        neutralisation (reference benign values) lowers its log-odds by ``EVIDENCE_DROP`` or more; without
+        it, ``profile`` / ``behaviour`` when the profile / activity model leans bot (p >= 0.5)."""
+        cal = self.calibration
+        assert cal is not None
+        if xb is None:
+            out = ["profile"] if p_profile >= 0.5 else []
+            return out + (["behaviour"] if p_activity is not None and p_activity >= 0.5 else [])
+        beh = self.behaviour
+        assert beh is not None
+        schema = beh.feature_schema
+        rows = np.array([xb] + [cal.neutralised(xb, schema, g) for g in GROUPS])
+        z = [_logit(v) for v in beh.proba_rows(rows)]
+        return [g for g, zg in zip(GROUPS, z[1:], strict=True) if z[0] - zg >= EVIDENCE_DROP]
 
     def live_batch(self, accounts: Sequence[Account], now_ms: int) -> np.ndarray:
         """The live probability of :meth:`score` (profile model, averaged in log-odds with the activity model
@@ -268,7 +369,11 @@ class BotDetector:
     def score_batch(self, accounts: Sequence[Account], now_ms: int | Sequence[int]) -> np.ndarray:
         """Profile-model probabilities for many accounts at once (``bastion score accounts``)."""
         X = matrix(accounts, now_ms if not isinstance(now_ms, int) else now_ms, self.profile.feature_schema)
-        return np.asarray(self.profile.predict_proba(X))
+        p = np.asarray(self.profile.predict_proba(X))
+        if self.calibration is None:
+            return p
+        # the profile tier: calibrated, capped (profile evidence alone) and OOD-shrunk as in the live path
+        return np.array([self._calibrated("p", float(v), x, None, None, None, None)[0] for v, x in zip(p, X, strict=True)])
 
     def forget(self, account_id: str) -> None:
         self._cache.pop(account_id, None)
