@@ -1,7 +1,9 @@
 """The one place that builds concrete backends, detectors and sinks from :class:`~bastion.settings.Settings`.
 
-``Runtime`` bundles an engine with its books (review queue, links, clusters) and writes the results
-directory of ../shared/spec/outputs-v1.md.
+:func:`build_runtime` constructs everything a process runs - state, detectors, rule pack, books, score board,
+sinks, metrics, the review service and, for a stream worker, the replica - for one of the :data:`PROFILES`;
+nothing changes an engine after it is built. ``Runtime`` bundles the engine with its books (review queue,
+links, clusters) and writes the results directory of ../shared/spec/outputs-v1.md.
 """
 
 from __future__ import annotations
@@ -10,18 +12,29 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
-from bastion.actions.effects import Subject
+from bastion.actions.effects import AppliedAction, Subject
 from bastion.actions.outcomes import ClusterBook, LinkBook
 from bastion.actions.quotas import Quotas
 from bastion.actions.sinks import ResultsWriter, SqliteSink, WebhookSink
-from bastion.engine import Checkpointable, Detector, Engine, EvalContext, FeatureProvider, Finishable, Sink
+from bastion.engine import (
+    AccountExplainer,
+    Checkpointable,
+    Detector,
+    Engine,
+    EvalContext,
+    FeatureProvider,
+    Finishable,
+    Reporting,
+    ScoreBoard,
+    Sink,
+)
 from bastion.events.limits import Limits
 from bastion.events.limits import configure as configure_limits
 from bastion.events.model import parse_ts
@@ -33,6 +46,15 @@ from bastion.settings import Settings, SettingsError
 from bastion.sources.files import Item
 from bastion.state.memory import MemoryState
 from bastion.state.protocols import State
+
+if TYPE_CHECKING:
+    from bastion.labeler.sink import LabelerSink
+    from bastion.models.registry import ModelRegistry
+    from bastion.observability import Metrics
+    from bastion.replica import Replica
+    from bastion.review.service import AuditSink, ReviewService
+    from bastion.review.team_service import TeamService
+    from bastion.rules import RulesDetector
 
 log = logging.getLogger("bastion.app")
 
@@ -67,8 +89,22 @@ class Runtime:
     links: LinkBook
     clusters: ClusterBook
     writer: ResultsWriter | None = None
+    #: the detectors as built, in evaluation order (the engine runs these, or in a worker the replica's
+    #: recording views of the replayed ones)
     detectors: list[Detector] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    profile: Profile = "embedded"
+    rules: RulesDetector | None = None              # the rule pack (hot reload, publishing)
+    explainer: AccountExplainer | None = None       # why an account scores as it does (the bot model)
+    review: ReviewService | None = None             # decisions, evidence, the review store
+    team: TeamService | None = None                 # the team console (profile "api")
+    metrics: Metrics | None = None                  # Prometheus metrics the engine reports to
+    labeler: LabelerSink | None = None              # signed atproto labels (settings.labeler_enabled)
+    replica: Replica | None = None                  # cross-partition detector state (profile "worker")
+    buffer: BufferSink | None = None                # the batch's actions, committed by the worker
+    #: a worker's outputs, given each batch's actions before its commit (the Kafka actions topic)
+    outputs: list[Sink] = field(default_factory=list)
+    audit: AuditSink | None = None                  # a worker's audit rows, written before each commit
+    truth_path: Path | None = None                  # a simulation's truth (the rule drafts' backtests)
     wall_s: float = 0.0
     bad: int = 0
     ignored: dict[str, int] = field(default_factory=dict)
@@ -120,7 +156,7 @@ class Runtime:
         """Every part whose state is in a checkpoint: the engine (action sequence, quotas, recent actions,
         counts), the score board, the books, and each detector that declares :class:`Checkpointable`."""
         engine = self.engine
-        parts: list[Any] = [engine, engine.scores, self.queue, self.links, self.clusters, *engine.detectors]
+        parts: list[object] = [engine, engine.scores, self.queue, self.links, self.clusters, *self.detectors]
         return [p for p in parts if isinstance(p, Checkpointable)]
 
     def checkpoint(self) -> None:
@@ -169,9 +205,8 @@ class Runtime:
         if self.ignored:
             out["ignored_source_records"] = dict(self.ignored)
         for det in self.detectors:
-            metrics = getattr(det, "metrics", None)
-            if callable(metrics):
-                out[f"detector:{det.name}"] = metrics()
+            if isinstance(det, Reporting):
+                out[f"detector:{det.name}"] = det.metrics()
         return out
 
     def score_rows(self) -> list[dict[str, Any]]:
@@ -220,9 +255,8 @@ class Runtime:
     def close(self) -> None:
         self.engine.flush()
         for sink in self.engine.sinks:
-            close = getattr(sink, "close", None)
-            if close is not None:
-                close()
+            if isinstance(sink, Closable):
+                sink.close()
         self.engine.state.close()
 
 
@@ -244,22 +278,79 @@ def register_outcome_features(registry: FeatureRegistry, links: LinkBook, cluste
         lambda c: max((x.score for x in clusters.of(c.actor.id)), default=0.0))
 
 
-def default_detectors(settings: Settings, models: bool = True, clusters_on: bool = True) -> list[Detector]:
-    """The detectors of a default engine, in evaluation order (the rule pack is added after them, so rules read
-    the features they provide). Adding a detector is one line here (docs/architecture.md, "Detectors")."""
-    detectors: list[Detector] = [ReportIntake()]
-    if models:
-        from bastion.detect.bots import BotScoring
-        from bastion.detect.content import ContentScoring
-        from bastion.detect.linker import build_linker
-        from bastion.models.registry import ModelRegistry
+class DetectorContext:
+    """What a detector's factory may need: the settings and the model registry (opened once, when first
+    asked for)."""
 
-        model_registry = ModelRegistry.default(settings.models_dir)
-        detectors += [ContentScoring.load(model_registry), BotScoring.load(model_registry, calibration=settings.bot_calibration), build_linker()]
-    if clusters_on:
-        from bastion.detect.clusters import build_cluster_detectors
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: ModelRegistry | None = None
 
-        detectors += build_cluster_detectors(ray_address=settings.ray_address)
+    @property
+    def models(self) -> ModelRegistry:
+        if self._models is None:
+            from bastion.models.registry import ModelRegistry
+
+            self._models = ModelRegistry.default(self.settings.models_dir)
+        return self._models
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """One line of :data:`DEFAULT_DETECTORS`: ``build`` makes the detector (or a group that shares state);
+    ``group`` is what leaves it out: ``"models"`` with ``models=False``, ``"clusters"`` with
+    ``clusters_on=False``, ``"core"`` never."""
+
+    build: Callable[[DetectorContext], Detector | list[Detector]]
+    group: Literal["core", "models", "clusters"] = "core"
+
+
+def _content(c: DetectorContext) -> Detector:
+    from bastion.detect.content import ContentScoring
+
+    return ContentScoring.load(c.models)
+
+
+def _bots(c: DetectorContext) -> Detector:
+    from bastion.detect.bots import BotScoring
+
+    return BotScoring.load(c.models, calibration=c.settings.bot_calibration)
+
+
+def _linker(c: DetectorContext) -> Detector:
+    from bastion.detect.linker import build_linker
+
+    return build_linker()
+
+
+def _clusters(c: DetectorContext) -> list[Detector]:
+    from bastion.detect.clusters import build_cluster_detectors
+
+    return list(build_cluster_detectors(ray_address=c.settings.ray_address))
+
+
+#: The detectors of a default engine, in evaluation order (the rule pack is added after them, so rules read
+#: the features they provide). Adding a detector is one class and one line here (docs/detectors.md).
+DEFAULT_DETECTORS: tuple[DetectorEntry, ...] = (
+    DetectorEntry(lambda c: ReportIntake()),
+    DetectorEntry(_content, "models"),
+    DetectorEntry(_bots, "models"),
+    DetectorEntry(_linker, "models"),
+    DetectorEntry(_clusters, "clusters"),
+)
+
+
+def default_detectors(settings: Settings, models: bool = True, clusters_on: bool = True,
+                      entries: Sequence[DetectorEntry] = DEFAULT_DETECTORS) -> list[Detector]:
+    """The detectors of ``entries`` (:data:`DEFAULT_DETECTORS`) for these settings, in order."""
+    ctx = DetectorContext(settings)
+    off = {g for g, on in (("models", models), ("clusters", clusters_on)) if not on}
+    detectors: list[Detector] = []
+    for entry in entries:
+        if entry.group in off:
+            continue
+        made = entry.build(ctx)
+        detectors.extend(made if isinstance(made, list) else [made])
     return detectors
 
 
@@ -287,52 +378,221 @@ def install_event_limits(settings: Settings) -> Limits:
     return limits
 
 
+@dataclass
+class Books:
+    """The outcome books the engine applies effects to: the review queue, the link book, the cluster book.
+    Built by :func:`build_runtime`, or before it by a caller whose watchers read them (an evaluation's queue
+    snapshots)."""
+
+    queue: ReviewQueue = field(default_factory=ReviewQueue)
+    links: LinkBook = field(default_factory=LinkBook)
+    clusters: ClusterBook = field(default_factory=ClusterBook)
+
+
+Profile = Literal["embedded", "api", "worker", "collect", "evaluation"]
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """What a process around the engine needs built with it."""
+
+    review: bool          # the review service: queue persisted in the review store, audit, prioritiser
+    record_events: int    # the review service's recent-event memory (investigation UI, backtests); 0: none
+    team: bool            # the team console and its statement-of-reasons sink
+    metrics: bool         # Prometheus metrics the engine reports every event to
+    buffered: bool        # actions kept in a BufferSink (and audit rows in ``Runtime.audit``) for a commit
+    replicated: bool      # a live stream worker: quotas shared in Redis, the replica records its detectors
+
+
+#: ``embedded`` - a replay or an embedded engine (results directory, review, webhooks, chat, labeler);
+#: ``api`` - the HTTP server: embedded plus Prometheus metrics and the team console;
+#: ``worker`` - a stream worker (``bastion worker``): review without the event memory, actions buffered
+#: until the batch's commit, quotas shared by all workers, cross-partition detector state replicated;
+#: ``collect`` - ``bastion collect`` after a distributed run: the batch jobs' actions buffered;
+#: ``evaluation`` - offline replays that watch the queue (no review service; pass ``watchers``).
+PROFILES: dict[str, ProfileSpec] = {
+    "embedded": ProfileSpec(review=True, record_events=100_000, team=False, metrics=False, buffered=False,
+                            replicated=False),
+    "api": ProfileSpec(review=True, record_events=100_000, team=True, metrics=True, buffered=False,
+                       replicated=False),
+    "worker": ProfileSpec(review=True, record_events=0, team=False, metrics=True, buffered=True, replicated=True),
+    "collect": ProfileSpec(review=True, record_events=0, team=False, metrics=False, buffered=True,
+                           replicated=False),
+    "evaluation": ProfileSpec(review=False, record_events=0, team=False, metrics=False, buffered=False,
+                              replicated=False),
+}
+
+
 def build_runtime(
     settings: Settings,
+    profile: Profile = "embedded",
+    *,
     out_dir: Path | None = None,
-    rules_dir: Path | None | bool = None,
+    rules_dir: Path | None | Literal[False] = None,
     state: State | None = None,
     extra_detectors: Iterable[Detector] = (),
+    watchers: Iterable[Detector] = (),
     resume: bool = False,
     extra_sinks: Iterable[Sink] = (),
-    review: bool = True,
+    review: bool | None = None,
     models: bool = True,
     clusters_on: bool = True,
+    worker_name: str = "main",
+    truth_path: Path | None = None,
+    books: Books | None = None,
+    instrument: Callable[[Detector], Detector] | None = None,
+    detector_list: Sequence[DetectorEntry] = DEFAULT_DETECTORS,
 ) -> Runtime:
-    """Build a ready engine. ``rules_dir=False`` runs without rules; ``None`` uses the settings or the pack.
-    ``models=False`` leaves out the text, bot and linker models (and the rule features that need them);
-    ``clusters_on=False`` the coordinated-cluster detectors."""
+    """Build a ready runtime for ``profile`` (:data:`PROFILES`); nothing needs adding to it afterwards.
+
+    ``detector_list`` is :data:`DEFAULT_DETECTORS` or another list of entries.
+    ``rules_dir=False`` runs without rules; ``None`` uses the settings or the pack. ``extra_detectors`` run
+    after the default ones and before the rule pack (their features reach the rules); ``watchers`` run after
+    the rule pack (e.g. an evaluation's queue snapshots). ``models=False`` leaves out the text, bot and
+    linker models (and the rule features that need them); ``clusters_on=False`` the coordinated-cluster
+    detectors. ``review`` overrides the profile's review service. ``instrument`` wraps each detector as the
+    engine runs it (the pipeline benchmark's per-detector CPU time). A worker needs a Redis ``state``."""
     from bastion.detect.bots import activity_observer
 
+    spec = PROFILES[profile]
+    with_review = spec.review if review is None else review
     limits = install_event_limits(settings)
-    state = state or build_state(settings.state)
+    state = state or build_state(settings.state, worker=worker_name)
     registry = build_registry()
-    links, clusters = LinkBook(), ClusterBook()
+    books = books or Books()
+    queue, links, clusters = books.queue, books.links, books.clusters
     register_outcome_features(registry, links, clusters)
-    queue = ReviewQueue()
-    detectors = default_detectors(settings, models=models, clusters_on=clusters_on)
-    extras: dict[str, Any] = {}
-    for det in detectors:
-        if det.name == "bots":
-            extras["explain_account"] = det.explain  # type: ignore[attr-defined]
-        elif det.name == "linker":
-            extras["linker"] = det
+    scores = ScoreBoard()
+    queue.scores = scores
+    detectors = default_detectors(settings, models=models, clusters_on=clusters_on, entries=detector_list)
     detectors.extend(extra_detectors)
     for det in detectors:   # before the rule pack compiles against the registry
         if isinstance(det, FeatureProvider):
             det.register_features(registry)
+    rules = None
     if rules_dir is not False:
         rdir = rules_dir if isinstance(rules_dir, Path) else (settings.rules_dir or DEFAULT_RULES_DIR)
         if not rdir.is_dir():
             raise FileNotFoundError(f"rules directory {rdir} does not exist")
-        detectors.append(load_rules(rdir, registry))
+        rules = load_rules(rdir, registry)
+        detectors.append(rules)
+    explainer = next((d for d in detectors if isinstance(d, AccountExplainer)), None)
+
+    store = recorder = audit = None
+    if with_review:
+        from bastion.review.entities import EventRecorder
+        from bastion.review.service import AuditSink
+        from bastion.review.store import open_review_store
+
+        store = open_review_store(settings)
+        if spec.record_events:
+            recorder = EventRecorder(max_events=spec.record_events)
+            detectors.append(recorder)
+        audit = AuditSink(store, queue, batch=1 << 30 if spec.buffered else 5000)
+    detectors.extend(watchers)
+
     sinks: list[Sink] = list(extra_sinks)
-    writer = None
-    if out_dir is not None:
-        pos = state.resume_position() if resume else None
-        sizes = pos.get("sizes") if isinstance(pos, dict) else None
-        writer = ResultsWriter(out_dir, append=bool(pos), truncate_to=sizes if isinstance(sizes, dict) else None)
-        sinks.append(writer)
+    writer = buffer = labeler = sor_sink = None
+    outputs: list[Sink] = []
+    if spec.buffered:
+        buffer = BufferSink()   # the batch's actions, written in its commit transaction
+        sinks.insert(0, buffer)
+        if spec.replicated and settings.kafka_actions_topic:   # delivered before each batch's commit
+            from bastion.actions.kafka_sink import build_kafka_sink
+
+            outputs.append(build_kafka_sink(settings))
+    else:
+        if out_dir is not None:
+            pos = state.resume_position() if resume else None
+            sizes = pos.get("sizes") if isinstance(pos, dict) else None
+            writer = ResultsWriter(out_dir, append=bool(pos),
+                                   truncate_to=sizes if isinstance(sizes, dict) else None)
+            sinks.append(writer)
+        sinks += notification_sinks(settings)
+        if settings.labeler_enabled:   # signed atproto labels for label.add/label.remove (bastion.labeler)
+            from bastion.labeler.sink import build_labeler_sink
+
+            labeler = build_labeler_sink(settings)
+            sinks.append(labeler)
+        if audit is not None:
+            sinks.append(audit)
+        if spec.team and store is not None:
+            from bastion.review.sor import SorSink, SorStore
+
+            sor = SorStore(store)
+            sor_sink = SorSink(sor)
+            sinks.append(sor_sink)
+
+    metrics = None
+    if spec.metrics:
+        from bastion.observability import Metrics
+
+        metrics = Metrics()
+    quotas = Quotas(settings.quotas)
+    replica = None
+    engine_detectors = detectors
+    if spec.replicated:
+        from bastion.actions.quotas import SharedQuotas
+        from bastion.replica import Replica
+        from bastion.state.redis import RedisState
+
+        if not isinstance(state, RedisState):
+            raise TypeError("a stream worker keeps its state in Redis (--state redis://...)")
+        quotas = SharedQuotas(state.r, state.prefix, settings.quotas)   # for all workers together
+        replica = Replica(state, worker_name, detectors, links, clusters, registry)
+        engine_detectors = replica.recording(detectors)
+    if instrument is not None:
+        engine_detectors = [instrument(d) for d in engine_detectors]
+    engine = Engine(state, registry, engine_detectors, sinks, appliers=[queue, links, clusters], quotas=quotas,
+                    observe=activity_observer, metrics=metrics, scores=scores)
+    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, profile=profile,
+                      rules=rules, explainer=explainer, metrics=metrics, labeler=labeler, replica=replica,
+                      buffer=buffer, outputs=outputs, audit=audit if spec.buffered else None, truth_path=truth_path, limits=limits)
+    if resume:
+        runtime.restore()
+    if store is not None:
+        from bastion.review.service import ReviewService
+
+        queue.attach(store)   # after a resume: the store's open cases join the checkpoint's
+        runtime.review = ReviewService(runtime, store, recorder,
+                                       Path(settings.rules_dir or DEFAULT_RULES_DIR))
+        runtime.review.use_trained_prioritiser(settings.models_dir)
+        if spec.team:
+            from bastion.review.team_service import TeamService
+
+            runtime.team = TeamService(runtime.review, sor_sink.sor if sor_sink is not None else None)
+    return runtime
+
+
+class BufferSink:
+    """Collects a worker's batch of actions and dead letters; the worker writes them in the batch's commit
+    transaction, not before."""
+
+    def __init__(self) -> None:
+        self.actions: list[AppliedAction] = []
+        self.dead: list[tuple[int | None, str, str]] = []
+
+    def write_action(self, action: AppliedAction) -> None:
+        self.actions.append(action)
+
+    def write_dead_letter(self, line: int | None, error: str, raw: str) -> None:
+        self.dead.append((line, error, raw))
+
+    def flush(self) -> None:
+        return None
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A sink with a background thread or connection to close when the runtime closes (Slack, webhooks)."""
+
+    def close(self) -> None: ...
+
+
+def notification_sinks(settings: Settings) -> list[Sink]:
+    """The outbound sinks the settings configure: signed webhooks, the Kafka actions topic and the Slack
+    (chat) notifier."""
+    sinks: list[Sink] = []
     if settings.webhook_url:
         if not settings.webhook_secret:
             log.warning("webhook deliveries to %s are unsigned: set BASTION_WEBHOOK_SECRET", settings.webhook_url)
@@ -348,30 +608,14 @@ def build_runtime(
 
         sinks.append(SlackNotifier(settings.slack_webhook_url, settings.slack_min_priority, settings.slack_batch_s,
                                    settings.slack_max_per_minute, quotas=settings.quotas))
-    if settings.labeler_enabled:   # signed atproto labels for label.add/label.remove (bastion.labeler)
-        from bastion.labeler.sink import build_labeler_sink
-
-        extras["labeler"] = build_labeler_sink(settings)
-        sinks.append(extras["labeler"])
-    engine = Engine(state, registry, detectors, sinks, appliers=[queue, links, clusters],
-                    quotas=Quotas(settings.quotas), observe=activity_observer)
-    runtime = Runtime(settings, engine, registry, queue, links, clusters, writer, detectors, extras=extras,
-                      limits=limits)
-    if resume:
-        runtime.restore()
-    if review:
-        from bastion.review.service import attach_review
-
-        attach_review(runtime, settings)
-    return runtime
+    return sinks
 
 
-def load_rules(rules_dir: Path, registry: FeatureRegistry) -> Detector:
+def load_rules(rules_dir: Path, registry: FeatureRegistry) -> RulesDetector:
     """The rule pack as a detector; raises ``RuleSetError`` (every error with file, line and column)."""
     from bastion.rules import RulesDetector
 
-    detector: Detector = RulesDetector.from_dir(rules_dir, registry)
-    return detector
+    return RulesDetector.from_dir(rules_dir, registry)
 
 
 def sqlite_sink(settings: Settings) -> SqliteSink:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -33,6 +33,9 @@ from bastion.features.registry import FeatureRegistry
 from bastion.state.apply import Observer, apply_event
 from bastion.state.model import Account, Label
 from bastion.state.protocols import State
+
+if TYPE_CHECKING:
+    from bastion.observability import Metrics
 
 _MISSING = object()
 #: state key-value namespace: ``"EXPIRES|SCORE"`` of the latest emitted label.add of each (actor, label) - its
@@ -129,23 +132,96 @@ class FeatureProvider(Protocol):
     def register_features(self, registry: FeatureRegistry) -> None: ...
 
 
-ScaleOut = Literal["stateless", "partitioned", "shared"]
+ScaleOut = Literal["stateless", "partitioned", "shared", "replayed"]
 
 
 @runtime_checkable
 class Distributed(Protocol):
     """How a distributed deployment (several workers, ``bastion.worker``) must treat the detector's own state:
 
-    * ``stateless`` - nothing beyond the shared state backend (the rules, the bot model, report intake);
+    * ``stateless`` - nothing beyond the shared state backend (the rules, report intake, the bot model's
+      scores in the key-value store);
     * ``partitioned`` - per-account state each worker keeps for its own actors and persists to the shared
-      key-value store, merged where it is read (the batch cluster jobs' inputs at ``finish``);
-    * ``shared`` - state every worker must see whole (stream clusterers, the interaction tracker, the linker's
-      index and the books): replicated through the shared store or the replica's journal (``bastion.replica``).
+      key-value store at each commit (a :class:`Checkpointable` the worker saves);
+    * ``shared`` - state every worker must see whole, kept equal through one of the capabilities below
+      (:class:`SharedCalls`, :class:`KvMirror`) or, for the books, through the committed actions;
+    * ``replayed`` - in-process state that is a function of the events and of the state reads the detector
+      makes (the cluster detectors): every worker runs it on every event, its own live and the others'
+      replayed from a journal of (event, reads), and the replayed detectors are snapshotted together
+      (:class:`bastion.replica.Replica`).
 
-    This round the scale-out code still finds the shared detectors by module and type; the declaration states
-    the contract it implements (docs/architecture.md)."""
+    The worker and the replica choose what to do with a detector from this declaration alone."""
 
     scale_out: ClassVar[ScaleOut]
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """Counts for ``summary.json`` (``detector:NAME``)."""
+
+    name: str
+
+    def metrics(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Exported(Protocol):
+    """Counters the detector exports on the API's ``/metrics`` (Prometheus), given the process's metrics."""
+
+    def prometheus(self, metrics: Metrics) -> None: ...
+
+
+@runtime_checkable
+class AccountExplainer(Protocol):
+    """Why an account scores as it does (the bot model's feature contributions), for the case page and
+    ``GET /v1/accounts/ID``."""
+
+    def explain_account(self, acc: Account, now_ms: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SharedCalls(Protocol):
+    """A part of the detector's state every worker must see whole that changes only through calls on it (the
+    content detector's interaction tracker). A worker fleet passes ``journal``: each call is made and then
+    handed to it (the replica journals it); the other workers' calls are applied with :meth:`apply_shared`.
+    That part is then snapshotted with the replayed detectors (:meth:`shared_state`) and no longer saved at
+    checkpoints."""
+
+    def journal_shared(self, journal: Callable[[list[Any]], None]) -> None: ...
+
+    def apply_shared(self, call: list[Any]) -> None: ...
+
+    def shared_state(self) -> Any: ...
+
+    def load_shared_state(self, shared: Any) -> None: ...
+
+
+@runtime_checkable
+class KvMirror(Protocol):
+    """In-process caches of ``state.kv`` entries that other workers write (the linker's fingerprint index,
+    name counts, links and profiles). The worker reports the keys the other workers changed (the state's
+    change log) and the detector refreshes them; ``kv_per_actor`` are namespaces keyed by actor id, loaded up
+    front with each batch."""
+
+    kv_per_actor: ClassVar[tuple[str, ...]]
+
+    def refresh_kv(self, state: State, changed: set[tuple[str, str]] | None) -> None:
+        """Re-read the changed (namespace, key) entries; ``None``: everything may have changed."""
+        ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """Drop the in-process state and read back what is committed in ``state`` (a worker, after a batch that
+    failed before its commit)."""
+
+    def reload(self, state: State) -> None: ...
+
+
+class EventObserver(Protocol):
+    """Sees every processed event and the actions applied for it (the API's Prometheus metrics)."""
+
+    def observe_event(self, event_type: str, applied: list[AppliedAction]) -> None: ...
 
 
 class EffectApplier(Protocol):
@@ -252,7 +328,8 @@ class Engine:
         appliers: Sequence[EffectApplier] = (),
         quotas: Quotas | None = None,
         observe: Observer | None = None,
-        metrics: Any = None,
+        metrics: EventObserver | None = None,
+        scores: ScoreBoard | None = None,
         evict_every: int = 100_000,
         freeze_gc: bool = True,
     ) -> None:
@@ -271,7 +348,7 @@ class Engine:
         self.observe = observe
         self.metrics = metrics
         self.stats = Stats()
-        self.scores = ScoreBoard()
+        self.scores = scores if scores is not None else ScoreBoard()
         self.evict_every = evict_every
         self.freeze_gc = freeze_gc
         self._seq = 0
@@ -466,7 +543,7 @@ class Engine:
     def save(self, state: State) -> None:
         """The engine's own state that later output depends on: the action sequence (action ids), the quota
         windows, the counts behind summary.json and ``recent`` (written for the accounts with an action since
-        the last save); the score board saves itself (it is a separate part, replaced by the worker)."""
+        the last save); the score board saves itself (a separate part, which a worker commits per batch)."""
         kv, enc = state.kv, msgspec.msgpack.encode
         st = self.stats
         kv.put(KV_ENGINE, "engine", enc({

@@ -41,13 +41,19 @@ import logging
 import pickle
 import secrets
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from bastion.engine import EvalContext
+from bastion.actions.outcomes import ClusterBook, LinkBook
+from bastion.engine import Detector, Distributed, EvalContext, KvMirror, Reloadable, SharedCalls
 from bastion.events.codec import decode_event
+from bastion.features.registry import FeatureRegistry
 from bastion.state.model import Account, Label, Post, Report
+
+if TYPE_CHECKING:
+    from bastion.app import Runtime
+    from bastion.state.redis import RedisState
 
 log = logging.getLogger("bastion.worker")
 
@@ -147,7 +153,7 @@ class _View:
 class _Recorded:
     """A replicated detector in the engine: evaluates against a recording view of the state."""
 
-    def __init__(self, det: Any, replica: Replica) -> None:
+    def __init__(self, det: Detector, replica: Replica) -> None:
         self.det = det
         self.name = det.name
         self.replica = replica
@@ -167,25 +173,6 @@ class _Recorded:
             self.det.evaluate(ctx)
         finally:
             ctx.state = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.det, name)
-
-
-class _TrackerCalls:
-    """The content detector's interaction tracker, its ``record`` calls journalled."""
-
-    def __init__(self, tracker: Any, replica: Replica) -> None:
-        self.tracker = tracker
-        self.replica = replica
-
-    def record(self, *args: Any) -> None:
-        self.tracker.record(*args)
-        if self.replica.current is not None:
-            self.replica.current_calls.append(list(args))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.tracker, name)
 
 
 class _Entry(msgspec.Struct, array_like=True):
@@ -274,39 +261,33 @@ class Replica:
     (start, or reset after a failure), adds :meth:`catch_up_reads` to the batch's first round trip and hands
     the results to :meth:`catch_up`, calls :meth:`begin_batch`, :meth:`begin_event`/:meth:`end_event` around
     each event, :meth:`before_commit` before the checkpoint and :meth:`in_transaction` inside it; after a
-    failed batch, :meth:`failed`."""
+    failed batch, :meth:`failed`.
 
-    def __init__(self, runtime: Any, state: Any, name: str, snapshot_every: int = 20_000,
-                 books: bool = True) -> None:
-        from bastion.detect.content import ContentScoring
-        from bastion.detect.linker.detector import Linker
+    What it does with each detector follows only from the detector's declarations
+    (:class:`bastion.engine.Distributed` ``scale_out == "replayed"``, :class:`~bastion.engine.SharedCalls`,
+    :class:`~bastion.engine.KvMirror`, :class:`~bastion.engine.Reloadable`). ``detectors`` is the runtime's
+    list of detectors: a snapshot's copies of the replayed ones take their places in it. The engine of a
+    worker runs :meth:`recording` of that list (``bastion.app.build_runtime(profile="worker")``)."""
 
-        self.rt, self.state, self.name = runtime, state, name
+    def __init__(self, state: RedisState, name: str, detectors: list[Detector], links: LinkBook, clusters: ClusterBook,
+                 registry: FeatureRegistry, snapshot_every: int = 20_000, books: bool = True) -> None:
+        self.state, self.name = state, name
+        self.all_detectors = detectors
+        self.links, self.clusters, self.registry = links, clusters, registry
         self.snapshot_every = snapshot_every
         self.books = books
         p = state.prefix
         self.journal_key, self.snap_key, self.actions_key = f"{p}djournal", f"{p}djournal:snap", f"{p}actions"
-        engine = runtime.engine
-        self.detectors: list[Any] = []
-        self._wrappers: list[_Recorded] = []
-        self.tracker: Any = None
-        self.content: Any = None
-        self._calls: _TrackerCalls | None = None
-        self.linkers: list[Any] = []
-        for i, det in enumerate(engine.detectors):
-            if type(det).__module__.startswith("bastion.detect.clusters."):
-                self.detectors.append(det)
-                engine.detectors[i] = wrapper = _Recorded(det, self)
-                self._wrappers.append(wrapper)
-            elif isinstance(det, ContentScoring):
-                self.content = det
-                self.tracker = det.tracker
-                det.tracker = self._calls = _TrackerCalls(det.tracker, self)
-                self.tracker.tracking = False   # the replica journals and snapshots it (no checkpoint saves)
-            elif isinstance(det, Linker):
-                self.linkers.append(det)
+        self.detectors: list[Detector] = [d for d in detectors
+                                          if isinstance(d, Distributed) and d.scale_out == "replayed"]
+        self.shared: list[SharedCalls] = [d for d in detectors if isinstance(d, SharedCalls)]
+        self.mirrors: list[KvMirror] = [d for d in detectors if isinstance(d, KvMirror)]
+        replayed = {id(d) for d in self.detectors}
+        self.reloadable: list[Reloadable] = [d for d in detectors
+                                             if isinstance(d, Reloadable) and id(d) not in replayed]
+        self._wrappers: dict[int, _Recorded] = {}
         self.names = [d.name for d in self.detectors]
-        self._pristine = self._pickle()        # what a worker starts from when there is no snapshot
+        self._pristine: bytes | None = None    # what a worker starts from when there is no snapshot (at start)
         self.current: list[_Entry] | None = None
         self.current_reads = _Reads()
         self.current_actor: bytes | None = None
@@ -325,22 +306,54 @@ class Replica:
         self._snap = False
         self._seal_key: bytes | None = None
 
+    @classmethod
+    def of(cls, runtime: Runtime, state: RedisState, name: str, snapshot_every: int = 20_000,
+           books: bool = True) -> Replica:
+        """The replica of a built runtime's detectors and books (``bastion collect`` replays the journal with
+        it; a worker's is built with its runtime)."""
+        return cls(state, name, runtime.detectors, runtime.links, runtime.clusters, runtime.registry,
+                   snapshot_every=snapshot_every, books=books)
+
+    def recording(self, detectors: list[Detector]) -> list[Detector]:
+        """What a worker's engine runs: the replayed detectors behind views that record their state reads,
+        the others as they are; the shared parts' calls are journalled from now on."""
+        for d in self.shared:
+            d.journal_shared(self._journal_call)
+        out: list[Detector] = []
+        for det in detectors:
+            if id(det) in {id(d) for d in self.detectors}:
+                wrapper = self._wrappers[id(det)] = _Recorded(det, self)
+                out.append(wrapper)
+            else:
+                out.append(det)
+        return out
+
+    def _journal_call(self, call: list[Any]) -> None:
+        if self.current is not None:
+            self.current_calls.append(call)
+
     def _pickle(self) -> bytes:
-        return pickle.dumps((self.names, self.detectors, self.tracker), protocol=pickle.HIGHEST_PROTOCOL)
+        shared = [d.shared_state() for d in self.shared]
+        return pickle.dumps((self.names, self.detectors, shared), protocol=pickle.HIGHEST_PROTOCOL)
 
     def _unpickle(self, blob: bytes) -> bool:
-        names, dets, tracker = loads_snapshot(blob)
+        names, dets, shared = loads_snapshot(blob)
         if names != self.names:
             log.warning("snapshot of detectors %s does not match %s: ignored", names, self.names,
                         extra={"worker": self.name})
             return False
-        for old, new, wrapper in zip(self.detectors, dets, self._wrappers, strict=True):
-            wrapper.det = new
-            self.rt.detectors[:] = [new if d is old else d for d in self.rt.detectors]
+        if not isinstance(shared, list):   # a snapshot written before shared parts were a list: the tracker
+            shared = [shared] if shared is not None else []
+        wrappers = self._wrappers
+        for old, new in zip(self.detectors, dets, strict=True):
+            wrapper = wrappers.pop(id(old), None)
+            if wrapper is not None:
+                wrapper.det = new
+                wrappers[id(new)] = wrapper
+            self.all_detectors[:] = [new if d is old else d for d in self.all_detectors]
         self.detectors = list(dets)
-        if self._calls is not None and tracker is not None:
-            self.tracker = self._calls.tracker = tracker
-            tracker.tracking = False
+        for d, part in zip(self.shared, shared, strict=False):
+            d.load_shared_state(part)
         return True
 
     def _key(self) -> bytes:
@@ -350,7 +363,7 @@ class Replica:
 
     @property
     def active(self) -> bool:
-        return bool(self.detectors or self.tracker is not None)
+        return bool(self.detectors or self.shared)
 
     def catch_up_now(self) -> None:
         """Start and catch up in one go (``bastion collect``, before the batch jobs)."""
@@ -361,6 +374,8 @@ class Replica:
 
     # -- start and recovery --------------------------------------------------------------------------------
     def start(self) -> None:
+        if self._pristine is None:   # before the first event: the detectors as built (and restored)
+            self._pristine = self._pickle()
         self._load_snapshot()
         if self.books:
             self._read_books(everything=True)
@@ -373,7 +388,7 @@ class Replica:
         if blob:
             blob = unseal(blob, self._key())
         if not (blob and self._unpickle(blob)):
-            self._unpickle(self._pristine)
+            self._unpickle(self._pristine or self._pickle())
             meta = {}
         self.cursor = meta.get(b"cursor", b"0-0").decode()
         self.skip = {meta[b"token"].decode()} if b"token" in meta else set()
@@ -387,7 +402,7 @@ class Replica:
 
         r = self.state.r
         me = self.name.encode()
-        books = (self.rt.links, self.rt.clusters)
+        books = (self.links, self.clusters)
         dec = msgspec.json.Decoder(AppliedAction)
         while True:
             if got is None:
@@ -406,7 +421,7 @@ class Replica:
                              score=act.score, reason=act.reason, evidence=act.evidence)
                 for book in books:
                     if act.action in book.actions:
-                        book.apply(eff, act, None, self.state)
+                        book.apply(eff, act, None, self.state)  # type: ignore[arg-type]
             self.actions_cursor = got[-1][0].decode()
             if len(got) < _PAGE:
                 return
@@ -426,7 +441,7 @@ class Replica:
         """Apply what the other workers committed since our last batch (``got``: :meth:`catch_up_reads`)."""
         if self.books:
             self._read_books(got=got[0])
-        self._refresh_linkers()
+        self._refresh_mirrors()
         if not self.active:
             return
         entries, first = got[1], got[2]
@@ -445,12 +460,12 @@ class Replica:
             self.cursor = entries[-1][0].decode()
 
     def _replay(self, events: list[_Entry]) -> None:
-        engine = self.rt.engine
         live = self.state
         for e in events:
-            if e.calls and self.tracker is not None:
+            if e.calls and self.shared:
                 for args in e.calls:
-                    self.tracker.record(*args)
+                    for d in self.shared:
+                        d.apply_shared(args)
             if not self.detectors:
                 continue
             ev = decode_event(e.raw)
@@ -458,7 +473,7 @@ class Replica:
             view = _View(live, {n: _ReplayStore(getattr(live, n), n, reads, self.misses) for n in _STORES})
             actor = _account_dec.decode(e.actor) if e.actor else Account(id=ev.actor, first_seen_ms=ev.ts_ms,
                                                                             last_seen_ms=ev.ts_ms)
-            ctx = EvalContext(ev, view, actor, engine.registry)  # type: ignore[arg-type]
+            ctx = EvalContext(ev, view, actor, self.registry)  # type: ignore[arg-type]
             for det in self.detectors:
                 try:
                     det.evaluate(ctx)
@@ -466,54 +481,28 @@ class Replica:
                     log.exception("replaying %s on %s", det.name, ev.id, extra={"worker": self.name})
             self.replayed += 1
 
-    def _refresh_linkers(self) -> None:
+    def _refresh_mirrors(self) -> None:
+        """Tell the :class:`~bastion.engine.KvMirror` detectors which ``state.kv`` entries the other workers
+        changed (the Redis state's change log)."""
         kv = self.state.kv
         changed = getattr(kv, "changed", None)
         if changed is None:
             return
-        if not self.linkers:
+        if not self.mirrors:
             changed.clear()
             return
         if getattr(kv, "changed_all", False):
             kv.changed_all = False
             changed.clear()
-            for lk in self.linkers:
-                lk._state = None
-                lk.bind(self.state)
+            for m in self.mirrors:
+                m.refresh_kv(self.state, None)
             return
         if not changed:
             return
-        from bastion.detect.linker.detector import NS_LINK, NS_NAMES, NS_PROFILE, NS_TARGETED, _l_dec
-        from bastion.detect.linker.index import NS_FP, decode
-
-        profiles = [key for ns, key in changed if ns == NS_PROFILE]
-        keys = sorted(k for k in changed if k[0] in (NS_FP, NS_NAMES, NS_TARGETED, NS_LINK))
+        keys = set(changed)
         changed.clear()
-        for lk in self.linkers:
-            for key in profiles:   # re-read when next needed
-                lk.profiles.pop(key, None)
-        if not keys:
-            return
-        values = kv.get_many(keys)
-        # new fingerprints in suspension order, as the other worker indexed them (positions break search ties)
-        pairs = sorted(zip(keys, values, strict=True),
-                       key=lambda kr: (kr[0][0] != NS_FP, decode(kr[1]).suspended_ms if kr[0][0] == NS_FP and kr[1]
-                                       else 0, kr[0][1]))
-        for lk in self.linkers:
-            if lk._state is None:
-                continue   # not bound yet: binds from state.kv on its first event
-            for (ns, key), raw in pairs:
-                if ns == NS_FP:
-                    if raw:
-                        lk.index.add(decode(raw))
-                    else:
-                        lk.index.remove(key)
-                elif ns == NS_NAMES:
-                    lk.names[key] = int(raw) if raw else 0
-                elif ns == NS_TARGETED:
-                    lk.targeted[key] = int(raw) if raw else 0
-                elif raw:
-                    lk.links[key] = _l_dec.decode(raw)
+        for m in self.mirrors:
+            m.refresh_kv(self.state, keys)
 
     # -- around each event and at the commit -----------------------------------------------------------------
     def begin_batch(self) -> None:
@@ -570,19 +559,12 @@ class Replica:
 
     def _reset(self) -> None:
         """Every replicated part back to what is committed: the snapshot and the journal after it, the books
-        from the actions stream, the content detector's author aggregates and the linker from state.kv."""
-        for book in (self.rt.links, self.rt.clusters):
-            for attr in ("links", "clusters", "by_account"):
-                d = getattr(book, attr, None)
-                if d is not None:
-                    d.clear()
+        from the actions stream, the other :class:`~bastion.engine.Reloadable` detectors from the state."""
+        self.links.forget()
+        self.clusters.forget()
         self.actions_cursor = "0-0"
-        if self.content is not None:
-            self.content.authors.clear()
-            self.content._dirty.clear()
-            self.content.restore(self.state)
-        for lk in self.linkers:
-            lk._state = None
+        for d in self.reloadable:
+            d.reload(self.state)
         self.start()
 
 

@@ -34,13 +34,14 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from bastion.actions.effects import AppliedAction, Effect, Subject
-from bastion.app import Runtime
-from bastion.engine import ScoreBoard
+from bastion.app import BufferSink, Runtime
+from bastion.engine import Checkpointable, ScoreBoard
 from bastion.events.codec import BadEvent, decode_event
 from bastion.replica import Replica
 from bastion.retry import Backoff, RetryPolicy
@@ -48,43 +49,19 @@ from bastion.sources.redis_streams import Message
 from bastion.state.apply import ip_network
 from bastion.state.redis import RedisState
 
+if TYPE_CHECKING:
+    from bastion.observability import Metrics
+
+__all__ = ["BufferSink", "HealthServer", "Worker", "collect_results"]
+
 log = logging.getLogger("bastion.worker")
 INF = 1 << 62
 RECONNECT_POLICY = RetryPolicy(max_attempts=None, max_time_s=None, base_s=0.1, max_backoff_s=5.0)
 _enc = msgspec.json.Encoder()
 
 
-class TrackedScores(ScoreBoard):
-    """The engine's score board, remembering which subjects changed since the last commit."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dirty: set[Subject] = set()
-
-    def set(self, subject: Subject, name: str, value: float) -> None:
-        super().set(subject, name, value)
-        self.dirty.add(subject)
-
-
-class BufferSink:
-    """Collects the batch's actions; they are written in the commit transaction, not before."""
-
-    def __init__(self) -> None:
-        self.actions: list[AppliedAction] = []
-        self.dead: list[tuple[int | None, str, str]] = []
-
-    def write_action(self, action: AppliedAction) -> None:
-        self.actions.append(action)
-
-    def write_dead_letter(self, line: int | None, error: str, raw: str) -> None:
-        self.dead.append((line, error, raw))
-
-    def flush(self) -> None:
-        return None
-
-
 class WorkerMetrics:
-    def __init__(self, metrics: Any, name: str) -> None:
+    def __init__(self, metrics: Metrics, name: str) -> None:
         from prometheus_client import Counter, Histogram
 
         r = metrics.registry
@@ -103,24 +80,30 @@ class WorkerMetrics:
 
 
 class Worker:
+    """The loop of one stream worker over a runtime built with ``build_runtime(settings, "worker")``: its
+    engine writes to the runtime's buffer sink, its quotas are shared in Redis and its replica keeps the
+    cross-partition detector state (all built with the runtime)."""
+
     def __init__(self, runtime: Runtime, source: Any, *, name: str = "w0", index: int = 0, workers: int = 1,
-                 batch_size: int = 200, max_buffer: int = 2000, max_skew_ms: int = 0, metrics: Any = None,
-                 exit_when_drained: bool = False) -> None:
+                 batch_size: int = 200, max_buffer: int = 2000, max_skew_ms: int = 0,
+                 metrics: Metrics | None = None, exit_when_drained: bool = False) -> None:
         state = runtime.state
         if not isinstance(state, RedisState):
             raise TypeError("a stream worker keeps its state in Redis (--state redis://...)")
+        if runtime.buffer is None or runtime.replica is None:
+            raise ValueError("a stream worker runs a runtime built with build_runtime(settings, \"worker\")")
+        if runtime.replica.name != name:
+            raise ValueError(f"worker {name!r} runs a runtime built for {runtime.replica.name!r} "
+                             "(build_runtime(..., worker_name=NAME))")
         self.rt = runtime
         self.state: RedisState = state
         self.source = source
         self.name, self.index, self.workers = name, index, workers
         self.batch_size, self.max_buffer, self.max_skew_ms = batch_size, max_buffer, max_skew_ms
         self.exit_when_drained = exit_when_drained
-        self.sink = BufferSink()
-        # outputs given each batch's actions, delivered before its commit (the Kafka actions topic)
-        self.outputs = [s for s in runtime.engine.sinks if getattr(s, "committed_output", False)]
-        runtime.engine.sinks = [self.sink]
-        self.scores = TrackedScores()
-        runtime.engine.scores = self.scores
+        self.sink = runtime.buffer
+        self.outputs = runtime.outputs   # given each batch's actions before its commit (the Kafka actions topic)
+        self.scores = runtime.engine.scores   # a write buffer: committed to Redis and dropped at each commit
         self.buffers: dict[int, deque[Message]] = {}
         self._last: dict[int, tuple[int, int]] = {}   # (ts, seq) of the last event taken from each partition
         self.stop = threading.Event()
@@ -129,6 +112,7 @@ class Worker:
         self.processed = 0
         self.latencies: list[float] = []
         self.keep_latencies = False
+        metrics = metrics if metrics is not None else runtime.metrics
         self.m = WorkerMetrics(metrics, name) if metrics is not None else None
         # the other workers' lowest watermark, as last read (not read yet: holds us back until the first wait)
         self._others_low: tuple[int, int] = (INF, INF) if max_skew_ms < 0 or workers <= 1 else (-INF, -INF)
@@ -139,34 +123,25 @@ class Worker:
         self._fetched_at = -1e9
         self._lag_at = -1e9
         self.refetch_s = 0.25
-        self.replica = Replica(runtime, state, name)
+        self.replica = runtime.replica
         state.publish_updates = workers > 1
         replicated = {id(d) for d in self.replica.detectors}
         # detectors persisting their own (partition-owned) state at each commit; the replicated ones
         # snapshot through the replica instead
-        self._savers = [d for d in runtime.detectors if id(d) not in replicated and getattr(d, "save", None)]
-        from bastion.detect.linker.detector import NS_PROFILE
-
-        self._kv_per_actor = [NS_PROFILE] if self.replica.linkers else []
+        self._savers = [d for d in runtime.detectors if id(d) not in replicated and isinstance(d, Checkpointable)]
+        self._kv_per_actor = [ns for m in self.replica.mirrors for ns in m.kv_per_actor]
         # the review store (the deployment's PostgreSQL with BASTION_REVIEW_DB): the batch's cases and the
         # audit rows of its automated actions are written there before the batch's Redis commit
-        svc = runtime.extras.get("review")
-        self.audit = None
-        if svc is not None:
-            from bastion.review.service import AuditSink
-
-            self.audit = AuditSink(svc.store, runtime.queue, batch=1 << 30)
+        self.audit = runtime.audit
         # rules everywhere: follow the rule version published to the shared store (`bastion rules publish`)
-        from bastion.rules import RulesDetector
         from bastion.rules.published import RulesFollower
 
         self.rules: RulesFollower | None = None
-        for det in runtime.detectors:
-            if isinstance(det, RulesDetector):
-                self.rules = RulesFollower(state.r, state.prefix, det, name, on_change=self._rules_changed)
+        if runtime.rules is not None:
+            self.rules = RulesFollower(state.r, state.prefix, runtime.rules, name, on_change=self._rules_changed)
 
     def _rules_changed(self, version: str, ok: bool, message: str) -> None:
-        svc = self.rt.extras.get("review")
+        svc = self.rt.review
         if svc is not None:
             svc.store.audit(f"worker:{self.name}", "rules.applied" if ok else "rules.refused", f"rules:{version}",
                             {"worker": self.name, "version": version, **({} if ok else {"errors": message[:4000]})})
@@ -504,7 +479,7 @@ def _is_transient(exc: Exception) -> bool:
 class HealthServer:
     """``/healthz``, ``/readyz`` and ``/metrics`` on a small threaded HTTP server."""
 
-    def __init__(self, worker: Worker, metrics: Any, host: str = "0.0.0.0", port: int = 9100) -> None:  # noqa: S104
+    def __init__(self, worker: Worker, metrics: Metrics, host: str = "0.0.0.0", port: int = 9100) -> None:  # noqa: S104
         self.worker, self.metrics = worker, metrics
         outer = self
 
@@ -547,11 +522,10 @@ class HealthServer:
         self.server.server_close()
 
 
-def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = None) -> dict[str, int]:
+def collect_results(state: RedisState, out_dir: Path | str, runtime: Runtime | None = None) -> dict[str, int]:
     """Write ``actions.jsonl`` and ``scores.jsonl`` of a distributed run (what the workers committed); with
-    ``runtime`` (built over the same state) the end-of-stream batch detectors run first, as in a replay."""
-    from pathlib import Path
-
+    ``runtime`` (``build_runtime(settings, "collect", state=state, resume=True)``) the end-of-stream batch
+    detectors run first, as in a replay."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     r, p = state.r, state.prefix
@@ -571,13 +545,16 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
                         outcomes.append(fields[b"a"])
                 last = got[-1][0].decode()
     now = max((int(v) for v in r.hvals(f"{p}last_ts")), default=0)
-    board = ScoreBoard()
+    if runtime is not None and runtime.buffer is None:
+        raise ValueError("collect_results needs a runtime built with build_runtime(settings, \"collect\")")
+    board = runtime.engine.scores if runtime is not None else ScoreBoard()
+    board.data.clear()   # the workers' committed board is the whole of it
     for key, raw in r.hgetall(f"{p}scores").items():
         kind, sid, name = key.decode().split("\x1f")
         board.set(Subject(kind, sid), name, float(raw))
-    if runtime is not None:
+    if runtime is not None and runtime.buffer is not None:
         # the cluster detectors' inputs as the workers left them (snapshot and journal), for the batch jobs
-        Replica(runtime, state, "collect", books=False).catch_up_now()
+        Replica.of(runtime, state, "collect", books=False).catch_up_now()
         # the books behind scores.jsonl's linked_to and clusters, rebuilt from the committed actions
         dec = msgspec.json.Decoder(AppliedAction)
         for raw in outcomes:
@@ -589,16 +566,11 @@ def collect_results(state: RedisState, out_dir: Any, runtime: Runtime | None = N
                     book.apply(eff, act, None, state)  # type: ignore[arg-type]
         # end-of-stream batch jobs (e.g. the bot model's final scoring) run once, over the shared state
         # and the actions they emit are appended to the results, as a replay writes them
-        runtime.engine.scores = board
         runtime.engine.stats.last_ts = now
-        sink = BufferSink()
-        runtime.engine.sinks = [sink]
+        sink = runtime.buffer
         runtime.run_batch_detectors()
-        svc = runtime.extras.get("review")
-        if svc is not None:   # the batch jobs' cases and audit rows go to the review store too
-            from bastion.review.service import AuditSink
-
-            audit = AuditSink(svc.store, runtime.queue, batch=1 << 30)
+        audit = runtime.audit
+        if audit is not None:   # the batch jobs' cases and audit rows go to the review store too
             for act in sink.actions:
                 audit.write_action(act)
             audit.flush()

@@ -30,7 +30,6 @@ def _bots(rt) -> BotScoring:  # type: ignore[no-untyped-def]
 
 
 def _run(events: Path, n: int | None = None, state: MemoryState | None = None, resume: bool = False):  # type: ignore[no-untyped-def]
-    rt = build_runtime(Settings(), review=False, clusters_on=False, state=state, resume=resume)
     seen: list[tuple[str, float, int]] = []
 
     class Probe:
@@ -39,7 +38,8 @@ def _run(events: Path, n: int | None = None, state: MemoryState | None = None, r
         def evaluate(self, ctx: EvalContext) -> None:
             seen.append((ctx.actor.id, ctx.feature("score.bot"), ctx.feature("score.bot_age_ms")))
 
-    rt.engine.detectors.append(Probe())
+    rt = build_runtime(Settings(), review=False, clusters_on=False, state=state, resume=resume,
+                       watchers=[Probe()])
     for it in islice(items(events), n):
         if it.event is not None:
             rt.engine.process(it.event)

@@ -141,7 +141,7 @@ def labeled_server(tmp_path: Path) -> Iterator[tuple[str, httpx.Client, str, Any
     settings = Settings.load(env={}, db_path=tmp_path / "bastion.db", rules_dir=tmp_path / "rules",
                              labeler_enabled=True, labeler_did=LABELER,
                              labeler_key_path=tmp_path / "secrets" / "labeler.pem")
-    runtime = build_runtime(settings, models=False, clusters_on=False)
+    runtime = build_runtime(settings, "api", models=False, clusters_on=False)
     app = build_web_app(settings, runtime)
     key = app.state.keys.create("ingest", "ingest")
     with live(app, settings) as host, httpx.Client(base_url=f"http://{host}",
@@ -179,7 +179,7 @@ def test_subscribe_replays_from_cursor_then_streams_live_labels_and_negations(la
         exp_ms = time.mktime(time.strptime(scam["exp"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
         assert abs(exp_ms * 1000 - (t + 3000 + 7 * 86_400_000)) < 1000      # 7d after the event
 
-    skipped = runtime.extras["labeler"].skipped
+    skipped = runtime.labeler.skipped
     assert skipped["unmapped label"] >= 1 and skipped["account without an atproto id"] == 1
 
     with connect(f"ws://{host}/xrpc/com.atproto.label.subscribeLabels?cursor=2") as ws:

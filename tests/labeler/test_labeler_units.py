@@ -171,8 +171,8 @@ def test_settings_and_misconfiguration_are_clear(tmp_path):
     rt = build_runtime(Settings.load(env={"BASTION_LABELER_KEY": env_key.private_multibase()}, **base,
                                      labeler_did=LABELER), rules_dir=False, models=False, clusters_on=False,
                        review=False)
-    assert rt.extras["labeler"].key.did_key == env_key.did_key
-    assert rt.extras["labeler"].log.path == tmp_path / "labels.db"
+    assert rt.labeler.key.did_key == env_key.did_key
+    assert rt.labeler.log.path == tmp_path / "labels.db"
     rt.close()
 
 

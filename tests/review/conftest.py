@@ -8,7 +8,6 @@ import pytest
 
 from bastion.app import build_runtime
 from bastion.events.codec import convert_event
-from bastion.review.service import attach_review
 from bastion.settings import Settings
 
 T0 = 1_795_132_800_000  # 2026-11-20T00:00:00Z
@@ -44,7 +43,8 @@ def runtime(tmp_path: Path, review_db):
     extra = {"review_db": review_db} if isinstance(review_db, str) else {"db_path": review_db}
     settings = Settings.load(env={}, rules_dir=tmp_path / "rules", **extra)
     rt = build_runtime(settings, out_dir=None, rules_dir=False)
-    svc = attach_review(rt, settings)
+    svc = rt.review
+    assert svc is not None
     rt.settings_ = settings
     yield rt, svc
     svc.store.close()

@@ -87,7 +87,7 @@ def test_model_round_trips_through_the_registry_and_ranks_the_live_queue(model, 
     assert rt.queue.priority_of(case) == formula_p
 
 
-def test_attach_review_loads_the_newest_prioritiser(model, tmp_path):
+def test_build_runtime_loads_the_newest_prioritiser(model, tmp_path):
     from bastion.app import build_runtime
     from bastion.settings import Settings
 

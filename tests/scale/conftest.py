@@ -107,7 +107,8 @@ def collect(state_url: str, out: Path) -> Path:
     from bastion.worker import collect_results
 
     st = RedisState.from_url(state_url, worker="collect")
-    collect_results(st, out, build_runtime(Settings.load(env={}), state=st, resume=True))
+    collect_results(st, out, build_runtime(Settings.load(env={}), "collect", state=st, resume=True,
+                                           worker_name="collect"))
     return out
 
 

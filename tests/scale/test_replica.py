@@ -18,12 +18,12 @@ from tests.scale.conftest import REDIS_URL
 pytestmark = pytest.mark.services
 
 
-def _runtime(state):
+def _runtime(state, profile="embedded", name="main", sinks=()):
     from bastion.app import build_runtime
     from bastion.settings import Settings
 
-    return build_runtime(Settings.load(env={}), rules_dir=False, state=state, models=False, review=False,
-                         resume=True)
+    return build_runtime(Settings.load(env={}), profile, rules_dir=False, state=state, models=False, review=False,
+                         resume=True, worker_name=name, extra_sinks=sinks)
 
 
 def _normalised(actions) -> list[str]:
@@ -48,9 +48,8 @@ def test_two_workers_keep_cluster_detectors_equal_to_one_engine(redis_prefix, tm
     ring, farm, bots = spam_ring(s, rng), follow_farm(s, rng), bot_infra(s)
     lines = [msgspec.json.encode(r) for r in sorted(s.rows, key=lambda r: r["ts"])]
 
-    rt = _runtime(MemoryState())
     sink = BufferSink()
-    rt.engine.sinks.append(sink)
+    rt = _runtime(MemoryState(), sinks=[sink])
     for line in lines:
         rt.engine.process(decode_event(line))
     rt.run_batch_detectors()
@@ -66,7 +65,7 @@ def test_two_workers_keep_cluster_detectors_equal_to_one_engine(redis_prefix, tm
     for i in range(2):
         st = RedisState.from_url(url, worker=f"w{i}")
         src = StreamSource(client, prefix, index=i, workers=2, consumer=f"w{i}")
-        w = Worker(_runtime(st), src, name=f"w{i}", index=i, workers=2, batch_size=50, exit_when_drained=True)
+        w = Worker(_runtime(st, "worker", f"w{i}"), src, name=f"w{i}", index=i, workers=2, batch_size=50, exit_when_drained=True)
         w.replica.snapshot_every = 300   # snapshots and journal trimming happen during the run too
         workers.append(w)
     threads = [threading.Thread(target=w.run) for w in workers]
@@ -80,7 +79,7 @@ def test_two_workers_keep_cluster_detectors_equal_to_one_engine(redis_prefix, tm
     assert all(w.replica.misses[0] == 0 for w in workers)        # replayed against recorded reads only
 
     st = RedisState.from_url(url, worker="collect")
-    collect_results(st, tmp_path / "out", _runtime(st))
+    collect_results(st, tmp_path / "out", _runtime(st, "collect", "collect"))
     got = sorted((line for line in (tmp_path / "out" / "actions.jsonl").read_text().splitlines() if line),
                  key=lambda r: (json.loads(r)["event_id"], r))
     got = _normalised(msgspec.json.decode(line) for line in got)
@@ -101,8 +100,8 @@ def test_a_worker_refreshes_the_linker_counts_another_worker_committed(redis_pre
 
     st = RedisState.from_url(f"{REDIS_URL}?prefix={redis_prefix}", worker="w1")
     rt = build_runtime(Settings.load(env={}), rules_dir=False, state=st, review=False, resume=True)
-    rep = Replica(rt, st, "w1")
-    lk = rep.linkers[0]
+    rep = Replica.of(rt, st, "w1")
+    lk = rep.mirrors[0]
     lk.bind(st)
     assert lk.targeted.get("t1", 0) == 0 and lk.names.get("anna", 0) == 0
     # what w0's commit wrote, and what the change log tells w1 about it
@@ -110,5 +109,5 @@ def test_a_worker_refreshes_the_linker_counts_another_worker_committed(redis_pre
     st.r.hset(f"{redis_prefix}kv:{NS_NAMES}", "anna", b"2")
     st.kv.forget(f"{NS_TARGETED}\x1ft1")
     st.kv.forget(f"{NS_NAMES}\x1fanna")
-    rep._refresh_linkers()
+    rep._refresh_mirrors()
     assert lk.targeted["t1"] == 3 and lk.names["anna"] == 2

@@ -53,6 +53,10 @@ class LinkBook:
         self.links: dict[str, dict[str, Link]] = {}
         self.dirty: set[str] = set()
 
+    def forget(self) -> None:
+        """Drop the links held in process (a worker reads them back from the committed actions)."""
+        self.links.clear()
+
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
         parent = str(effect.evidence.get("linked_to", ""))
         if not parent:
@@ -105,6 +109,12 @@ class ClusterBook:
         self.by_account: dict[str, set[str]] = {}
         self.order: dict[str, int] = {}   # cluster id -> its place in the book (clusters.jsonl's order)
         self.dirty: set[str] = set()
+
+    def forget(self) -> None:
+        """Drop the clusters held in process (a worker reads them back from the committed actions); a cluster
+        read back keeps its place."""
+        self.clusters.clear()
+        self.by_account.clear()
 
     def apply(self, effect: Effect, action: AppliedAction, event: AnyEvent, state: State) -> None:
         ev = dict(effect.evidence)

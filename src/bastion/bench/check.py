@@ -41,7 +41,7 @@ def run(events: int | None = None, quick: bool = False) -> dict[str, Any]:
     n = events or (500_000 if quick else 1_000_000)  # past the simulator's opening backfill (~320k events)
     path = simulated_stream(n)
     settings = Settings.load(db_path=Path(tempfile.mkdtemp()) / "b.db", port=_free_port())
-    rt = build_runtime(settings)
+    rt = build_runtime(settings, "api")
     rt.run(items(path))
     app = build_web_app(settings, rt)
     key = app.state.keys.create("bench", "ingest")

@@ -111,12 +111,11 @@ def _full(lines: list[bytes], chunks: int = 40) -> dict[str, Any]:
     from bastion.settings import Settings
     from bastion.state.memory import MemoryState
 
+    seconds: dict[str, float] = {}
     t0 = clock()
-    rt = build_runtime(Settings(), state=MemoryState(), review=False)
+    rt = build_runtime(Settings(), state=MemoryState(), review=False, instrument=lambda d: _Timed(d, seconds))
     startup_s = clock() - t0
     engine = rt.engine
-    seconds: dict[str, float] = {}
-    engine.detectors = [_Timed(d, seconds) for d in engine.detectors]
     json_s, pipe_s, ratios = _alternate(lines, engine, chunks)
     t0 = clock()
     rt.run_batch_detectors()

@@ -118,11 +118,14 @@ def run_demo(settings: Settings, users: int, days: float, seed: int, out: Path, 
     for stale in out.glob("bastion.db*"):
         stale.unlink()
     demo_settings = replace(settings, db_path=db_path, rules_dir=rules_dir)
-    rt = build_runtime(demo_settings, out_dir=res_dir)
-    rt.extras["truth_path"] = str(sim_dir / "truth.json")
-    from bastion.review.evaluation import attach_recorder
+    from bastion.app import Books
+    from bastion.review.evaluation import queue_recorder
 
-    attach_recorder(rt, sim_dir / "truth.json")  # hourly queue snapshots: the review evaluation ranks with them
+    books = Books()
+    # hourly queue snapshots: the review evaluation ranks with them; the truth also backtests rule drafts. A
+    # demo that serves builds the API's runtime (metrics, team console) and serves the one it replayed
+    rt = build_runtime(demo_settings, "api" if serve else "embedded", out_dir=res_dir, books=books,
+                       watchers=[queue_recorder(books, sim_dir / "truth.json")], truth_path=sim_dir / "truth.json")
     summary = replay_file(demo_settings, sim_dir / "events.jsonl", res_dir, runtime=rt, close=False)
     print_summary(summary, res_dir)
     console.print(f"review queue ranked by: [bold]{rt.queue.ranking}[/bold]{_trained_on(rt.queue.prioritiser)}")

@@ -60,5 +60,5 @@ def register(app: typer.Typer) -> None:
         from bastion.worker import collect_results
 
         st = RedisState.from_url(state, worker="collect")
-        rt = build_runtime(Settings.load(), out_dir=None, state=st, resume=True)
+        rt = build_runtime(Settings.load(), "collect", state=st, resume=True, worker_name="collect")
         typer.echo(collect_results(st, out, rt))

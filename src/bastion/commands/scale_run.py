@@ -12,7 +12,7 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
                http_port: int, exit_when_drained: bool, rules: Path | None, config: Path | None,
                latency_out: Path | None = None) -> None:
     from bastion.app import build_runtime, build_state
-    from bastion.observability import Metrics, setup_logging
+    from bastion.observability import setup_logging
     from bastion.settings import Settings
     from bastion.worker import HealthServer, Worker
 
@@ -35,16 +35,9 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
     from bastion.sources.kafka import KafkaConfigError
 
     try:
-        rt = build_runtime(settings, out_dir=None, rules_dir=rules, state=st, resume=True)
+        rt = build_runtime(settings, "worker", rules_dir=rules, state=st, resume=True, worker_name=name)
     except KafkaConfigError as exc:   # the actions topic's client settings
         raise SystemExit(f"error: {exc}") from None
-    # the review service's event recorder keeps the last 100k events for an embedded server's UI and
-    # backtests; a worker serves no UI, and it would be ~200 MB of every worker's memory
-    rt.engine.detectors = [d for d in rt.engine.detectors if getattr(d, "name", "") != "recorder"]
-    from bastion.actions.quotas import SharedQuotas
-
-    # quotas hold for all workers together (Redis), not per worker
-    rt.engine.quotas = SharedQuotas(st.r, st.prefix, settings.quotas)  # type: ignore[attr-defined]
     if source.startswith("kafka://"):
         from bastion.sources.kafka import KafkaSource, client_properties
 
@@ -57,9 +50,10 @@ def run_worker(source: str, state: str | None, index: int, workers: int, batch: 
 
         client, prefix = connect(source)
         src = StreamSource(client, prefix, index=index, workers=workers, consumer=name)
-    metrics = Metrics()
+    metrics = rt.metrics
+    assert metrics is not None   # the worker profile's
     w = Worker(rt, src, name=name, index=index, workers=workers, batch_size=batch, max_skew_ms=max_skew_ms,
-               metrics=metrics, exit_when_drained=exit_when_drained)
+               exit_when_drained=exit_when_drained)
     w.keep_latencies = latency_out is not None
     w.install_signals()
     health = HealthServer(w, metrics, port=http_port).start() if http_port else None

@@ -255,7 +255,7 @@ class BotScoring:
         self._changed.clear()
         self._dropped.clear()
 
-    def explain(self, acc: Account, now_ms: int) -> dict[str, Any]:
+    def explain_account(self, acc: Account, now_ms: int) -> dict[str, Any]:
         """Top feature contributions per model, ``{"bot": [[feature, log-odds contribution], ...]}`` (the
         probability itself is the account's ``bot`` score)."""
         _p, contributions = self.model.score(acc, now_ms, self.state)

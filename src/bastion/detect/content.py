@@ -18,6 +18,7 @@ per-author rolling aggregates that rules and review priority read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import msgspec
@@ -53,6 +54,7 @@ class ContentScoring:
         self.tracker = InteractionTracker()
         self.authors: dict[str, AuthorStats] = {}
         self._dirty: set[str] = set()
+        self._journal: Callable[[list[Any]], None] | None = None   # a worker fleet's (journal_shared)
 
     @classmethod
     def load(cls, registry: Any = None) -> ContentScoring:
@@ -144,7 +146,10 @@ class ContentScoring:
             st.abuse_ctx = max(st.abuse_ctx, float(ctx.feature("score.abuse_context")))
             ctx.score(acc, "abuse", st.abuse_ctx)
         if is_interaction(ctx):
-            self.tracker.record(aid, ctx.feature("target.id"), ctx.now_ms, bool(stranger), abuse)
+            call = [aid, ctx.feature("target.id"), ctx.now_ms, bool(stranger), abuse]
+            self.tracker.record(*call)
+            if self._journal is not None:
+                self._journal(call)
         self._dirty.add(aid)
 
     # -- persistence with the embedded state (called at checkpoints and at start) --------------------------
@@ -162,3 +167,23 @@ class ContentScoring:
             self.authors[aid] = dec.decode(raw)
         if self.tracker.tracking:
             self.tracker.load(state.kv)
+
+    # -- scale-out (bastion.engine.SharedCalls, Reloadable): the tracker is shared, the aggregates per actor ---
+    def journal_shared(self, journal: Callable[[list[Any]], None]) -> None:
+        self._journal = journal
+        self.tracker.tracking = False   # the fleet journals and snapshots it (no checkpoint saves)
+
+    def apply_shared(self, call: list[Any]) -> None:
+        self.tracker.record(*call)
+
+    def shared_state(self) -> InteractionTracker:
+        return self.tracker
+
+    def load_shared_state(self, shared: Any) -> None:
+        self.tracker = shared
+        self.tracker.tracking = False
+
+    def reload(self, state: State) -> None:
+        self.authors.clear()
+        self._dirty.clear()
+        self.restore(state)

@@ -202,20 +202,16 @@ def replay_steps(truth: dict[str, Any] | str | Path, events: Path, step_ms: int 
     its review queue every ``step_ms`` of event time."""
     import tempfile
 
-    from bastion.app import build_runtime
+    from bastion.app import Books, build_runtime
     from bastion.settings import Settings
     from bastion.sources.files import items
 
     world = World(_load_truth(truth))
     if settings is None:
         settings = Settings.load(db_path=Path(tempfile.mkdtemp(prefix="bastion-team-sim-")) / "review.db")
-    rt = build_runtime(settings, out_dir=None, review=False, **runtime)
-    rec = StepRecorder(rt.queue, world.start, world.end, rt.clusters, step_ms)
-    if rt.queue.scores is None:
-        rt.queue.scores = rt.engine.scores
-    rt.engine.detectors.append(rec)
-    if rt.detectors is not rt.engine.detectors:
-        rt.detectors.append(rec)
+    books = Books()
+    rec = StepRecorder(books.queue, world.start, world.end, books.clusters, step_ms)
+    rt = build_runtime(settings, "evaluation", books=books, watchers=[rec], **runtime)
     try:
         rt.run(_counting(items(Path(events), "canonical"), log))
         rt.run_batch_detectors()

@@ -39,11 +39,15 @@ import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.review.queue import Case, ReviewQueue
 from bastion.review.world import HOUR, World
 from bastion.review.world import load_truth as _load_truth
+
+if TYPE_CHECKING:
+    from bastion.actions.outcomes import ClusterBook
+    from bastion.app import Books, Runtime
 
 ORDERINGS = ("formula", "formula_feedback", "formula_measured", "learned", "fifo", "report_count", "oracle")
 
@@ -75,8 +79,9 @@ class Recorder:
 
     name = "review_snapshots"
 
-    def __init__(self, queue: ReviewQueue, start: int, end: int, clusters: Any = None) -> None:
+    def __init__(self, queue: ReviewQueue, start: int, end: int, clusters: ClusterBook | None = None) -> None:
         self.queue, self.start, self.end, self.clusters = queue, start, end, clusters
+        self.world: World | None = None   # the truth it was made for (queue_recorder)
         self.next_t = start + HOUR
         self.hourly: list[Snapshot] = []
         self.final: Snapshot | None = None
@@ -110,17 +115,13 @@ class Recorder:
         self.final = self.take(max(self.end, self.queue.now_ms))
 
 
-def attach_recorder(runtime: Any, truth: dict[str, Any] | str | Path) -> Recorder:
-    """Snapshot ``runtime``'s review queue while events flow (call before they do); :func:`evaluate_review`
-    then scores the runtime time-consistently."""
+def queue_recorder(books: Books, truth: dict[str, Any] | str | Path) -> Recorder:
+    """A :class:`Recorder` of ``books``' review queue over the truth's time span: pass ``books`` and the
+    recorder (``watchers=[rec]``) to :func:`~bastion.app.build_runtime`; :func:`evaluate_review` then scores
+    the runtime time-consistently."""
     world = World(_load_truth(truth))
-    rec = Recorder(runtime.queue, world.start, world.end, runtime.clusters)
-    if runtime.queue.scores is None:
-        runtime.queue.scores = runtime.engine.scores
-    runtime.engine.detectors.append(rec)
-    if runtime.detectors is not runtime.engine.detectors:
-        runtime.detectors.append(rec)
-    runtime.extras["review_recorder"] = (rec, world)
+    rec = Recorder(books.queue, world.start, world.end, books.clusters)
+    rec.world = world
     return rec
 
 
@@ -133,14 +134,15 @@ class Replay:
     final: Snapshot
 
 
-def from_runtime(runtime: Any) -> Replay:
-    """The :class:`Replay` of a runtime that ran with :func:`attach_recorder`."""
-    got = runtime.extras.get("review_recorder")
-    if got is None:
-        raise ValueError("this runtime ran without attach_recorder(): no hourly snapshots of its queue")
-    rec, world = got
+def from_runtime(runtime: Runtime) -> Replay:
+    """The :class:`Replay` of a runtime that ran with a :func:`queue_recorder` among its watchers."""
+    rec = next((d for d in runtime.detectors if isinstance(d, Recorder) and d.world is not None), None)
+    if rec is None or rec.world is None:
+        raise ValueError("this runtime ran without a queue_recorder(): no hourly snapshots of its queue")
+    world = rec.world
     if rec.final is None:
         rec.finish()
+    assert rec.final is not None
     return Replay(world, rec.hourly, rec.final)
 
 
@@ -149,14 +151,14 @@ def replay(truth: dict[str, Any] | str | Path, events: Path, settings: Any = Non
     ``runtime`` goes to :func:`~bastion.app.build_runtime`) and snapshot its review queue every hour."""
     import tempfile
 
-    from bastion.app import build_runtime
+    from bastion.app import Books, build_runtime
     from bastion.settings import Settings
     from bastion.sources.files import items
 
     if settings is None:
         settings = Settings.load(db_path=Path(tempfile.mkdtemp(prefix="bastion-review-eval-")) / "review.db")
-    rt = build_runtime(settings, out_dir=None, review=False, **runtime)
-    attach_recorder(rt, truth)
+    books = Books()
+    rt = build_runtime(settings, "evaluation", books=books, watchers=[queue_recorder(books, truth)], **runtime)
     rt.run(items(Path(events), "canonical"))
     rt.run_batch_detectors()
     rep = from_runtime(rt)
@@ -381,7 +383,7 @@ def evaluate_replay(rep: Replay, model: Any = None, capacities: tuple[int, ...] 
 
 def to_replay(truth: dict[str, Any] | str | Path, source: Any, settings: Any = None) -> Replay:
     """``source`` as a :class:`Replay`: an events file (replayed here), a :class:`Replay`, or a runtime that
-    ran with :func:`attach_recorder`."""
+    ran with a :func:`queue_recorder`."""
     if isinstance(source, Replay):
         return source
     if isinstance(source, (str, Path)):
@@ -400,7 +402,7 @@ def trained_on_seed(model: Any, rep: Replay) -> bool:
 def evaluate_review(truth: dict[str, Any] | str | Path, source: Any, capacities: tuple[int, ...] = (10, 50),
                     model: Any = None, settings: Any = None) -> dict[str, Any]:
     """Score review orderings against the simulator truth. ``source`` is an events file (replayed here), a
-    :class:`Replay`, or a runtime that ran with :func:`attach_recorder`; ``model`` a trained prioritiser
+    :class:`Replay`, or a runtime that ran with a :func:`queue_recorder`; ``model`` a trained prioritiser
     (trained on another run)."""
     return evaluate_replay(to_replay(truth, source, settings), model, capacities)
 

@@ -20,7 +20,7 @@ priorities are ordered by the earlier deadline, then by subject (kind, id) and c
 order never depends on the order cases were opened or loaded in.
 
 When a trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` is set (``queue.prioritiser``, loaded
-from the model registry by :func:`~bastion.review.service.attach_review`), its calibrated P(violation) from all
+from the model registry by :func:`bastion.app.build_runtime` with the review service), its calibrated P(violation) from all
 of a case's evidence replaces the formula's P in the same harm product; ``queue.ranking`` says which ranks.
 """
 

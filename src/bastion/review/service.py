@@ -1,9 +1,9 @@
 """Review as a service around a :class:`~bastion.app.Runtime`: persistence, decisions and the feedback loop.
 
-:func:`attach_review` wires everything onto a built runtime (call it before events flow, so the entity
-recorder sees them):
+:func:`bastion.app.build_runtime` builds it with the runtime (profiles with review), before events flow:
 
-* the queue is attached to the SQLite store (``settings.db_path``): open cases load and changes are written;
+* the queue is attached to the review store (``settings.review_db`` or ``settings.db_path``): open cases load
+  and changes are written;
 * reporter reputation (a Beta posterior per reporter) and per-source precision (rule, model, linker ...)
   learned from decisions feed the priority formula;
 * the newest trained review prioritiser in the model registry, when there is one, ranks the queue instead of
@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.actions.effects import (
     ACCOUNT_LIMIT,
@@ -38,7 +38,10 @@ from bastion.actions.effects import (
 from bastion.events.model import GenericEvent
 from bastion.review.entities import EventRecorder
 from bastion.review.queue import QUEUES, Case, ReviewQueue
-from bastion.review.store import ReviewStore, open_review_store
+from bastion.review.store import ReviewStore
+
+if TYPE_CHECKING:
+    from bastion.app import Runtime
 
 VERDICTS = ("violating", "benign", "escalate")
 ACTIONS = ("none", "label", POST_HIDE, POST_DOWNRANK, ACCOUNT_LIMIT, ACCOUNT_SUSPEND)
@@ -134,9 +137,9 @@ class AuditSink:
 
 
 class ReviewService:
-    """Decisions, evidence and dashboards over one runtime. Build it with :func:`attach_review`."""
+    """Decisions, evidence and dashboards over one runtime. Built by :func:`bastion.app.build_runtime` (``Runtime.review``)."""
 
-    def __init__(self, runtime: Any, store: ReviewStore, recorder: EventRecorder | None = None,
+    def __init__(self, runtime: Runtime, store: ReviewStore, recorder: EventRecorder | None = None,
                  rules_dir: Path | None = None) -> None:
         self.runtime = runtime
         self.store = store
@@ -157,6 +160,13 @@ class ReviewService:
     @property
     def prioritiser(self) -> Any:
         return self.queue.prioritiser
+
+    def use_trained_prioritiser(self, models_dir: Path | None) -> None:
+        """Rank with the newest trained review prioritiser in the model registry (the formula when none)."""
+        from bastion.models.registry import ModelRegistry
+        from bastion.review.prioritiser import load_prioritiser
+
+        self.use_prioritiser(load_prioritiser(ModelRegistry.default(models_dir)))
 
     def use_prioritiser(self, model: Any) -> None:
         """Rank the live queue with ``model`` (a trained LearnedPrioritiser), or the formula when None; the
@@ -282,10 +292,9 @@ class ReviewService:
             info = self.recorder.entity("account", account_id) if self.recorder else None
             out["recent_posts"] = [r for r in reversed(info.rows) if r["type"] in ("post.create", "message.send")
                                    and r["actor"] == account_id][:10] if info else []
-            explain = rt.extras.get("explain_account")
-            if callable(explain) and acc is not None:
+            if rt.explainer is not None and acc is not None:
                 try:
-                    out["explanations"] = explain(acc, now)
+                    out["explanations"] = rt.explainer.explain_account(acc, now)
                 except Exception:  # an explainer must never break the case page
                     out["explanations"] = None
         elif subj.kind == "cluster":
@@ -355,32 +364,3 @@ def feature_contributions(case: Case, queue: ReviewQueue, now_ms: int) -> list[t
     if model is not None:
         out.insert(0, (f"P(violation), {queue.ranking}", round(float(model.p([case], queue, now_ms)[0]), 3)))
     return out
-
-
-def attach_review(runtime: Any, settings: Any, store: ReviewStore | None = None,
-                  record_events: int = 100_000, prioritiser: bool = True) -> ReviewService:
-    """Wire review onto a built runtime (see the module docstring); returns the service, also kept in
-    ``runtime.extras["review"]``. With ``prioritiser`` the newest trained review prioritiser in the model
-    registry ranks the queue (the formula when there is none). Idempotent."""
-    existing = runtime.extras.get("review")
-    if isinstance(existing, ReviewService):
-        return existing
-    store = store or open_review_store(settings)
-    runtime.queue.attach(store)
-    recorder = EventRecorder(max_events=record_events) if record_events else None
-    if recorder is not None:
-        runtime.engine.detectors.append(recorder)
-    runtime.engine.sinks.append(AuditSink(store, runtime.queue))
-    rules_dir = getattr(settings, "rules_dir", None)
-    if rules_dir is None:
-        from bastion.app import DEFAULT_RULES_DIR
-
-        rules_dir = DEFAULT_RULES_DIR
-    svc = ReviewService(runtime, store, recorder, Path(rules_dir))
-    if prioritiser:
-        from bastion.models.registry import ModelRegistry
-        from bastion.review.prioritiser import load_prioritiser
-
-        svc.use_prioritiser(load_prioritiser(ModelRegistry.default(getattr(settings, "models_dir", None))))
-    runtime.extras["review"] = svc
-    return svc

@@ -19,7 +19,7 @@ from bastion.events.model import GenericEvent
 from bastion.review.appeals import OUTCOMES, REVERSAL, AppealStore
 from bastion.review.queue import DEADLINE_H, SEVERITY, Case
 from bastion.review.service import ACTIONS, POLICIES, ReviewService
-from bastion.review.sor import SorSink, SorStore
+from bastion.review.sor import SorStore
 from bastion.review.team import APPEALS, SENIOR, QueueDef, TeamStore, now_ms
 
 
@@ -32,11 +32,13 @@ class Conflict(Exception):
 
 
 class TeamService:
-    def __init__(self, review: ReviewService) -> None:
+    def __init__(self, review: ReviewService, sor: SorStore | None = None) -> None:
+        """``sor``: the statements of reasons the engine's :class:`~bastion.review.sor.SorSink` writes
+        (``bastion.app.build_runtime`` builds both with the ``api`` profile)."""
         self.review = review
         self.store = review.store
         self.team = TeamStore(self.store)
-        self.sor = SorStore(self.store)
+        self.sor = sor if sor is not None else SorStore(self.store)
         self.appeals = AppealStore(self.store)
         for ap in self.appeals.upheld():   # overturned enforcements count against their sources after a restart
             sor = self.sor.get(ap["sor_id"])
@@ -474,15 +476,3 @@ class TeamService:
             per_queue[qname]["open_breached"] = breached
         return {"reviewers": summarise("reviewer"), "queues": per_queue, "exposure": self.team.exposure_counts(),
                 "generated_at": time.time()}
-
-
-def attach_team(review: ReviewService) -> TeamService:
-    """The team console over a review service (idempotent): its tables, and the sink that writes a statement
-    of reasons for every automated enforcement."""
-    existing = review.runtime.extras.get("team")
-    if isinstance(existing, TeamService):
-        return existing
-    team = TeamService(review)
-    review.runtime.engine.sinks.append(SorSink(team.sor))
-    review.runtime.extras["team"] = team
-    return team

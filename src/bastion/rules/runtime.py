@@ -21,6 +21,7 @@ from bastion.rules.loader import RuleSet, load_rules
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
     from bastion.features.registry import FeatureRegistry
+    from bastion.observability import Metrics
 
 log = logging.getLogger("bastion.rules")
 
@@ -135,7 +136,7 @@ class RulesDetector:
             log.info("rules reloaded: version %s, %d rules", new.version, len(new.rules))
             return True, new.version
 
-    def prometheus(self, metrics: Any) -> None:
+    def prometheus(self, metrics: Metrics) -> None:
         """Fill ``bastion_rule_hits_total`` and ``bastion_rule_errors_total`` from the per-rule counters (the
         /metrics route calls this on every scrape)."""
         metrics.observe_rules([(r.name, r.stage, r.metrics.hits, r.metrics.errors)

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from bastion.actions.effects import Subject
 from bastion.app import Runtime
+from bastion.engine import Exported
 from bastion.events.codec import BadEvent, convert_event
 from bastion.observability import Metrics
 from bastion.web.keys import ApiKeyStore
@@ -45,7 +46,6 @@ class Service:
         self.runtime = runtime
         self.metrics = metrics
         self.lock = threading.Lock()
-        runtime.engine.metrics = metrics
 
 
 def _service(request: Request) -> Service:
@@ -201,9 +201,8 @@ def account(account_id: str, request: Request,
                          for c in rt.clusters.of(account_id)],
             "reports": [msgspec.to_builtins(r) for r in rt.state.reports.for_subject("account", account_id)],
         }
-        explain = rt.extras.get("explain_account")
-        if callable(explain):
-            out["explanations"] = explain(acc, now)
+        if rt.explainer is not None:
+            out["explanations"] = rt.explainer.explain_account(acc, now)
     return out
 
 
@@ -233,9 +232,8 @@ def metrics(request: Request) -> Response:
         svc.metrics.queue_open.labels(q).set(n)
         svc.metrics.deadline_breaches.labels(q).set(breached.get(q, 0))
     for det in svc.runtime.detectors:
-        rule_metrics = getattr(det, "prometheus", None)
-        if callable(rule_metrics):
-            rule_metrics(svc.metrics)
+        if isinstance(det, Exported):
+            det.prometheus(svc.metrics)
     return Response(svc.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -251,7 +249,10 @@ class BastionApp(FastAPI):
                                production=self.production)
 
 
-def create_app(runtime: Runtime, keys: ApiKeyStore, metrics: Metrics | None = None) -> FastAPI:
+def create_app(runtime: Runtime, keys: ApiKeyStore) -> FastAPI:
+    """The API over ``runtime``, which reports to its own metrics (``build_runtime(settings, "api")``)."""
+    if runtime.metrics is None:
+        raise ValueError("the API needs a runtime built with build_runtime(settings, \"api\") (its metrics)")
     production = runtime.settings.environment == "production"
     # production serves no interactive docs and no schema to anonymous callers (docs/security.md)
     docs: dict[str, Any] = {"docs_url": None, "redoc_url": None, "openapi_url": None} if production else {}
@@ -259,7 +260,7 @@ def create_app(runtime: Runtime, keys: ApiKeyStore, metrics: Metrics | None = No
                      description="Real-time trust-and-safety: ingest events, check one synchronously, investigate.",
                      **docs)
     app.production = production
-    app.state.service = Service(runtime, metrics or Metrics())
+    app.state.service = Service(runtime, runtime.metrics)
     app.state.keys = keys
 
     @app.exception_handler(RequestValidationError)

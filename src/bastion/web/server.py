@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+
 from bastion.app import Runtime, build_runtime
 from bastion.observability import setup_logging
 from bastion.settings import Settings
@@ -14,10 +16,12 @@ from bastion.web.keys import ApiKeyStore
 log = logging.getLogger("bastion.web")
 
 
-def build_web_app(settings: Settings, runtime: Runtime | None = None) -> Any:
+def build_web_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The API and the reviewer UI over ``runtime`` (built here with the ``api`` profile when not given; one
+    given must have been built with it: review service, team console and metrics)."""
     from bastion.web.api import create_app
 
-    runtime = runtime or build_runtime(settings, out_dir=None)
+    runtime = runtime or build_runtime(settings, "api")
     keys = ApiKeyStore(settings.db_path)
     app = create_app(runtime, keys)
     try:
@@ -26,25 +30,23 @@ def build_web_app(settings: Settings, runtime: Runtime | None = None) -> Any:
         mount_ui = None
     if mount_ui is not None:
         mount_ui(app, settings, runtime)
-    labeler = runtime.extras.get("labeler")
-    if labeler is not None:   # the public atproto label routes (queryLabels, subscribeLabels)
+    if runtime.labeler is not None:   # the public atproto label routes (queryLabels, subscribeLabels)
         from bastion.labeler.routes import mount_labeler
 
-        mount_labeler(app, labeler.log)
-    from bastion.rules import RulesDetector
-    from bastion.rules.watch import RulesWatcher
+        mount_labeler(app, runtime.labeler.log)
+    rules = runtime.rules
+    if rules is not None:
+        from bastion.rules.watch import RulesWatcher
 
-    for det in runtime.detectors:
-        if isinstance(det, RulesDetector):
-            def on_reload(ok: bool, message: str, directory: object = det.directory) -> None:
-                if ok:
-                    log.info("rules reloaded from %s: %s", directory, message)
-                else:
-                    log.error("rules in %s refused, the running set stays in service: %s", directory, message)
+        def on_reload(ok: bool, message: str, directory: object = rules.directory) -> None:
+            if ok:
+                log.info("rules reloaded from %s: %s", directory, message)
+            else:
+                log.error("rules in %s refused, the running set stays in service: %s", directory, message)
 
-            watcher = RulesWatcher(det, interval_s=2.0, on_reload=on_reload)
-            watcher.start()
-            app.state.rules_watcher = watcher
+        watcher = RulesWatcher(rules, interval_s=2.0, on_reload=on_reload)
+        watcher.start()
+        app.state.rules_watcher = watcher
     return app
 
 

@@ -1,7 +1,8 @@
 """The reviewer and investigator UI: server-rendered Jinja2 pages with htmx (vendored, no build step), plus the
 JSON case routes. Every route declares its roles (:data:`ROUTE_ROLES`, tested as a matrix).
 
-``mount_ui(app, settings, runtime)`` wires review onto the runtime (``attach_review``), the session manager
+``mount_ui(app, settings, runtime)`` serves the runtime's review service and team console (a runtime built with
+``build_runtime(settings, "api")``), the session manager
 (``app.state.session_resolver``), the login limiter, the routes and ``/ui/static``.
 """
 
@@ -20,9 +21,11 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bastion.actions.effects import Subject
+from bastion.app import Runtime
 from bastion.review.entities import ENTITY_KINDS, SearchFilter
 from bastion.review.queue import DEADLINE_H, QUEUES
-from bastion.review.service import ACTIONS, POLICIES, VERDICTS, ReviewService, attach_review
+from bastion.review.service import ACTIONS, POLICIES, VERDICTS, ReviewService
+from bastion.settings import Settings
 from bastion.web.console import ROUTE_ROLES as CONSOLE_ROLES
 from bastion.web.security import (
     LoginLimiter,
@@ -462,7 +465,7 @@ async def draft_rule(request: Request, name: str = Form(...), queue: str = Form(
             events = svc.recorder.matching_events(flt) if svc.recorder else []
         # loading the draft and replaying it is CPU work: off the event loop
         result = await run_in_threadpool(backtest_draft, yaml_text, events, svc.store.decisions(),
-                                         svc.runtime.extras.get("truth_path"))
+                                         svc.runtime.truth_path)
         error = ""
     except ValueError as exc:
         yaml_text, result, error = "", {}, str(exc)
@@ -475,14 +478,11 @@ async def save_rule(request: Request, name: str = Form(...), yaml_text: str = Fo
     from starlette.concurrency import run_in_threadpool
 
     from bastion.review.rulemaker import DraftRefused, save_shadow_rule
-    from bastion.rules import RulesDetector
-
     svc = _svc(request)
     rules_dir = svc.rules_dir
     if rules_dir is None:
         raise HTTPException(status_code=409, detail="no rules directory configured")
-    rules = next((d for d in svc.runtime.detectors + svc.runtime.engine.detectors
-                  if isinstance(d, RulesDetector)), None)
+    rules = svc.runtime.rules
     registry = rules.registry if rules is not None else None
     # parsing, validating and reloading rules is CPU work on analyst input: off the event loop, so the
     # server keeps answering (/healthz, ingest) while it runs
@@ -561,14 +561,15 @@ async def users_add(request: Request, name: str = Form(...), role: str = Form(..
 
 
 # -- mounting -------------------------------------------------------------------------------------------
-def mount_ui(app: FastAPI, settings: Any, runtime: Any, hasher: Any = None) -> ReviewService:
-    """Attach review to ``runtime`` and serve the UI on ``app`` (see the module docstring)."""
-    from bastion.review.team_service import attach_team
+def mount_ui(app: FastAPI, settings: Settings, runtime: Runtime, hasher: Any = None) -> ReviewService:
+    """Serve the UI on ``app`` over ``runtime``'s review service and team console (see the module docstring)."""
     from bastion.web.console import router as console_router
 
-    svc = attach_review(runtime, settings)
+    svc, team = runtime.review, runtime.team
+    if svc is None or team is None:
+        raise ValueError("the reviewer UI needs a runtime built with build_runtime(settings, \"api\")")
     app.state.review = svc
-    app.state.team = attach_team(svc)
+    app.state.team = team
     app.state.sessions = SessionManager(svc.store, settings.secret_key, settings.session_cookie_secure)
     app.state.session_resolver = app.state.sessions.resolve
     app.state.login_limiter = LoginLimiter()

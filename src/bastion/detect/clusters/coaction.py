@@ -52,7 +52,7 @@ class BatchClusterDetector:
     kind = "batch"
     horizon_ms = 7 * DAY_MS
     max_records = 5_000   # per account (the oldest go first)
-    scale_out: ClassVar[str] = "partitioned"   # per-account records; the job at finish reads every worker's
+    scale_out: ClassVar[str] = "replayed"   # per-account records fed by every worker's events (the replica)
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()

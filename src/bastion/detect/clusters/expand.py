@@ -44,7 +44,7 @@ class ClusterExpansion:
 
     name = "clusters.expansion"
     kind = "expansion"
-    scale_out: ClassVar[str] = "stateless"   # reads the other cluster detectors' inputs at finish
+    scale_out: ClassVar[str] = "replayed"   # holds the other cluster detectors (snapshotted with them)
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None,
                  infra: Any = None, lockstep: Any = None, coshare: Any = None) -> None:

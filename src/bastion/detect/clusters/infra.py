@@ -35,7 +35,7 @@ class InfrastructureDetector:
 
     name = "clusters.shared_infrastructure"
     kind = "shared_infrastructure"
-    scale_out: ClassVar[str] = "partitioned"   # identifiers per account, merged by the job at finish
+    scale_out: ClassVar[str] = "replayed"   # identifiers per account of every worker's events (the replica)
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()

@@ -59,7 +59,7 @@ class StreamingClusterDetector:
     name = "clusters"
     kind = "coaction"
     persist_every = 50_000
-    scale_out: ClassVar[str] = "shared"   # every worker's events feed one set of windows (the replica)
+    scale_out: ClassVar[str] = "replayed"   # every worker's events feed one set of windows (the replica)
 
     def __init__(self, config: ClusterConfig | None = None, created: dict[str, int] | None = None) -> None:
         self.config = config or ClusterConfig()

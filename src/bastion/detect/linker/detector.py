@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import islice
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 import numpy as np
@@ -50,6 +50,13 @@ class LinkRecord(msgspec.Struct, omit_defaults=True):
 _p_enc = msgspec.msgpack.Encoder()
 _p_dec = msgspec.msgpack.Decoder(Profile)
 _l_dec = msgspec.msgpack.Decoder(LinkRecord)
+
+
+@runtime_checkable
+class BatchReads(Protocol):
+    """A key-value store that reads many entries in one round trip (Redis)."""
+
+    def get_many(self, keys: list[tuple[str, str]]) -> list[bytes | None]: ...
 
 
 class Linker:
@@ -104,6 +111,45 @@ class Linker:
 
     def restore(self, state: State) -> None:
         self.bind(state)
+
+    # -- scale-out (bastion.engine.KvMirror, Reloadable) ----------------------------------------------------
+    kv_per_actor: ClassVar[tuple[str, ...]] = (NS_PROFILE,)   # loaded up front with each batch of a worker
+
+    def reload(self, state: State) -> None:
+        """Rebuild from what ``state`` holds, on the next event (a worker after a failed batch)."""
+        self._state = None
+
+    def refresh_kv(self, state: State, changed: set[tuple[str, str]] | None) -> None:
+        """Entries other workers wrote: profiles are re-read when next needed, the index, name counts, targets
+        and links are updated in place (``changed=None``: rebuild everything from ``state``)."""
+        if changed is None:
+            self._state = None
+            self.bind(state)
+            return
+        for ns, key in changed:
+            if ns == NS_PROFILE:
+                self.profiles.pop(key, None)
+        keys = sorted(k for k in changed if k[0] in (NS_FP, NS_NAMES, NS_TARGETED, NS_LINK))
+        if not keys or self._state is None:
+            return   # not bound yet: binds from state.kv on its first event
+        kv = state.kv
+        values = kv.get_many(keys) if isinstance(kv, BatchReads) else [kv.get(ns, k) for ns, k in keys]
+        # new fingerprints in suspension order, as the other worker indexed them (positions break search ties)
+        pairs = sorted(zip(keys, values, strict=True),
+                       key=lambda kr: (kr[0][0] != NS_FP, decode(kr[1]).suspended_ms if kr[0][0] == NS_FP and kr[1]
+                                       else 0, kr[0][1]))
+        for (ns, key), raw in pairs:
+            if ns == NS_FP:
+                if raw:
+                    self.index.add(decode(raw))
+                else:
+                    self.index.remove(key)
+            elif ns == NS_NAMES:
+                self.names[key] = int(raw) if raw else 0
+            elif ns == NS_TARGETED:
+                self.targeted[key] = int(raw) if raw else 0
+            elif raw:
+                self.links[key] = _l_dec.decode(raw)
 
     def profile(self, account_id: str) -> Profile:
         prof = self.profiles.get(account_id)
