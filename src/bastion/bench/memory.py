@@ -88,7 +88,50 @@ def _warm(rt: Any, path: Path, n_lines: int) -> None:
     gc.collect()
 
 
-def measure(path: Path) -> dict[str, Any]:
+def deep_size(obj: Any, seen: set[int]) -> int:
+    """Bytes of ``obj`` and of everything it reaches that ``seen`` does not hold yet (modules, types and
+    functions are not followed: they belong to the code, not the state)."""
+    import types
+
+    size = 0
+    stack = [obj]
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+    while stack:
+        o = stack.pop()
+        i = id(o)
+        if i in seen or isinstance(o, skip):
+            continue
+        seen.add(i)
+        size += sys.getsizeof(o)
+        stack.extend(gc.get_referents(o))
+    return size
+
+
+def structures(rt: Any, top: int = 20) -> list[dict[str, Any]]:
+    """The engine's long-lived structures by deep size (state stores, the engine's own, the books, each
+    detector's attributes), largest first; an object reached from two places counts in the first."""
+    state, engine = rt.state, rt.engine
+    parts: list[tuple[str, Any]] = [(f"state.{k}", v) for k, v in vars(state).items()]
+    parts += [(f"engine.{k}", getattr(engine, k)) for k in ("recent", "scores", "quotas")]
+    parts += [("review queue", rt.queue), ("link book", rt.links), ("cluster book", rt.clusters)]
+    for det in engine.detectors:
+        det = getattr(det, "det", det)
+        parts += [(f"{det.name}.{k}", v) for k, v in vars(det).items()] if hasattr(det, "__dict__") else []
+    # the models are shared, read-only and already in the baseline: mark them seen first
+    seen: set[int] = set()
+    for det in engine.detectors:
+        for attr in ("model", "models", "context", "scorer"):
+            if hasattr(det, attr):
+                deep_size(getattr(det, attr), seen)
+    deep_size(rt.registry, seen)
+    sizes = [(name, deep_size(v, seen)) for name, v in parts]
+    sizes.sort(key=lambda kv: -kv[1])
+    accounts = max(1, len(state.accounts))
+    return [{"structure": n, "bytes_per_account": round(b / accounts), "mb": round(b / 2**20, 1)}
+            for n, b in sizes[:top]]
+
+
+def measure(path: Path, with_structures: bool = True) -> dict[str, Any]:
     """Replay ``path`` in this process and measure (see the module doc); run it in a fresh process."""
     import itertools
 
@@ -126,6 +169,8 @@ def measure(path: Path) -> dict[str, Any]:
         })
     out["replay_cpu_s"] = time.process_time() - t0
     out["peak_rss_mb"] = _peak_bytes() / 2**20
+    if with_structures:
+        out["structures"] = structures(rt)
     out["actions"] = dict(sorted(rt.engine.stats.actions.items()))
     return out
 
