@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from bastion.events.model import MessageSend, PostCreate
+from bastion.models.context import CONTEXT_SCHEMA as CONTEXT_SCHEMA  # the model's input row (re-exported)
 
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
@@ -34,19 +35,6 @@ KV_PAIRS, KV_AUTHORS, KV_TARGETS = "content.pairs", "content.by_author", "conten
 HOUR_MS = 3_600_000
 PILE_ON_MS = 15 * 60_000
 WINDOW_LEN = 64  # interactions kept per author and per target (the oldest drop first)
-
-# The model's input, in order. Changing it means retraining ``abuse_context`` (the registry refuses a mismatch).
-CONTEXT_SCHEMA: tuple[str, ...] = (
-    "text_abuse", "text_hate", "text_spam",
-    "is_reply", "is_message",
-    "target_follows_actor", "actor_follows_target", "mutual", "blocked_by_target",
-    "pair_before", "pair_reverse_before",
-    "log_actor_age_days", "log_target_age_days", "log_actor_followers", "log_target_followers",
-    "actor_targets_1h", "actor_interactions_1h",
-    "pile_on_strangers_15m", "pile_on_strangers_1h", "pile_on_abuse_1h",
-    "actor_reports", "author_abusive_to_strangers", "author_stranger_messages",
-)
-
 
 def is_interaction(ctx: EvalContext) -> bool:
     """A reply, mention, quote or direct message aimed at another account."""
