@@ -18,7 +18,7 @@ distributed mode journals and snapshots it through the replica (:mod:`bastion.re
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +54,10 @@ class InteractionTracker:
         self.max_pairs = max_pairs
         self.max_keys = max_keys
         self.pairs: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # author -> deque of (ts, target); target -> deque of (ts, author, stranger, abuse)
-        self.by_author: OrderedDict[str, deque[tuple[int, str]]] = OrderedDict()
-        self.by_target: OrderedDict[str, deque[tuple[int, str, bool, float]]] = OrderedDict()
+        # author -> its last WINDOW_LEN (ts, target); target -> its last WINDOW_LEN (ts, author, stranger, abuse);
+        # oldest first, in lists (a deque costs about 600 bytes even when it holds one interaction)
+        self.by_author: OrderedDict[str, list[tuple[int, str]]] = OrderedDict()
+        self.by_target: OrderedDict[str, list[tuple[int, str, bool, float]]] = OrderedDict()
         # what changed since the last save: the keys touched (still held) and the keys evicted, per index
         self._touched: tuple[set[Any], set[Any], set[Any]] = (set(), set(), set())
         self._evicted: tuple[set[Any], set[Any], set[Any]] = (set(), set(), set())
@@ -150,7 +151,7 @@ class InteractionTracker:
                     a, _, b = key.partition("\x1f")
                     index[(a, b)] = value
                 else:
-                    index[key] = deque((tuple(item) for item in value), maxlen=WINDOW_LEN)
+                    index[key] = [tuple(item) for item in value[-WINDOW_LEN:]]
         for s in (*self._touched, *self._evicted):
             s.clear()
 
@@ -159,12 +160,15 @@ def _kv_key(key: Any) -> str:
     return f"{key[0]}\x1f{key[1]}" if isinstance(key, tuple) else str(key)
 
 
-def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int) -> str | None:
-    """Append ``item`` to ``key``'s window, moving it to the recent end; returns the key evicted past ``cap``."""
+def _push(index: OrderedDict[str, list[Any]], key: str, item: Any, cap: int) -> str | None:
+    """Append ``item`` to ``key``'s window (its last ``WINDOW_LEN`` items), moving it to the recent end; returns
+    the key evicted past ``cap``."""
     dq = index.pop(key, None)
     if dq is None:
-        dq = deque(maxlen=WINDOW_LEN)
+        dq = []
     dq.append(item)
+    if len(dq) > WINDOW_LEN:
+        del dq[0]
     index[key] = dq
     if len(index) > cap:
         return index.popitem(last=False)[0]
