@@ -168,7 +168,8 @@ def measure(path: Path, with_structures: bool = True) -> dict[str, Any]:
             "posts": len(rt.state.posts), "event_ids": len(rt.state.seen.data),  # type: ignore[attr-defined]
         })
     out["replay_cpu_s"] = time.process_time() - t0
-    out["peak_rss_mb"] = _peak_bytes() / 2**20
+    # getrusage's peak lags the pages counted in /proc/self/statm by a little: the larger of the two
+    out["peak_rss_mb"] = max(_peak_bytes() / 2**20, *(p["rss_mb"] for p in out["points"]))
     if with_structures:
         out["structures"] = structures(rt)
     out["actions"] = dict(sorted(rt.engine.stats.actions.items()))
@@ -257,8 +258,20 @@ def flat(res: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(res: dict[str, Any], command: str) -> str:
-    """The docs/benchmarks.md section."""
+def _rows(res: dict[str, Any], label: str) -> list[str]:
+    out = []
+    for r in res["sizes"]:
+        last = len(r["points"]) - 1
+        for i, p in enumerate(r["points"]):
+            out.append(f"| {label} | {r['users']:,} | {r['events']:,} | {r['models_baseline_mb']:,.0f} | "
+                       f"{p['events']:,} | {p['accounts']:,} | {p['rss_mb']:,.0f} | {p['bytes_per_account']:,.0f} | "
+                       + (f"{r['peak_rss_mb']:,.0f} |" if i == last else " |"))
+    return out
+
+
+def render(res: dict[str, Any], command: str, baseline: dict[str, Any] | None = None,
+           baseline_label: str = "before") -> str:
+    """The docs/benchmarks.md section (``baseline``: an earlier run's results, shown as rows of their own)."""
     lines = [
         "## Memory per active account (`bastion bench memory`)",
         "",
@@ -270,17 +283,18 @@ def render(res: dict[str, Any], command: str) -> str:
         f"(resident set - baseline) / accounts held, measured after a full collection at the end of the simulator's "
         f"backfill (profiles and follow graph), half-way through the live stream and at its end. Measured {time.strftime('%Y-%m-%d')} on the shared 2-core development machine.",
         "",
-        "| users | events | baseline MB | at events | accounts | RSS MB | bytes/account | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | users | events | baseline MB | at events | accounts | RSS MB | bytes/account | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *_rows(res, "this tree"),
+        *(_rows(baseline, baseline_label) if baseline else []),
     ]
-    for r in res["sizes"]:
-        for i, p in enumerate(r["points"]):
-            lines.append(
-                f"| {r['users']:,} | {r['events']:,} | {r['models_baseline_mb']:,.0f} | {p['events']:,} | "
-                f"{p['accounts']:,} | {p['rss_mb']:,.0f} | {p['bytes_per_account']:,.0f} | "
-                f"{r['peak_rss_mb']:,.0f} |" if i == len(r["points"]) - 1 else
-                f"| {r['users']:,} | {r['events']:,} | {r['models_baseline_mb']:,.0f} | {p['events']:,} | "
-                f"{p['accounts']:,} | {p['rss_mb']:,.0f} | {p['bytes_per_account']:,.0f} | |")
+    big = res["sizes"][-1]
+    if big.get("structures"):
+        lines += ["", f"The largest structures at the end of the {big['users']:,}-user stream, by deep size "
+                      "(`sys.getsizeof` over everything reachable; an object reached from two structures counts in the "
+                      "first; the models are left out), in bytes per account:", "",
+                  "| structure | bytes/account | MB |", "|---|---|---|"]
+        lines += [f"| `{row['structure']}` | {row['bytes_per_account']:,} | {row['mb']:,} |" for row in big["structures"]]
     if "profile" in res:
         pr = res["profile"]
         lines += ["", f"Live allocations by source line after {pr['events']:,} events of the smaller stream "
@@ -306,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="2,000 and 10,000 users over 0.2 days")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--write-docs", action="store_true", help="write the 'memory' section of docs/benchmarks.md")
+    ap.add_argument("--baseline-json", type=Path, default=None,
+                    help="an earlier run's --json output, shown beside this run in the docs section")
+    ap.add_argument("--baseline-label", default="before", help="the name of the baseline's rows")
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child)))
@@ -322,7 +339,9 @@ def main(argv: list[str] | None = None) -> None:
         from bastion.evaluation.docs import write_section
 
         command = "python -m bastion.bench.memory " + " ".join(a for a in (argv or sys.argv[1:]) if a != "--write-docs")
-        write_section(Path("docs/benchmarks.md"), "memory", render(res, command.strip()), title="# Benchmarks")
+        baseline = json.loads(args.baseline_json.read_text()) if args.baseline_json else None
+        write_section(Path("docs/benchmarks.md"), "memory", render(res, command.strip(), baseline, args.baseline_label),
+                      title="# Benchmarks")
 
 
 if __name__ == "__main__":
