@@ -288,6 +288,15 @@ def render(res: dict[str, Any], command: str, baseline: dict[str, Any] | None = 
         *_rows(res, "this tree"),
         *(_rows(baseline, baseline_label) if baseline else []),
     ]
+    for r in res["sizes"]:
+        (_, p1, p2) = r["points"] if len(r["points"]) == 3 else (None, *r["points"][-2:])
+        per_event = (p2["rss_mb"] - p1["rss_mb"]) * 2**20 / max(1, p2["events"] - p1["events"])
+        lines.append("")
+        lines.append(f"{r['users']:,} users: {p2['bytes_per_account']:,.0f} bytes per active account at the end "
+                     f"(target <= 10,240: {'met' if p2['bytes_per_account'] <= 10_240 else 'not met'}); from half-way "
+                     f"to the end of the live stream the resident set grew by {per_event:,.0f} bytes per event "
+                     f"({p1['posts']:,} -> {p2['posts']:,} posts and {p1['event_ids']:,} -> {p2['event_ids']:,} event ids "
+                     f"held).")
     big = res["sizes"][-1]
     if big.get("structures"):
         lines += ["", f"The largest structures at the end of the {big['users']:,}-user stream, by deep size "
