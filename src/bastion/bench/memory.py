@@ -6,15 +6,14 @@ size has its own peak) builds the engine as ``bastion replay`` does - every dete
 in-memory state, no review service, no result files - and replays the stream through ``Runtime.run`` (so the
 checkpoint-every-50,000-events hook runs as in a replay). Before the first event it takes dry-run verdicts
 (``Engine.check``, which changes no state) on 2,000 events from across the stream, so that what the models load
-lazily is loaded, and records the resident set (after a full collection) as the **models baseline**; at the
-middle and at the end of the stream it records the resident set again and the number of accounts the state
-holds, after the simulator's backfill (profiles and the follow graph), half-way through the live stream and at its
+lazily is loaded, and records the resident set (after a full collection) as the **models baseline**; then it
+records the resident set again and the number of accounts the state holds after the simulator's backfill (profiles and the follow graph), half-way through the live stream and at its
 end. Bytes per active account are ``(RSS - baseline) / accounts``: everything the engine holds beyond the loaded
 models, divided by the accounts it has seen. The last two points of one stream (same accounts, twice the live
 events) tell whether the state grows with events at a fixed population (it should be flat once the retention
 horizons are crossed).
 
-``--profile N`` also replays the first N events of the smaller stream under ``tracemalloc`` and lists the
+``--profile-events N`` also replays the first N events of the smaller stream under ``tracemalloc`` and lists the
 source lines whose allocations are still alive at the end, in bytes per account (what to shrink first).
 """
 
