@@ -7,8 +7,8 @@ in-memory state, no review service, no result files - and replays the stream thr
 checkpoint-every-50,000-events hook runs as in a replay). Before the first event it takes dry-run verdicts
 (``Engine.check``, which changes no state) on 2,000 events from across the stream, so that what the models load
 lazily is loaded, and records the resident set (after a full collection) as the **models baseline**; then it
-records the resident set again and the number of accounts the state holds after the simulator's backfill (profiles and the follow graph), half-way through the live stream and at its
-end. Bytes per active account are ``(RSS - baseline) / accounts``: everything the engine holds beyond the loaded
+records the resident set again and the number of accounts the state holds after the simulator's backfill
+(profiles and the follow graph), half-way through the live stream and at its end. Bytes per active account are ``(RSS - baseline) / accounts``: everything the engine holds beyond the loaded
 models, divided by the accounts it has seen. The last two points of one stream (same accounts, twice the live
 events) tell whether the state grows with events at a fixed population (it should be flat once the retention
 horizons are crossed).
