@@ -170,6 +170,8 @@ def run(events: int | None = None, quick: bool = False, full_events: int | None 
             "full start-up CPU s (build_runtime)": f["startup_s"],
             "full end-of-stream CPU s (finish)": f["finish_s"],
             "full CPU us per event by detector": f["per_event_us"],
+            "full share of engine CPU by detector": {k: v / max(1e-12, sum(f["per_event_us"].values()))
+                                                     for k, v in f["per_event_us"].items()},
             "full actions": f["actions"],
             "full repeats not re-emitted": f["repeats_not_reemitted"],
         }
@@ -247,9 +249,10 @@ def _full_markdown(res: dict[str, Any], today: str, load: float) -> list[str]:
     base = res.get("baseline") or {}
     base_us = base.get("full CPU us per event by detector") or {}
     label = base.get("label", "baseline")
-    rows = [f"| {name} | {us:,.1f} |" + (f" {base_us[name]:,.1f} |" if name in base_us else (" - |" if base else ""))
-            for name, us in res["full CPU us per event by detector"].items()]
     total_us = sum(res["full CPU us per event by detector"].values())
+    rows = [f"| {name} | {us:,.1f} | {100 * us / total_us:.1f}% |"
+            + (f" {base_us[name]:,.1f} |" if name in base_us else (" - |" if base else ""))
+            for name, us in res["full CPU us per event by detector"].items()]
     base_rows: list[str] = []
     if base:
         base_rows = [
@@ -286,10 +289,10 @@ def _full_markdown(res: dict[str, Any], today: str, load: float) -> list[str]:
         "includes the features it reads, the bot detector's includes its micro-batches; each evaluate call is "
         "timed, which adds about a microsecond per detector):",
         "",
-        "| detector | CPU us/event |" + (f" {label} |" if base else ""),
-        "|---|---|" + ("---|" if base else ""),
+        "| detector | CPU us/event | share of engine CPU |" + (f" {label} us/event |" if base else ""),
+        "|---|---|---|" + ("---|" if base else ""),
         *rows,
-        f"| **total** | **{total_us:,.1f}** |" + (f" **{sum(base_us.values()):,.1f}** |" if base else ""),
+        f"| **total** | **{total_us:,.1f}** | 100% |" + (f" **{sum(base_us.values()):,.1f}** |" if base else ""),
         "",
         f"Actions: {', '.join(f'{k} {v:,}' for k, v in res['full actions'].items())}; repeats not re-emitted: "
         f"{', '.join(f'{k} {v:,}' for k, v in res['full repeats not re-emitted'].items()) or 'none'}.",

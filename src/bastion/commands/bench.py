@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-BENCHMARKS = ("pipeline", "rules", "content", "bots", "linker", "clusters", "sim", "scale", "check")
+BENCHMARKS = ("pipeline", "rules", "content", "bots", "linker", "clusters", "sim", "scale", "check", "memory")
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +34,6 @@ def register(app: typer.Typer) -> None:
             result = mod.run(events=events or None, quick=quick)
         from bastion.bench.report import print_result
 
-        print_result(name, result)
+        print_result(name, mod.flat(result) if hasattr(mod, "flat") else result)
         if json_out:
             json_out.write_text(json.dumps(result, indent=2, default=str))

@@ -18,13 +18,14 @@ distributed mode journals and snapshots it through the replica (:mod:`bastion.re
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from bastion.events.model import MessageSend, PostCreate
+from bastion.models.context import CONTEXT_SCHEMA as CONTEXT_SCHEMA  # the model's input row (re-exported)
 
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
@@ -34,19 +35,6 @@ KV_PAIRS, KV_AUTHORS, KV_TARGETS = "content.pairs", "content.by_author", "conten
 HOUR_MS = 3_600_000
 PILE_ON_MS = 15 * 60_000
 WINDOW_LEN = 64  # interactions kept per author and per target (the oldest drop first)
-
-# The model's input, in order. Changing it means retraining ``abuse_context`` (the registry refuses a mismatch).
-CONTEXT_SCHEMA: tuple[str, ...] = (
-    "text_abuse", "text_hate", "text_spam",
-    "is_reply", "is_message",
-    "target_follows_actor", "actor_follows_target", "mutual", "blocked_by_target",
-    "pair_before", "pair_reverse_before",
-    "log_actor_age_days", "log_target_age_days", "log_actor_followers", "log_target_followers",
-    "actor_targets_1h", "actor_interactions_1h",
-    "pile_on_strangers_15m", "pile_on_strangers_1h", "pile_on_abuse_1h",
-    "actor_reports", "author_abusive_to_strangers", "author_stranger_messages",
-)
-
 
 def is_interaction(ctx: EvalContext) -> bool:
     """A reply, mention, quote or direct message aimed at another account."""
@@ -66,9 +54,10 @@ class InteractionTracker:
         self.max_pairs = max_pairs
         self.max_keys = max_keys
         self.pairs: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # author -> deque of (ts, target); target -> deque of (ts, author, stranger, abuse)
-        self.by_author: OrderedDict[str, deque[tuple[int, str]]] = OrderedDict()
-        self.by_target: OrderedDict[str, deque[tuple[int, str, bool, float]]] = OrderedDict()
+        # author -> its last WINDOW_LEN (ts, target); target -> its last WINDOW_LEN (ts, author, stranger, abuse);
+        # oldest first, in lists (a deque costs about 600 bytes even when it holds one interaction)
+        self.by_author: OrderedDict[str, list[tuple[int, str]]] = OrderedDict()
+        self.by_target: OrderedDict[str, list[tuple[int, str, bool, float]]] = OrderedDict()
         # what changed since the last save: the keys touched (still held) and the keys evicted, per index
         self._touched: tuple[set[Any], set[Any], set[Any]] = (set(), set(), set())
         self._evicted: tuple[set[Any], set[Any], set[Any]] = (set(), set(), set())
@@ -162,7 +151,7 @@ class InteractionTracker:
                     a, _, b = key.partition("\x1f")
                     index[(a, b)] = value
                 else:
-                    index[key] = deque((tuple(item) for item in value), maxlen=WINDOW_LEN)
+                    index[key] = [tuple(item) for item in value[-WINDOW_LEN:]]
         for s in (*self._touched, *self._evicted):
             s.clear()
 
@@ -171,12 +160,15 @@ def _kv_key(key: Any) -> str:
     return f"{key[0]}\x1f{key[1]}" if isinstance(key, tuple) else str(key)
 
 
-def _push(index: OrderedDict[str, deque[Any]], key: str, item: Any, cap: int) -> str | None:
-    """Append ``item`` to ``key``'s window, moving it to the recent end; returns the key evicted past ``cap``."""
+def _push(index: OrderedDict[str, list[Any]], key: str, item: Any, cap: int) -> str | None:
+    """Append ``item`` to ``key``'s window (its last ``WINDOW_LEN`` items), moving it to the recent end; returns
+    the key evicted past ``cap``."""
     dq = index.pop(key, None)
     if dq is None:
-        dq = deque(maxlen=WINDOW_LEN)
+        dq = []
     dq.append(item)
+    if len(dq) > WINDOW_LEN:
+        del dq[0]
     index[key] = dq
     if len(index) > cap:
         return index.popitem(last=False)[0]

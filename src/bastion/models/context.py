@@ -1,6 +1,6 @@
 """The ``abuse_context`` model: is a reply, mention or direct message an *unwanted* abusive interaction?
 
-Input: the row of :data:`bastion.detect.context.CONTEXT_SCHEMA` (text scores, relationship, pair history, account
+Input: the row of :data:`CONTEXT_SCHEMA` (text scores, relationship, pair history, account
 ages, the author's recent distinct targets, the pile-on around the target, reports, the author's rolling abuse
 to strangers). Model: LightGBM on simulator truth, Platt-calibrated on a separate validation simulation, scored
 one row at a time through :class:`~bastion.models.trees.CompiledForest`.
@@ -28,9 +28,21 @@ from typing import Any, Self
 
 import numpy as np
 
-from bastion.detect.context import CONTEXT_SCHEMA
 from bastion.models.base import Calibration, best_threshold, score_metrics
 from bastion.models.registry import Artifact, ModelError
+
+#: the model's input row, in order (``bastion.detect.context.context_row`` builds it from an interaction). Changing
+#: it means retraining ``abuse_context`` (the registry refuses a mismatch).
+CONTEXT_SCHEMA: tuple[str, ...] = (
+    "text_abuse", "text_hate", "text_spam",
+    "is_reply", "is_message",
+    "target_follows_actor", "actor_follows_target", "mutual", "blocked_by_target",
+    "pair_before", "pair_reverse_before",
+    "log_actor_age_days", "log_target_age_days", "log_actor_followers", "log_target_followers",
+    "actor_targets_1h", "actor_interactions_1h",
+    "pile_on_strangers_15m", "pile_on_strangers_1h", "pile_on_abuse_1h",
+    "actor_reports", "author_abusive_to_strangers", "author_stranger_messages",
+)
 
 NAME = "abuse_context"
 KIND = "context-lightgbm-platt"

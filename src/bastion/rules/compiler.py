@@ -24,127 +24,45 @@ from __future__ import annotations
 import ast
 import difflib
 import operator
-import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bastion.rules.builtins import BUILTINS, Builtins, counts_event, subjects_of
 from bastion.rules.errors import RuleError
-from bastion.rules.regex import PatternError, compile_rule_regex, finder, keyword_search
+from bastion.rules.nodes import (
+    ENTITIES,
+    MAX_DEPTH,
+    MAX_INT,
+    MAX_NODES,
+    MAX_SOURCE,
+    MAX_STR,
+    MAX_TEXT,
+    MAX_WINDOW_MS,
+    MISSING,
+    MODEL_FEATURES,
+    NUM,
+    Compiled,
+    CounterDecl,
+    CounterUse,
+    Fn,
+    _const,
+    _Node,
+    parse_duration,
+    type_name,
+)
 
 if TYPE_CHECKING:
     from bastion.engine import EvalContext
     from bastion.features.registry import FeatureRegistry
 
-Fn = Callable[["EvalContext"], Any]
-MISSING: Any = object()
-
-MAX_NODES = 400
-MAX_DEPTH = 40
-MAX_SOURCE = 4000
-MAX_STR = 2000
-MAX_INT = 10**15
-MAX_WINDOW_MS = 90 * 86_400_000
-MAX_TEXT = 20_000  # regexes and keyword lists look at the first MAX_TEXT characters of a text
-
-# Model and aggregate features the app registers when models load. A rule that reads one of them while it is
-# not registered is loaded *disabled* (and reported), not refused: the pack must load without models.
-MODEL_FEATURES: dict[str, tuple[str, str]] = {
-    "score.abuse": ("float", "probability the event text is abusive/offensive (text model)"),
-    "score.spam": ("float", "probability the event text is spam (text model)"),
-    "score.hate": ("float", "probability the event text is hate speech (text model)"),
-    "score.abuse_context": ("float", "probability a reply/mention/message is an unwanted abusive interaction "
-                                     "(text + relationship + behaviour; 0 for other events)"),
-    "score.bot": ("float", "probability the actor is a bot (account model)"),
-    "score.bot_age_ms": ("int", "event time since the actor's score.bot was computed (ms; micro-batched)"),
-    "link.score": ("float", "score of the best repeat-offender link of the actor"),
-    "link.parent": ("str", "the suspended account the actor is best linked to ('' when none)"),
-    "cluster.id": ("str", "the coordinated cluster of the actor ('' when none)"),
-    "cluster.size": ("int", "size of the actor's coordinated cluster (0 when none)"),
-    "author.abusive_to_strangers": ("float", "rolling rate of abusive replies by the actor to strangers"),
-}
-
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
-NUM = frozenset({"int", "float"})
-ENTITIES = ("actor", "target", "post", "reported", "ip", "device", "domain", "text_hash", "post_author")
-
-
-def parse_duration(text: str) -> int | None:
-    """``"10m"`` -> 600000 (ms); units ms, s, m, h, d, w. None when malformed.
-
-    >>> parse_duration("10m"), parse_duration("1d"), parse_duration("ten minutes")
-    (600000, 86400000, None)
-    """
-    m = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    return int(m.group(1)) * _UNITS[m.group(2)] if m else None
-
-
-def type_name(py: type) -> str:
-    if py is bool:
-        return "bool"
-    if py is int:
-        return "int"
-    if py is float:
-        return "float"
-    if py is str:
-        return "str"
-    if py in (list, tuple, set, frozenset):
-        return "list"
-    return "any"
-
-
-@dataclass
-class CounterDecl:
-    """A named counter: which events it counts (and an optional filter). Declared under ``counters:`` or
-    implied by the first rule that uses it (then it counts that rule's events)."""
-
-    name: str
-    events: frozenset[str]
-    where: Fn | None = None
-    where_src: str = ""
-    declared: bool = False
-    line: int = 0
-    path: str = ""
-
-
-@dataclass
-class CounterUse:
-    """One series the rule set reads, written once per matching event before any rule runs."""
-
-    kind: str  # count | distinct | sum
-    storage: str  # the store's counter name: name[key|member]
-    decl: CounterDecl
-    key: Fn
-    member: Fn | None  # distinct: the member; sum: the value
-    windows: set[int] = field(default_factory=set)
-
-
-@dataclass
-class Compiled:
-    fn: Fn
-    type: str
-    features: set[str]
-    counters: list[tuple[str, str]]  # (evidence label, ctx cache key)
-    models_missing: set[str]
-    cost: int
-    storages: set[str] = field(default_factory=set)
-
-
-class _Node:
-    __slots__ = ("fn", "type", "const", "cost")
-
-    def __init__(self, fn: Fn, type_: str, const: Any = MISSING, cost: int = 1) -> None:
-        self.fn = fn
-        self.type = type_
-        self.const = const
-        self.cost = cost
-
-
-def _const(value: Any, type_: str) -> _Node:
-    return _Node(lambda ctx: value, type_, value, 0)
-
+# Re-exported: these lived here before the built-ins and the node types moved out (rules/builtins.py,
+# rules/nodes.py), and other modules import them from here.
+__all__ = [
+    "BUILTINS", "ENTITIES", "MAX_DEPTH", "MAX_INT", "MAX_NODES", "MAX_SOURCE", "MAX_STR", "MAX_TEXT",
+    "MAX_WINDOW_MS", "MISSING", "MODEL_FEATURES", "NUM", "Compiled", "Compiler", "CounterDecl", "CounterUse",
+    "Fn", "counts_event", "parse_duration", "subjects_of", "type_name",
+]
 
 _CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
         ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -181,8 +99,7 @@ def _cmp_fn(op: type, left: Fn, right: Fn) -> Fn:
     f = _CMP[op]
     return lambda ctx: f(left(ctx), right(ctx))
 
-
-class Compiler:
+class Compiler(Builtins):
     """Compiles the expressions of one rule set. ``lists`` are the named lists of the rules directory;
     ``counters`` the declared counters (implicit ones are added as rules use them)."""
 
@@ -495,376 +412,3 @@ class Compiler:
             return
         raise self._err(node, f"cannot compare {ta} {sym} {tb}",
                         "numbers compare with numbers and texts with texts")
-
-    # -- built-in functions -----------------------------------------------------------------------------
-    def _call(self, node: ast.Call) -> _Node:
-        if not isinstance(node.func, ast.Name):
-            raise self._err(node, "only built-in functions can be called",
-                            "methods are not allowed: use lower(x), not x.lower()")
-        name = node.func.id
-        handler = getattr(self, f"_fn_{name}", None)
-        if handler is None or name.startswith("_"):
-            close = difflib.get_close_matches(name, BUILTINS, n=2)
-            hint = f"did you mean {', '.join(close)}?" if close else f"built-ins: {', '.join(BUILTINS)}"
-            raise self._err(node, f"unknown function '{name}'", hint)
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                raise self._err(a, "starred arguments are not allowed")
-        for kw in node.keywords:
-            if kw.arg is None:
-                raise self._err(node, "**kwargs are not allowed")
-        result: _Node = handler(node)
-        return result
-
-    def _args(self, node: ast.Call, positional: list[str], optional: dict[str, Any]) -> dict[str, ast.AST | Any]:
-        """Bind a call's arguments to names (positional or keyword); unknown or missing ones are errors."""
-        fname = node.func.id  # type: ignore[attr-defined]
-        names = positional + list(optional)
-        if len(node.args) > len(names):
-            raise self._err(node, f"{fname}() takes at most {len(names)} arguments",
-                            f"{fname}({', '.join(positional + [f'{k}=...' for k in optional])})")
-        bound: dict[str, Any] = dict(zip(names, node.args, strict=False))
-        for kw in node.keywords:
-            if kw.arg not in names:
-                raise self._err(kw.value, f"{fname}() has no argument '{kw.arg}'",
-                                f"arguments: {', '.join(names)}")
-            if kw.arg in bound:
-                raise self._err(kw.value, f"{fname}() got '{kw.arg}' twice")
-            bound[kw.arg] = kw.value
-        for p in positional:
-            if p not in bound:
-                raise self._err(node, f"{fname}() needs the argument '{p}'",
-                                f"{fname}({', '.join(positional + [f'{k}=...' for k in optional])})")
-        for k, default in optional.items():
-            bound.setdefault(k, default)
-        return bound
-
-    def _literal_str(self, node: Any, what: str) -> str:
-        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
-            raise self._err(node if isinstance(node, ast.AST) else ast.Constant(0), f"{what} must be a quoted text")
-        return node.value
-
-    def _typed(self, node: ast.AST, types: set[str], what: str) -> _Node:
-        c = self._compile(node)
-        if c.type not in types and c.type != "any":
-            raise self._err(node, f"{what} must be {' or '.join(sorted(types))}, got {c.type}")
-        return c
-
-    def _window(self, call: ast.Call, node: Any) -> int:
-        if node is None:
-            raise self._err(call, "window= is required", 'e.g. window="10m" (ms, s, m, h, d, w)')
-        text = self._literal_str(node, "window")
-        ms = parse_duration(text)
-        if ms is None or ms <= 0:
-            raise self._err(node, f"bad window {text!r}", 'use a number and a unit: "30s", "10m", "1h", "7d"')
-        if ms > MAX_WINDOW_MS:
-            raise self._err(node, f"window {text} is longer than 90 days")
-        return ms
-
-    def _counter(self, node: ast.Call, kind: str) -> _Node:
-        extra = {"count": None, "distinct": "member", "sum": "value"}[kind]
-        args = self._args(node, ["name"], {"key": None, **({extra: None} if extra else {}), "window": None})
-        cname = self._literal_str(args["name"], "the counter name")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}", cname):
-            raise self._err(args["name"], f"bad counter name {cname!r}", "letters, digits and _ . : -")
-        window = self._window(node, args["window"])
-        if args["key"] is None:
-            raise self._err(node, f"{kind}() needs key=", "e.g. key=actor.id, key=event.ip, key=target.id")
-        key = self._typed(args["key"], {"str", "int"}, "key")
-        key_src = ast.unparse(args["key"])
-        member: _Node | None = None
-        member_src = ""
-        if extra:
-            if args[extra] is None:
-                raise self._err(node, f"{kind}() needs {extra}=")
-            member = self._typed(args[extra], NUM if kind == "sum" else {"str", "int"}, extra)
-            member_src = ast.unparse(args[extra])
-        decl = self.counters.get(cname)
-        if decl is None:
-            decl = self.counters[cname] = CounterDecl(cname, self._events, path=self.path, line=self._line0)
-        elif not decl.declared and decl.events != self._events:
-            raise self._err(node, f"counter '{cname}' is used by rules on different events "
-                            f"({', '.join(sorted(decl.events))} and {', '.join(sorted(self._events))})",
-                            "declare it under `counters:` with the events it counts")
-        storage = f"{cname}[{key_src}]" if kind == "count" else f"{cname}[{key_src}|{kind}:{member_src}]"
-        use = self.uses.get(storage)
-        if use is None:
-            use = self.uses[storage] = CounterUse(kind, storage, decl, key.fn, member.fn if member else None)
-        use.windows.add(window)
-        self._storages.add(storage)
-        cache_key = f"#{storage}@{window}"
-        label = ast.unparse(node)
-        if (label, cache_key) not in self._counter_ev:
-            self._counter_ev.append((label, cache_key))
-        return _Node(_counter_reader(use, window, cache_key), "float" if kind == "sum" else "int", cost=5)
-
-    def _fn_count(self, node: ast.Call) -> _Node:
-        return self._counter(node, "count")
-
-    def _fn_distinct(self, node: ast.Call) -> _Node:
-        return self._counter(node, "distinct")
-
-    def _fn_sum(self, node: ast.Call) -> _Node:
-        return self._counter(node, "sum")
-
-    def _fn_has_label(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["label"], {"on": None})
-        label = self._literal_str(args["label"], "the label")
-        on = "actor" if args["on"] is None else self._literal_str(args["on"], "on=")
-        if on not in ENTITIES and on != "any":
-            raise self._err(args["on"], f"unknown entity {on!r}", f"one of: {', '.join(ENTITIES)}, any")
-        entities = ENTITIES if on == "any" else (on,)
-
-        def fn(ctx: EvalContext) -> bool:
-            labels = ctx.state.labels
-            now = ctx.now_ms
-            for ent in entities:
-                for subj in subjects_of(ctx, ent):
-                    if labels.has(subj[0], subj[1], label, now):
-                        return True
-            return False
-
-        return _Node(fn, "bool", cost=4)
-
-    def _fn_in_list(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["list", "value"], {})
-        lname = self._literal_str(args["list"], "the list name")
-        if lname not in self.lists:
-            close = difflib.get_close_matches(lname, list(self.lists), n=2)
-            raise self._err(args["list"], f"unknown list {lname!r}",
-                            f"did you mean {', '.join(close)}?" if close else
-                            f"lists are files in the rules directory's lists/ folder ({lname}.txt)")
-        items = self.lists[lname]
-        value = self._typed(args["value"], {"str", "list"}, "value")
-        vf = value.fn
-        if value.type == "str":
-            return _Node(lambda ctx: str(vf(ctx)).lower() in items, "bool", cost=value.cost + 1)
-
-        def fn(ctx: EvalContext) -> bool:
-            v = vf(ctx)
-            if isinstance(v, str):
-                return v.lower() in items
-            return any(str(x).lower() in items for x in v)
-
-        return _Node(fn, "bool", cost=value.cost + 1)
-
-    def _fn_has_keyword(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["text", "list"], {})
-        lname = self._literal_str(args["list"], "the list name")
-        if lname not in self.lists:
-            raise self._err(args["list"], f"unknown list {lname!r}",
-                            f"lists are files in the rules directory's lists/ folder ({lname}.txt)")
-        search = self._keyword_cache.get(lname)
-        if search is None:
-            try:
-                search = self._keyword_cache[lname] = keyword_search(self.lists[lname])
-            except PatternError as exc:
-                raise self._err(args["list"], f"list {lname!r}: {exc}", "split the list") from None
-        text = self._typed(args["text"], {"str"}, "text")
-        tf = text.fn
-        return _Node(lambda ctx: search(tf(ctx)[:MAX_TEXT]), "bool", cost=text.cost + 4)
-
-    def _fn_matches(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["text", "pattern"], {})
-        pattern = self._literal_str(args["pattern"], "the pattern")
-        try:
-            rx = compile_rule_regex(pattern)  # RE2: linear time, no backreferences or lookaround
-        except PatternError as exc:
-            raise self._err(args["pattern"], str(exc),
-                            "RE2 syntax: groups, classes, repetition and alternation; no \\1, (?=, (?<=") from None
-        text = self._typed(args["text"], {"str"}, "text")
-        tf, found = text.fn, finder(rx)
-        return _Node(lambda ctx: found(tf(ctx)[:MAX_TEXT]), "bool", cost=text.cost + 4)
-
-    def _cached_text(self, node: ast.Call, fname: str, impl: Callable[[str], Any], out: str) -> _Node:
-        args = self._args(node, ["text"], {})
-        text = self._typed(args["text"], {"str"}, "text")
-        tf = text.fn
-        key = f"{fname}({ast.unparse(args['text'])})"
-
-        def fn(ctx: EvalContext) -> Any:
-            cache = ctx._cache  # noqa: SLF001 - per-event memo shared with the engine
-            v = cache.get(key, MISSING)
-            if v is MISSING:
-                v = cache[key] = impl(tf(ctx)[:MAX_TEXT])
-            return v
-
-        return _Node(fn, out, cost=text.cost + 4)
-
-    def _fn_normalize(self, node: ast.Call) -> _Node:
-        from bastion.rules.text import normalize
-
-        return self._cached_text(node, "normalize", normalize, "str")
-
-    def _fn_domains(self, node: ast.Call) -> _Node:
-        from bastion.rules.text import domains
-
-        return self._cached_text(node, "domains", domains, "list")
-
-    def _fn_urls(self, node: ast.Call) -> _Node:
-        from bastion.rules.text import find_urls
-
-        return self._cached_text(node, "urls", find_urls, "list")
-
-    def _fn_domain(self, node: ast.Call) -> _Node:
-        from bastion.rules.text import url_domain
-
-        args = self._args(node, ["url"], {})
-        url = self._typed(args["url"], {"str"}, "url")
-        uf = url.fn
-        return _Node(lambda ctx: url_domain(uf(ctx)), "str", cost=url.cost + 2)
-
-    def _fn_lower(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["text"], {})
-        text = self._typed(args["text"], {"str"}, "text")
-        tf = text.fn
-        return _Node(lambda ctx: tf(ctx).lower(), "str", cost=text.cost + 1)
-
-    def _fn_len(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["value"], {})
-        v = self._typed(args["value"], {"str", "list"}, "len() argument")
-        vf = v.fn
-        return _Node(lambda ctx: len(vf(ctx)), "int", cost=v.cost + 1)
-
-    def _fn_abs(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["x"], {})
-        v = self._typed(args["x"], set(NUM), "abs() argument")
-        vf = v.fn
-        return _Node(lambda ctx: abs(vf(ctx)), v.type, cost=v.cost)
-
-    def _minmax(self, node: ast.Call, f: Callable[..., Any]) -> _Node:
-        if node.keywords or len(node.args) < 2:
-            raise self._err(node, f"{node.func.id}() takes two or more numbers")  # type: ignore[attr-defined]
-        parts = [self._typed(a, set(NUM), "argument") for a in node.args]
-        fns = [p.fn for p in parts]
-        t = "int" if all(p.type == "int" for p in parts) else "float"
-        return _Node(lambda ctx: f(g(ctx) for g in fns), t, cost=sum(p.cost for p in parts))
-
-    def _fn_min(self, node: ast.Call) -> _Node:
-        return self._minmax(node, min)
-
-    def _fn_max(self, node: ast.Call) -> _Node:
-        return self._minmax(node, max)
-
-    def _fn_ratio(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["a", "b"], {})
-        a, b = self._typed(args["a"], set(NUM), "a"), self._typed(args["b"], set(NUM), "b")
-        af, bf = a.fn, b.fn
-
-        def fn(ctx: EvalContext) -> float:
-            d = bf(ctx)
-            return af(ctx) / d if d else 0.0
-
-        return _Node(fn, "float", cost=a.cost + b.cost)
-
-    def _two_str(self, node: ast.Call, method: str) -> _Node:
-        args = self._args(node, ["text", "part"], {})
-        t, p = self._typed(args["text"], {"str"}, "text"), self._typed(args["part"], {"str"}, "part")
-        tf, pf = t.fn, p.fn
-        m = getattr(str, method)
-        return _Node(lambda ctx: m(tf(ctx), pf(ctx)), "bool", cost=t.cost + p.cost)
-
-    def _fn_startswith(self, node: ast.Call) -> _Node:
-        return self._two_str(node, "startswith")
-
-    def _fn_endswith(self, node: ast.Call) -> _Node:
-        return self._two_str(node, "endswith")
-
-    def _fn_first(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["values"], {})
-        v = self._typed(args["values"], {"list"}, "values")
-        vf = v.fn
-
-        def fn(ctx: EvalContext) -> Any:
-            lst = vf(ctx)
-            return str(lst[0]) if lst else ""
-
-        return _Node(fn, "str", cost=v.cost + 1)
-
-    def _fn_overlaps(self, node: ast.Call) -> _Node:
-        args = self._args(node, ["a", "b"], {})
-        a, b = self._typed(args["a"], {"list"}, "a"), self._typed(args["b"], {"list"}, "b")
-        af, bf = a.fn, b.fn
-        return _Node(lambda ctx: not set(af(ctx)).isdisjoint(bf(ctx)), "bool", cost=a.cost + b.cost)
-
-
-BUILTINS = sorted(n[4:] for n in dir(Compiler) if n.startswith("_fn_"))
-
-
-def subjects_of(ctx: EvalContext, entity: str) -> list[tuple[str, str]]:
-    """The (kind, id) subjects an entity name stands for in this event (domain: one per domain)."""
-    if entity == "actor":
-        return [("account", ctx.actor.id)]
-    if entity == "target":
-        t = ctx.feature("target.id")
-        return [("account", t)] if t else []
-    if entity == "post":
-        pid = ctx.feature("event.post_id")
-        if not pid and ctx.feature("event.report_subject_kind") == "post":
-            pid = ctx.feature("event.report_subject")
-        return [("post", pid)] if pid else []
-    if entity == "reported":
-        kind = ctx.feature("event.report_subject_kind")
-        return [(kind, ctx.feature("event.report_subject"))] if kind else []
-    if entity == "post_author":
-        a = ctx.feature("post.author")
-        return [("account", a)] if a else []
-    if entity == "ip":
-        ip = ctx.feature("event.ip")
-        return [("ip", ip)] if ip else []
-    if entity == "device":
-        d = ctx.feature("event.device")
-        return [("device", d)] if d else []
-    if entity == "domain":
-        return [("domain", d) for d in ctx.feature("event.domains")]
-    if entity == "text_hash":
-        h = ctx.feature("event.text_hash")
-        return [("text_hash", h)] if h else []
-    raise ValueError(f"unknown entity {entity!r}")
-
-
-def _counter_reader(use: CounterUse, window: int, cache_key: str) -> Fn:
-    storage, key_fn, kind = use.storage, use.key, use.kind
-    member_fn = use.member
-
-    def read(ctx: EvalContext) -> Any:
-        cache = ctx._cache  # noqa: SLF001
-        v = cache.get(cache_key, MISSING)
-        if v is not MISSING:
-            return v
-        k = key_fn(ctx)
-        if k is None or k == "":
-            v = 0.0 if kind == "sum" else 0
-        else:
-            if type(k) is not str:
-                k = str(k)
-            counters = ctx.state.counters
-            if kind == "count":
-                v = counters.count(storage, k, window, ctx.now_ms)
-            elif kind == "distinct":
-                v = counters.distinct(storage, k, window, ctx.now_ms)
-            else:
-                v = counters.sum(storage, k, window, ctx.now_ms)  # type: ignore[attr-defined]
-            if ctx.dry_run and counts_event(use, ctx):
-                # nothing was written: answer as if the event had been added
-                if kind == "count":
-                    v += 1
-                elif kind == "sum":
-                    v += float(member_fn(ctx))  # type: ignore[misc]
-                else:
-                    m = member_fn(ctx)  # type: ignore[misc]
-                    has = getattr(counters, "has_member", None)
-                    if m not in (None, "") and (has is None or not has(storage, k, str(m), window, ctx.now_ms)):
-                        v += 1
-        cache[cache_key] = v
-        return v
-
-    return read
-
-
-def counts_event(use: CounterUse, ctx: EvalContext) -> bool:
-    """Whether this counter counts the current event (its event types and its ``where`` filter)."""
-    decl = use.decl
-    if ctx.event.type not in decl.events and "*" not in decl.events:
-        return False
-    return decl.where is None or bool(decl.where(ctx))

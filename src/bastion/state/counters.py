@@ -39,6 +39,7 @@ Bounded memory, exact where it can be:
 from __future__ import annotations
 
 import hashlib
+from array import array
 from bisect import bisect_right
 from typing import Any
 
@@ -120,8 +121,10 @@ class _Series:
     __slots__ = ("times", "weights", "coarse", "members", "hll", "last_event", "mlast", "mordered")
 
     def __init__(self) -> None:
-        self.times: list[int] = []
-        self.weights: list[float] | None = None
+        # compact arrays (8 bytes an entry, against 36 for a list of int objects): a series is the largest
+        # per-account structure of an engine with a rule pack (docs/benchmarks.md, "Memory per active account")
+        self.times: array[int] = array("q")
+        self.weights: array[float] | None = None
         self.coarse: list[list[float]] | None = None  # [bucket index, count, weight sum], oldest first
         self.members: dict[str, int] | None = None
         self.hll: dict[int, HyperLogLog] | None = None  # slice index -> sketch
@@ -182,7 +185,7 @@ class MemoryCounterStore:
     def _push(self, s: _Series, name: str, ts: int, value: float | None) -> None:
         times = s.times
         if value is not None and s.weights is None:
-            s.weights = [1.0] * len(times)
+            s.weights = array("d", [1.0]) * len(times)
         if not times or ts >= times[-1]:
             times.append(ts)
             if s.weights is not None:
@@ -393,7 +396,8 @@ class MemoryCounterStore:
         """A msgpack snapshot of every series (what a SQLite backend stores in one row)."""
         rows: list[list[Any]] = []
         for (name, key), s in self.series.items():
-            rows.append([name, key, s.times, s.weights, s.coarse, s.members,
+            rows.append([name, key, s.times.tolist(), s.weights.tolist() if s.weights is not None else None,
+                         s.coarse, s.members,
                          {sl: bytes(sk.registers) for sl, sk in s.hll.items()} if s.hll is not None else None,
                          s.last_event])
         return msgspec.msgpack.encode({"v": 1, "max_window": self.max_window, "series": rows})
@@ -407,8 +411,8 @@ class MemoryCounterStore:
         store.max_window = dict(obj["max_window"])
         for name, key, times, weights, coarse, members, hll, last_event in obj["series"]:
             s = _Series()
-            s.times = list(times)
-            s.weights = list(weights) if weights is not None else None
+            s.times = array("q", times)
+            s.weights = array("d", weights) if weights is not None else None
             s.coarse = [list(c) for c in coarse] if coarse is not None else None
             s.members = dict(members) if members is not None else None
             if s.members:

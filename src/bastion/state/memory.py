@@ -110,10 +110,11 @@ class MemoryGraph:
     SMALLEST_CACHE_FROM = 32
     SMALLEST_CACHE_MAX = 200_000
 
-    def __init__(self) -> None:
+    def __init__(self, track: bool = True) -> None:
         self.outgoing: dict[str, dict[str, set[str]]] = {"follow": {}, "block": {}, "mute": {}}
         self.incoming: dict[str, dict[str, set[str]]] = {"follow": {}, "block": {}, "mute": {}}
-        self.changes: list[tuple[str, str, str, int, bool]] = []  # for durable backends
+        self.changes: list[tuple[str, str, str, int, bool]] = []  # for durable backends (``track``)
+        self.track = track
         # (kind, dst) -> {k: the k smallest ids of incoming[kind][dst], sorted}; dropped when that set changes
         self._smallest: dict[tuple[str, str], dict[int, list[str]]] = {}
 
@@ -129,7 +130,8 @@ class MemoryGraph:
         self.incoming[kind].setdefault(dst, set()).add(src)
         if self._smallest:
             self._smallest.pop((kind, dst), None)
-        self.changes.append((kind, src, dst, ts, True))
+        if self.track:
+            self.changes.append((kind, src, dst, ts, True))
         return True
 
     def remove(self, kind: str, src: str, dst: str) -> bool:
@@ -142,7 +144,8 @@ class MemoryGraph:
             inc.discard(src)
         if self._smallest:
             self._smallest.pop((kind, dst), None)
-        self.changes.append((kind, src, dst, 0, False))
+        if self.track:
+            self.changes.append((kind, src, dst, 0, False))
         return True
 
     def out(self, kind: str, src: str) -> set[str]:
@@ -215,13 +218,15 @@ class MemoryIdentifiers:
 
 
 class MemoryReports:
-    def __init__(self) -> None:
+    def __init__(self, track: bool = True) -> None:
         self.by_subject: dict[tuple[str, str], list[Report]] = {}
-        self.pending: list[Report] = []
+        self.pending: list[Report] = []   # for durable backends (``track``)
+        self.track = track
 
     def add(self, report: Report) -> None:
         self.by_subject.setdefault((report.subject_kind, report.subject_id), []).append(report)
-        self.pending.append(report)
+        if self.track:
+            self.pending.append(report)
 
     def for_subject(self, kind: str, subject_id: str) -> list[Report]:
         return list(self.by_subject.get((kind, subject_id), ()))
@@ -263,18 +268,22 @@ class MemoryLabels:
 
 
 class MemorySeen:
-    """Processed event ids; a durable backend passes ``loader`` to look an id up on disk when memory misses."""
+    """Processed event ids; a durable backend passes ``loader`` to look an id up on disk when memory misses, and
+    the ids added since its last checkpoint are kept in ``new`` (only then: ``track`` defaults to having a
+    loader)."""
 
-    def __init__(self, loader: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, loader: Callable[[str], bool] | None = None, track: bool | None = None) -> None:
         self.data: dict[str, int] = {}
         self.new: list[tuple[str, int]] = []
         self._loader = loader
+        self.track = loader is not None if track is None else track
 
     def check_and_add(self, event_id: str, ts: int) -> bool:
         if event_id in self.data or (self._loader is not None and self._loader(event_id)):
             return False
         self.data[event_id] = ts
-        self.new.append((event_id, ts))
+        if self.track:
+            self.new.append((event_id, ts))
         return True
 
 
@@ -313,15 +322,19 @@ class MemoryKV:
 class MemoryState:
     """All stores in process memory; nothing survives a restart (use :class:`SqliteState` for that)."""
 
+    #: a subclass that writes its changes somewhere at checkpoints (SQLite, PostgreSQL) sets this: the stores
+    #: then keep the graph changes, new reports and new event ids since the last checkpoint
+    durable = False
+
     def __init__(self, retention: Retention | None = None) -> None:
         self.retention = retention or Retention()
         self.accounts = MemoryAccounts()
         self.posts = MemoryPosts()
-        self.graph = MemoryGraph()
+        self.graph = MemoryGraph(track=self.durable)
         self.identifiers = MemoryIdentifiers(self.retention.max_accounts_per_identifier)
-        self.reports = MemoryReports()
+        self.reports = MemoryReports(track=self.durable)
         self.labels = MemoryLabels()
-        self.seen = MemorySeen()
+        self.seen = MemorySeen(track=self.durable)
         self.counters = MemoryCounterStore()
         self.kv = MemoryKV()
         self._position: dict[str, Any] | None = None

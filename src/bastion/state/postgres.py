@@ -48,6 +48,8 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class PostgresState(MemoryState):
+    durable = True
+
     def __init__(self, url: str, schema: str = "bastion_state", retention: Retention | None = None) -> None:
         import psycopg
 

@@ -41,6 +41,8 @@ _enc = msgspec.msgpack.Encoder()
 
 
 class SqliteState(MemoryState):
+    durable = True
+
     def __init__(self, path: Path, retention: Retention | None = None) -> None:
         super().__init__(retention)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,6 @@ The windows are plain data and persist through ``state.kv`` (see :meth:`CoAction
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import msgspec
@@ -57,7 +56,9 @@ class CoActionWindows:
         self.min_items = min_items
         self.max_pairs = max_pairs
         self.max_seen = max(max_seen, min_items)
-        self.recent: dict[str, deque[tuple[int, str]]] = {}
+        # item -> its (time, account) uses inside the window, oldest first: a list (a deque costs about 600 bytes
+        # even when it holds one use, and most items are used once)
+        self.recent: dict[str, list[tuple[int, str]]] = {}
         self.pairs: dict[tuple[str, str], PairStat] = {}
         self.activity: dict[str, int] = {}   # item uses per account (the normaliser of a pair's evidence)
         self.popular_skips = 0
@@ -69,10 +70,13 @@ class CoActionWindows:
         became edges."""
         dq = self.recent.get(item)
         if dq is None:
-            dq = self.recent[item] = deque()
+            dq = self.recent[item] = []
         lo = ts - self.window_ms
-        while dq and dq[0][0] < lo:
-            dq.popleft()
+        if dq and dq[0][0] < lo:
+            i = 1
+            while i < len(dq) and dq[i][0] < lo:
+                i += 1
+            del dq[:i]
         others = {a for _, a in dq if a != actor}
         dq.append((ts, actor))
         activity = self.activity
@@ -137,7 +141,7 @@ class CoActionWindows:
 
     def load(self, data: bytes) -> None:
         d = msgspec.msgpack.decode(data, type=_Dump)
-        self.recent = {k: deque((int(t), str(a)) for t, a in v) for k, v in d.recent.items()}
+        self.recent = {k: [(int(t), str(a)) for t, a in v] for k, v in d.recent.items()}
         self.activity = dict(d.activity)
         self._next_sweep, self._observed, self.popular_skips = d.next_sweep, d.observed, d.popular_skips
         self.pairs = {}
