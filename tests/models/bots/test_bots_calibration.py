@@ -118,7 +118,7 @@ def test_evidence_is_in_the_explanation(cal_det: BotDetector) -> None:
     scoring = BotScoring(cal_det)
     scoring.state = st
     acc = next(a for a in accs if a.activity.n_events >= 3)
-    out = scoring.explain(acc, NOW)
+    out = scoring.explain_account(acc, NOW)
     ev = out["bot_evidence"]
     assert ev["tier"] in ("pb", "pab")
     assert set(ev["groups"]) <= {"profile", "behaviour", "graph"}
