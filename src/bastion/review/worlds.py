@@ -129,6 +129,19 @@ def precision_at(rep: Replay, model: Any, k: int = 50) -> float | None:
     return sum(rep.world.is_bad(c.subject.kind, c.subject.id, _members(f, c)) for c in top) / len(top)
 
 
+def ceiling_at(rep: Replay, k: int = 50) -> float | None:
+    """The best precision@k any ordering can reach on ``rep``'s end-of-stream queue: violating cases / k
+    (a world with few violating cases caps it below 1)."""
+    from bastion.review.evaluation import _members
+
+    f = rep.final
+    n = min(k, len(f.cases))
+    if not n:
+        return None
+    bad = sum(rep.world.is_bad(c.subject.kind, c.subject.id, _members(f, c)) for c in f.cases)
+    return min(bad, n) / n
+
+
 def train_across_worlds(replays: dict[int, Replay], prior_decisions: float = PRIOR_DECISIONS,
                         **params: Any) -> Any:
     """One prioritiser from simulated decisions on every world of ``replays`` (leave-one-world-out source
@@ -143,8 +156,8 @@ def train_across_worlds(replays: dict[int, Replay], prior_decisions: float = PRI
 def choose_shape(model: Any, validation: dict[int, Replay], grid: dict[str, tuple[float, ...]] = SHAPE_GRID,
                  capacity: int = 10, finalists: int = 5, log: Callable[[str], None] | None = None
                  ) -> dict[str, Any]:
-    """Pick the priority shape on validation worlds: the best worst-world precision@50, then the best mean
-    precision@50, then (among the ``finalists`` best) the most exposure prevented at ``capacity`` cases an
+    """Pick the priority shape on validation worlds: the best worst-world precision@50 (as a share of the
+    world's ceiling, :func:`ceiling_at`), then the best mean of that share, then (among the ``finalists`` best) the most exposure prevented at ``capacity`` cases an
     hour relative to FIFO (mean over worlds), then the stricter corroboration cap. Sets ``model.shape``;
     returns the table of every shape tried."""
     import itertools
@@ -154,12 +167,16 @@ def choose_shape(model: Any, validation: dict[int, Replay], grid: dict[str, tupl
     base = {k: v for k, v in model.shape.items() if k == "prior_decisions"}
     keys = list(grid)
     tried = []
+    ceilings = {w: ceiling_at(rep) for w, rep in validation.items()}
     for values in itertools.product(*(grid[k] for k in keys)):
         shape = {**base, **dict(zip(keys, values, strict=True))}
         model.shape = shape
-        ps = [p for p in (precision_at(rep, model) for rep in validation.values()) if p is not None]
+        got = {w: precision_at(rep, model) for w, rep in validation.items()}
+        # precision@50 as a share of what the world allows (its violating cases / 50 when fewer than 50)
+        ps = [p / c for w, p in got.items() if p is not None and (c := ceilings[w])]
         tried.append({"shape": shape, "worst_p50": min(ps) if ps else 0.0,
-                      "mean_p50": sum(ps) / len(ps) if ps else 0.0})
+                      "mean_p50": sum(ps) / len(ps) if ps else 0.0,
+                      "p50": {str(w): p for w, p in got.items()}})
     tried.sort(key=lambda r: (-r["worst_p50"], -r["mean_p50"], r["shape"]["cap"]))
     fifo = {w: simulate(rep, Fifo(rep.world), capacity)["prevented"] for w, rep in validation.items()}
     for r in tried[:finalists]:
@@ -168,7 +185,7 @@ def choose_shape(model: Any, validation: dict[int, Replay], grid: dict[str, tupl
                   for w, rep in validation.items() if fifo[w] > 0]
         r["vs_fifo"] = sum(ratios) / len(ratios) if ratios else 0.0
         if log:
-            log(f"  shape {r['shape']}: worst p@50 {r['worst_p50']:.3f}, mean {r['mean_p50']:.3f}, "
+            log(f"  shape {r['shape']}: worst p@50/ceiling {r['worst_p50']:.3f}, mean {r['mean_p50']:.3f}, "
                 f"prevented {r['vs_fifo']:.2f}x FIFO")
     best = sorted(tried[:finalists], key=lambda r: (-r["worst_p50"], -r["mean_p50"], -r["vs_fifo"],
                                                      r["shape"]["cap"]))[0]
