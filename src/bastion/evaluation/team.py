@@ -642,7 +642,7 @@ def _f(v: Any) -> str:
     return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-NAMES = {"learned": "learned (Bastion's queue)", "formula_feedback": "formula + feedback", "fifo": "FIFO",
+NAMES = {"learned": "learned (Bastion's queue)", "learned_static": "learned, no online source recalibration", "formula_feedback": "formula + feedback", "fifo": "FIFO",
          "report_count": "report count"}
 
 
@@ -662,10 +662,13 @@ def markdown(report: dict[str, Any], command: str, full: bool = True) -> str:
              f"anything), {report['users']:,} users, {report['days']:g} day each; queue snapshot every "
              f"{report['step_min']:g} min.", ""]
     if mod:
+        where = (f"randomized training worlds {tr.get('worlds')} (shape chosen on {tr.get('val_worlds')}), "
+                 f"{tr.get('users')} users each" if tr.get("worlds") else
+                 f"default world (seed {tr.get('seed')}, {tr.get('users')} users; not a randomized world)")
         lines += [f"Harm order: the learned prioritiser `review_prioritiser` v{mod.get('version')}, trained on the "
-                  f"default world (seed {tr.get('seed')}, {tr.get('users')} users; not a randomized world) - "
-                  f"`{mod.get('command')}` - with live reporter reputations learned from the simulated "
-                  "reviewers' decisions.", ""]
+                  f"{where} - `{mod.get('command')}` - with live reporter reputations and per-source precision "
+                  "learned from the simulated reviewers' decisions (`learned_static`: the same model without "
+                  "recalibrating its sources).", ""]
     else:
         lines += ["Harm order: no learned prioritiser was loaded; the harm formula with its feedback loop ranks.",
                   ""]
