@@ -53,11 +53,20 @@ def _review_eval_seeds() -> set[int]:
 def test_shipped_prioritiser_is_safe_and_reproducible(shipped):
     meta = shipped.meta_
     trained = meta["trained_on"]
-    seed = trained["seed"]
-    assert isinstance(seed, int)
-    assert seed != _demo_seed(), "the shipped prioritiser was trained on the demo's seed"
-    assert seed not in _review_eval_seeds(), "the shipped prioritiser was trained on an evaluated seed"
-    assert f"--seed {seed}" in meta["command"] and "--ship" in meta["command"]
+    if "worlds" in trained:   # trained across randomized training worlds, its shape chosen on others
+        from bastion.evaluation.worlds import parse_worlds
+
+        train, val = parse_worlds(trained["worlds"]), parse_worlds(trained["val_worlds"])
+        assert max(train + val) < 1000, "a test world (1001+) trained or tuned the shipped prioritiser"
+        assert not set(train) & set(val) and len(train) >= 10
+        assert f"--worlds {trained['worlds']}" in meta["command"] and "--ship" in meta["command"]
+        assert shipped.shape and "cap" in shipped.shape
+    else:
+        seed = trained["seed"]
+        assert isinstance(seed, int)
+        assert seed != _demo_seed(), "the shipped prioritiser was trained on the demo's seed"
+        assert seed not in _review_eval_seeds(), "the shipped prioritiser was trained on an evaluated seed"
+        assert f"--seed {seed}" in meta["command"] and "--ship" in meta["command"]
     assert meta["command"] in (DOCS / "review.md").read_text(), "docs/review.md must give the command"
     # no pickle: numpy arrays (refused with pickles) and text files
     path = PACKAGED_ROOT / MODEL_NAME / shipped.version

@@ -115,11 +115,21 @@ def train_prioritiser(
     events: Path | None = typer.Option(None, "--events", help="train on simulated decisions: replay this run "
                                                              "(every case decided by --truth)"),
     truth: Path | None = typer.Option(None, "--truth", help="truth.json of the --events run"),
+    worlds: str | None = typer.Option(None, "--worlds", help="train across these randomized training worlds "
+                                                            "(e.g. 1-30; simulated decisions, 1-999 only)"),
+    val_worlds: str | None = typer.Option(None, "--val-worlds", help="with --worlds: training worlds (e.g. "
+                                                                    "31-40) on which the priority shape is chosen"),
+    users: int = typer.Option(600, "--users", min=50, help="with --worlds: users per world"),
+    days: float = typer.Option(1.0, "--days", min=0.05, max=7.0, help="with --worlds: days per world"),
+    cache: Path | None = typer.Option(None, "--cache", help="with --worlds: where the worlds and their replays "
+                                                           "are kept (default: a temporary folder)"),
+    report: Path | None = typer.Option(None, "--json", help="with --worlds: write the shapes tried here"),
     ship: bool = typer.Option(False, "--ship", hidden=True, callback=maintainer_only, help="write into the package's shipped artifacts"),
     config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
 ) -> None:
     """Retrain the learned prioritiser (LightGBM + isotonic calibration, per-source precision) from reviewer
-    decisions - the decisions table, or simulated decisions on a simulator run - into the model registry
+    decisions - the decisions table, simulated decisions on a simulator run, or simulated decisions across
+    randomized training worlds (--worlds, the priority shape chosen on --val-worlds) - into the model registry
     ($BASTION_MODELS_DIR) as review_prioritiser; a live queue ranks with the newest one."""
     from bastion.review.prioritiser import train_from_decisions
     from bastion.review.store import open_review_store
@@ -127,7 +137,45 @@ def train_prioritiser(
     settings = _settings(config)
     if (events is None) != (truth is None):
         raise typer.BadParameter("give --events and --truth together (or neither: the decisions table)")
-    if events is not None and truth is not None:
+    if worlds is not None and events is not None:
+        raise typer.BadParameter("give --worlds or --events/--truth, not both")
+    if val_worlds is not None and worlds is None:
+        raise typer.BadParameter("--val-worlds needs --worlds")
+    if worlds is not None:
+        import tempfile
+
+        from bastion.evaluation.worlds import parse_worlds
+        from bastion.review.worlds import choose_shape, train_across_worlds, world_replays
+
+        try:
+            train_ws = parse_worlds(worlds)
+            val_ws = parse_worlds(val_worlds) if val_worlds else []
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if max(train_ws + val_ws) > 999:
+            raise typer.BadParameter("test worlds (1001 and up) never train or tune anything: use 1-999")
+        if set(train_ws) & set(val_ws):
+            raise typer.BadParameter("--worlds and --val-worlds must be disjoint")
+        where = cache or Path(tempfile.mkdtemp(prefix="bastion-prioritiser-worlds-"))
+        typer.echo(f"replaying {len(train_ws)} training worlds ({users} users, {days:g} day each) in {where} ...")
+        model = train_across_worlds(world_replays(train_ws, where, users, days, log=typer.echo))
+        chosen = None
+        if val_ws:
+            typer.echo(f"choosing the priority shape on {len(val_ws)} validation worlds ...")
+            chosen = choose_shape(model, world_replays(val_ws, where, users, days, log=typer.echo), log=typer.echo)
+            if report:
+                report.write_text(json.dumps(chosen, indent=1))
+            typer.echo(f"chosen shape: {model.shape}")
+        model.meta_["trained_on"] = {"worlds": worlds, "val_worlds": val_worlds, "users": users, "days": days,
+                                     "decisions": "simulated decisions (every case, every hour it was open, "
+                                                  "decided by the truth) on randomized training worlds"}
+        if chosen is not None:
+            model.meta_["validation"] = {k: v for k, v in chosen["chosen"].items() if k != "shape"}
+        model.meta_["command"] = (f"bastion review train-prioritiser --worlds {worlds}"
+                                  + (f" --val-worlds {val_worlds}" if val_worlds else "")
+                                  + f" --users {users} --days {days:g}" + (" --ship" if ship else ""))
+        source = f"simulated decisions on worlds {worlds}"
+    elif events is not None and truth is not None:
         import tempfile
 
         from bastion.review.evaluation import replay, sim_command, train_on_replay
@@ -266,7 +314,7 @@ def team_sim(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--worlds") from None
     names = tuple(o.strip() for o in orderings.split(",") if o.strip())
-    bad = [o for o in names if o not in (*TEAM_ORDERINGS, "formula_feedback")]
+    bad = [o for o in names if o not in (*TEAM_ORDERINGS, "formula_feedback", "learned_static")]
     if bad or not names:
         raise typer.BadParameter(f"unknown ordering(s) {bad}: use learned, formula_feedback, fifo, report_count",
                                  param_hint="--orderings")

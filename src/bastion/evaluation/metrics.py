@@ -484,6 +484,8 @@ def _queue(truth: dict[str, Any], res: _Results, capacities: tuple[int, ...] = (
     for k in (10, 50, 100):
         top = labels[:k]
         out[f"precision_at_{k}"] = sum(top) / len(top) if top else None
+        # the best any ordering could do: a queue with fewer than k violating cases caps precision@k
+        out[f"precision_at_{k}_ceiling"] = min(sum(labels), len(top)) / len(top) if top else None
     out["total_bad_exposure_in_queue"] = sum(world.span(u)[2] for u in units)
     if review is None:
         out["exposure_prevented"] = ("not computed: needs the queue at every hour (a replay: `bastion eval "

@@ -450,7 +450,16 @@ def _measures(rep: Replay, run: TeamRun, shifts: Shifts, actioned: dict[tuple[st
     def r(x: float | None, n: int = 1) -> float | None:
         return None if x is None else round(x, n)
 
+    # precision of what reviewers see over time: the violating share of the cases claimed in each 6-hour block
+    blocks: dict[int, list[bool]] = {}
+    for c in run.claims:
+        if c.start < world.end:
+            blocks.setdefault(int((c.start - world.start) // (6 * HOUR)), []).append(c.violating)
+    first = [c.violating for c in sorted(run.claims, key=lambda c: c.start)[:100]]
     return {
+        "reviewed_precision_by_6h": [round(sum(blocks[b]) / len(blocks[b]), 4) if blocks.get(b) else None
+                                     for b in range(max(blocks) + 1 if blocks else 0)],
+        "reviewed_precision_first_100": round(sum(first) / len(first), 4) if first else None,
         "reviewer_hours": round(hours, 2), "busy_share": round(busy / (hours * HOUR), 3) if hours else None,
         "cases_claimed": len(run.claims), "cases_in_queue": len(final.cases),
         "prevented": round(prevented, 1),
@@ -484,13 +493,18 @@ def make_ordering(name: str, world: World, model: Any = None) -> Ordering:
     when ``model`` is None, as the live queue does), ``formula_feedback``, ``fifo`` or ``report_count``."""
     if name == "learned":
         return Learned(world, model) if model is not None else Formula(world, feedback=True)
+    if name == "learned_static":   # the same model without online recalibration of its source precision
+        if model is None:
+            raise ValueError("learned_static needs a trained review prioritiser")
+        return Learned(world, model, online=False)
     if name == "formula_feedback":
         return Formula(world, feedback=True)
     if name == "fifo":
         return Fifo(world)
     if name == "report_count":
         return ReportCount(world)
-    raise ValueError(f"unknown ordering {name!r}: use one of learned, formula_feedback, fifo, report_count")
+    raise ValueError(f"unknown ordering {name!r}: use one of learned, learned_static, formula_feedback, fifo, "
+                     "report_count")
 
 
 def check_model(model: Any, worlds: Iterable[int]) -> None:
@@ -499,6 +513,14 @@ def check_model(model: Any, worlds: Iterable[int]) -> None:
         return
     tr = (getattr(model, "meta_", None) or {}).get("trained_on") or {}
     ws = set(worlds)
+    from bastion.evaluation.worlds import parse_worlds
+
+    for k in ("worlds", "val_worlds"):   # trained across randomized worlds
+        spec = tr.get(k)
+        used = set(parse_worlds(spec)) if isinstance(spec, str) and spec else set()
+        if used & ws or any(w > 1000 for w in used):
+            raise ValueError(f"review_prioritiser v{getattr(model, 'version', None)} was trained or tuned on worlds "
+                             f"{spec}, which include an evaluated or test world")
     for k in ("world", "seed"):
         v = tr.get(k)
         if isinstance(v, int) and (v in ws or (k == "world" and v > 1000)):
@@ -616,7 +638,7 @@ def _f(v: Any) -> str:
     return "-" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-NAMES = {"learned": "learned (Bastion's queue)", "formula_feedback": "formula + feedback", "fifo": "FIFO",
+NAMES = {"learned": "learned (Bastion's queue)", "learned_static": "learned, no online source recalibration", "formula_feedback": "formula + feedback", "fifo": "FIFO",
          "report_count": "report count"}
 
 
@@ -636,10 +658,13 @@ def markdown(report: dict[str, Any], command: str, full: bool = True) -> str:
              f"anything), {report['users']:,} users, {report['days']:g} day each; queue snapshot every "
              f"{report['step_min']:g} min.", ""]
     if mod:
+        where = (f"randomized training worlds {tr.get('worlds')} (shape chosen on {tr.get('val_worlds')}), "
+                 f"{tr.get('users')} users each" if tr.get("worlds") else
+                 f"default world (seed {tr.get('seed')}, {tr.get('users')} users; not a randomized world)")
         lines += [f"Harm order: the learned prioritiser `review_prioritiser` v{mod.get('version')}, trained on the "
-                  f"default world (seed {tr.get('seed')}, {tr.get('users')} users; not a randomized world) - "
-                  f"`{mod.get('command')}` - with live reporter reputations learned from the simulated "
-                  "reviewers' decisions.", ""]
+                  f"{where} - `{mod.get('command')}` - with live reporter reputations and per-source precision "
+                  "learned from the simulated reviewers' decisions (`learned_static`: the same model without "
+                  "recalibrating its sources).", ""]
     else:
         lines += ["Harm order: no learned prioritiser was loaded; the harm formula with its feedback loop ranks.",
                   ""]

@@ -23,6 +23,8 @@ from bastion.evaluation.metrics import _fmt
 # (key, label, path into the metrics, higher is better, target)
 CAPABILITIES: tuple[tuple[str, str, tuple[str, ...], bool, str], ...] = (
     ("queue_precision_at_50", "review queue precision@50", ("review_queue", "precision_at_50"), True, ">= 0.90"),
+    ("queue_precision_at_50_ceiling", "review queue precision@50 ceiling (violating cases in the queue / 50)",
+     ("review_queue", "precision_at_50_ceiling"), True, "-"),
     ("bad_accounts_pr_auc", "bad accounts PR-AUC (all adversarial accounts, any score)",
      ("bad_accounts", "pr_auc"), True, ">= 0.60"),
     ("bot_pr_auc", "bot cohorts PR-AUC (bot score)", ("accounts", "bot", "pr_auc"), True, ">= 0.85"),

@@ -170,8 +170,8 @@ def replay(truth: dict[str, Any] | str | Path, events: Path, settings: Any = Non
 class _Ctx:
     """The :class:`~bastion.review.prioritiser.CaseContext` of a snapshot."""
 
-    def __init__(self, snap: Snapshot, reputation: Callable[[str], float]) -> None:
-        self.snap, self.reputation = snap, reputation
+    def __init__(self, snap: Snapshot, reputation: Callable[[str], float], source_table: Any = None) -> None:
+        self.snap, self.reputation, self.source_table = snap, reputation, source_table
 
     def scores_of(self, case: Case) -> dict[str, float]:
         return self.snap.scores.get(case.id, {})
@@ -233,23 +233,32 @@ class Formula(Ordering):
 
 
 class Learned(Ordering):
-    """A trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` with live reporter reputations."""
+    """A trained :class:`~bastion.review.prioritiser.LearnedPrioritiser` with live reporter reputations and,
+    with ``online`` (the live service's default), per-source precision recalibrated by every decision: it
+    starts from the model's prior table and each decision adds to the sources that raised the case."""
 
     name = "learned"
 
-    def __init__(self, world: World, model: Any, feedback: bool = True) -> None:
+    def __init__(self, world: World, model: Any, feedback: bool = True, online: bool = True) -> None:
         from bastion.review.service import Reputation
 
         super().__init__(world)
         self.model, self.feedback, self.rep = model, feedback, Reputation()
+        self.online = online and hasattr(model, "prior_table")
+        self.table = model.prior_table() if self.online else None
+        if not online:
+            self.name = "learned_static"
 
     def priorities(self, cases: list[Case], snap: Snapshot) -> list[float]:
-        ctx = _Ctx(snap, self.rep.mean if self.feedback else _prior_reputation)
+        ctx = _Ctx(snap, self.rep.mean if self.feedback else _prior_reputation,
+                   self.table if self.feedback else None)
         return list(self.model.priorities(cases, ctx, snap.t))
 
     def observe(self, case: Case, violating: bool) -> None:
         if self.feedback:
             self.rep.update(case.reporters, violating)
+            if self.table is not None:
+                self.table.update([s for s in case.sources if not s.startswith("reviewer:")], violating)
 
 
 class Oracle(Ordering):
@@ -443,7 +452,7 @@ def queue_metrics(rep: Replay, model: Any = None, capacities: tuple[int, ...] = 
 
 
 # -- training from a simulated run -----------------------------------------------------------------------
-def training_cases(rep: Replay, max_rows_per_case: int = 25) -> list[Any]:
+def training_cases(rep: Replay, max_rows_per_case: int = 25, world_id: int | None = None) -> list[Any]:
     """Simulated reviewer decisions on a replayed run: every case, decided by the truth, with one feature
     row per hour it was open (reputations and source precision filled in out of fold by
     :func:`~bastion.review.prioritiser.fit_cases`)."""
@@ -468,7 +477,8 @@ def training_cases(rep: Replay, max_rows_per_case: int = 25) -> list[Any]:
                      ) -> dict[str, float]:
                 return features_of(c, _Ctx(snap, reputation), snap.t, table)
             rows.append(make)
-        out.append(TrainingCase(f"{key[0]}:{key[1]}", bad, source_scores(fin), set(fin.reporters), rows))
+        out.append(TrainingCase(f"{key[0]}:{key[1]}" if world_id is None else f"{world_id}:{key[0]}:{key[1]}",
+                                bad, source_scores(fin), set(fin.reporters), rows, world_id))
     return out
 
 

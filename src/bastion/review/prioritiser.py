@@ -35,13 +35,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bastion.review.queue import QUEUES, SEVERITY, Case, harm_priority
+from bastion.review.queue import (
+    AGING_FLOOR_PER_HOUR,
+    AGING_PER_HOUR,
+    EXPOSURE_EXPONENT,
+    P_SHARPNESS,
+    QUEUES,
+    SEVERITY,
+    Case,
+    harm_priority,
+)
 
 MODEL_NAME = "review_prioritiser"
 SCORE_NAMES = ("bot", "spam", "abuse", "hate", "evasion", "abuse_context")
 FEATURES = (
     "p_signal_raw", "raw_max", "n_signals", "n_sources",
     "src_prec_max", "src_prec_mean", "src_prec_min", "src_prec_nor", "src_prec_n_known",
+    "src_prec_second", "n_strong_sources", "n_weak_sources", "corroborated",
     "rule_max", "model_max", "linker", "cluster",
     "p_report", "n_reporters", "mean_reputation", "min_reputation", "max_reputation", "n_reports_kept",
     "history", "severity", "log_exposure", "age_h", "quiet_h",
@@ -50,6 +60,11 @@ FEATURES = (
 )
 PRIOR_WEIGHT = 5.0      # pseudo-decisions behind a source's own score before its measured precision counts
 REPORTS_PRIOR = 0.5     # the "own score" of the reports source
+# Corroboration (issue 16): a source "supports" a case when its measured precision reaches SUPPORT_PRECISION;
+# a case is corroborated with two supporting sources or one source of STRONG_PRECISION. Defaults for a model
+# without its own (a trained model stores the values chosen on training worlds in its ``shape``).
+SUPPORT_PRECISION = 0.5
+STRONG_PRECISION = 0.8
 
 
 class CaseContext(Protocol):
@@ -86,6 +101,21 @@ class SourceTable:
     def precision(self, source: str, raw: float) -> float:
         tp, fp = self.tp.get(source, 0.0), self.fp.get(source, 0.0)
         return (raw * self.prior_weight + tp) / (self.prior_weight + tp + fp)
+
+    def as_prior(self, n: float | None) -> SourceTable:
+        """A copy whose every source counts at most ``n`` decisions (its precision kept): measured elsewhere,
+        it is a prior that a world's own decisions can move (online calibration). ``None``: unchanged."""
+        if n is None:
+            return SourceTable(dict(self.tp), dict(self.fp), self.prior_weight)
+        tp, fp = {}, {}
+        for s in set(self.tp) | set(self.fp):
+            a, b = self.tp.get(s, 0.0), self.fp.get(s, 0.0)
+            k = min(1.0, n / (a + b)) if a + b > 0 else 1.0
+            tp[s], fp[s] = a * k, b * k
+        return SourceTable(tp, fp, self.prior_weight)
+
+    def copy(self) -> SourceTable:
+        return self.as_prior(None)
 
     def to_json(self) -> dict[str, Any]:
         return {"tp": self.tp, "fp": self.fp, "prior_weight": self.prior_weight}
@@ -178,6 +208,7 @@ class LearnedPrioritiser:
     n_cases_: int = 0
     importances_: dict[str, float] = field(default_factory=dict)
     meta_: dict[str, Any] = field(default_factory=dict)
+    shape: dict[str, float] = field(default_factory=dict)   # the priority's shape and gate (empty: the formula's)
     version: str | None = None
 
     def _params(self) -> dict[str, Any]:
@@ -222,6 +253,19 @@ class LearnedPrioritiser:
         self.importances_ = {f: round(float(g), 1) for f, g in zip(FEATURES, gain, strict=True)}
         return self
 
+    # -- serving ------------------------------------------------------------------------------------------
+    def prior_table(self) -> SourceTable:
+        """The per-source precision a new world starts from: the training table, each source capped at
+        ``shape["prior_decisions"]`` decisions so that the world's own reviewer decisions move it."""
+        n = self.shape.get("prior_decisions")
+        return self.table_.as_prior(float(n) if n is not None else None)
+
+    def table_for(self, ctx: Any) -> SourceTable:
+        """The live per-source precision of ``ctx`` (``ctx.source_table``: the training prior plus this
+        deployment's decisions) when it has one, else :meth:`prior_table`."""
+        live = getattr(ctx, "source_table", None)
+        return live if isinstance(live, SourceTable) else self.prior_table()
+
     def p_rows(self, rows: list[Mapping[str, float]]) -> np.ndarray:
         if not rows:
             return np.zeros(0)
@@ -232,12 +276,38 @@ class LearnedPrioritiser:
         return raw
 
     def p(self, cases: list[Case], ctx: CaseContext, now_ms: int) -> np.ndarray:
-        return self.p_rows([features_of(c, ctx, now_ms, self.table_) for c in cases])
+        """Calibrated P(violation) of each case (not capped by the corroboration gate)."""
+        table = self.table_for(ctx)
+        return self.p_rows([features_of(c, ctx, now_ms, table) for c in cases])
+
+    def corroborated(self, cases: list[Case], ctx: CaseContext) -> list[bool]:
+        """Whether each case has corroborated evidence (:func:`corroborated` with the live source precision
+        and this model's thresholds)."""
+        table = self.table_for(ctx)
+        sup = float(self.shape.get("support", SUPPORT_PRECISION))
+        strong = float(self.shape.get("strong", STRONG_PRECISION))
+        return [corroborated([table.precision(s, raw) for s, raw in source_scores(c).items()], sup, strong)
+                for c in cases]
 
     def priorities(self, cases: list[Case], ctx: CaseContext, now_ms: int) -> list[float]:
+        """The harm product with the learned P. With a ``shape`` (chosen on training worlds): a case without
+        corroborated evidence has its P capped at ``shape["cap"]`` (it ranks by calibrated expected harm among
+        the weak cases, below the corroborated ones), P is sharpened by ``sharpness``, and the aging floor
+        grows with P (a case nothing supports does not climb the queue by waiting alone)."""
         ps = self.p(cases, ctx, now_ms)
-        return [harm_priority(float(p), SEVERITY.get(c.queue, 0.5), c.exposure,
-                              max(0.0, (now_ms - c.opened_ms) / 3.6e6)) for c, p in zip(cases, ps, strict=True)]
+        if not self.shape:
+            return [harm_priority(float(p), SEVERITY.get(c.queue, 0.5), c.exposure,
+                                  max(0.0, (now_ms - c.opened_ms) / 3.6e6)) for c, p in zip(cases, ps, strict=True)]
+        sh = self.shape
+        cap, k = float(sh.get("cap", 1.0)), float(sh.get("sharpness", P_SHARPNESS))
+        g, floor = float(sh.get("exposure_exponent", EXPOSURE_EXPONENT)), float(sh.get("floor", AGING_FLOOR_PER_HOUR))
+        out = []
+        for c, p, ok in zip(cases, ps, self.corroborated(cases, ctx), strict=True):
+            p = float(p) if ok else min(float(p), cap)
+            h = max(0.0, (now_ms - c.opened_ms) / 3.6e6)
+            out.append(p ** k * SEVERITY.get(c.queue, 0.5) * (1.0 + max(0.0, c.exposure)) ** g
+                       * (1.0 + AGING_PER_HOUR * h) + floor * h * p)
+        return out
 
     # -- the registry ---------------------------------------------------------------------------------------
     def to_artifact(self) -> Any:
@@ -247,7 +317,7 @@ class LearnedPrioritiser:
             raise ValueError("the review prioritiser is not trained")
         arrays = {"cal_x": self.cal_x_, "cal_y": self.cal_y_} if self.cal_x_ is not None else {}
         meta = {"kind": "lightgbm+isotonic", "feature_schema": list(FEATURES), "n_train": self.n_train_,
-                "n_cases": self.n_cases_, "importances": self.importances_, **self.meta_}
+                "n_cases": self.n_cases_, "importances": self.importances_, **self.meta_, "shape": self.shape}
         return Artifact(meta=meta, arrays=arrays,  # type: ignore[arg-type]
                         texts={"model.txt": self.booster_.model_to_string(),
                                "sources.txt": json.dumps(self.table_.to_json(), sort_keys=True)})
@@ -266,7 +336,8 @@ class LearnedPrioritiser:
         model.n_train_ = int(artifact.meta.get("n_train", 0))
         model.n_cases_ = int(artifact.meta.get("n_cases", 0))
         model.importances_ = dict(artifact.meta.get("importances", {}))
-        model.meta_ = {k: v for k, v in artifact.meta.items() if k not in ("feature_schema", "importances")}
+        model.shape = {k: float(v) for k, v in (artifact.meta.get("shape") or {}).items()}
+        model.meta_ = {k: v for k, v in artifact.meta.items() if k not in ("feature_schema", "importances", "shape")}
         model.version = str(artifact.meta.get("version")) if artifact.meta.get("version") is not None else None
         return model
 
@@ -310,35 +381,59 @@ class TrainingCase:
     sources: dict[str, float]
     reporters: set[str]
     rows: list[Callable[[SourceTable, Callable[[str], float]], dict[str, float]]]
+    world: int | None = None      # the simulated world it came from (cross-world training)
 
 
-def fit_cases(cases: list[TrainingCase], n_folds: int = 5, **params: Any) -> LearnedPrioritiser:
+def fit_cases(cases: list[TrainingCase], n_folds: int = 5, prior_decisions: float | None = None,
+              **params: Any) -> LearnedPrioritiser:
     """Train from decided cases: the source table and reporter reputations of each row come from the cases of
-    the other folds (no row sees its own label); the model keeps the table of all cases."""
+    the other folds (no row sees its own label); the model keeps the table of all cases.
+
+    When the cases carry their ``world``, a fold is a world: each row's source precision is the one measured on
+    the *other* worlds (capped at ``prior_decisions`` decisions per source, as a new world sees it), reporters
+    start at the prior (a reporter lives in one world), and the isotonic calibration is fitted on predictions
+    for worlds the booster did not see."""
     full = SourceTable()
     for c in cases:
         full.update(c.sources, c.violating)
+    by_world = all(c.world is not None for c in cases)
+    if by_world:
+        worlds = sorted({int(c.world) for c in cases if c.world is not None})
+        index = {w: i for i, w in enumerate(worlds)}
+
+        def fold_of(c: TrainingCase) -> int:
+            return index[int(c.world)] if c.world is not None else 0
+        n_folds = len(worlds)
+    else:
+        def fold_of(c: TrainingCase) -> int:
+            return _fold(c.key, n_folds)
     fold_tables, fold_reps = [], []
     for f in range(n_folds):
         t = SourceTable()
         counts: dict[str, tuple[float, float]] = {}
         for c in cases:
-            if _fold(c.key, n_folds) == f:
+            if fold_of(c) == f:
                 continue
             t.update(c.sources, c.violating)
-            for r in c.reporters:
-                a, b = counts.get(r, (0.0, 0.0))
-                counts[r] = (a + 1, b) if c.violating else (a, b + 1)
-        fold_tables.append(t)
+            if not by_world:
+                for r in c.reporters:
+                    a, b = counts.get(r, (0.0, 0.0))
+                    counts[r] = (a + 1, b) if c.violating else (a, b + 1)
+        fold_tables.append(t.as_prior(prior_decisions) if by_world else t)
         fold_reps.append(_Reps(counts))
     rows, y, groups = [], [], []
     for c in cases:
-        f = _fold(c.key, n_folds)
+        f = fold_of(c)
         for make in c.rows:
             rows.append(make(fold_tables[f], fold_reps[f]))
             y.append(int(c.violating))
-            groups.append(c.key)
-    return LearnedPrioritiser(**params).fit(rows, y, groups, table=full)
+            groups.append(f"world:{c.world}" if by_world else c.key)
+    model = LearnedPrioritiser(**params).fit(rows, y, groups, table=full)
+    if by_world:
+        model.n_cases_ = len(cases)
+    if prior_decisions is not None:
+        model.shape["prior_decisions"] = float(prior_decisions)
+    return model
 
 
 def train_from_decisions(decisions: list[dict[str, Any]], **params: Any) -> LearnedPrioritiser:
@@ -365,15 +460,33 @@ def train_from_decisions(decisions: list[dict[str, Any]], **params: Any) -> Lear
     return fit_cases(cases, **params)
 
 
-def source_features(srcs: Mapping[str, float], table: SourceTable | None) -> dict[str, float]:
-    """The source-precision features alone (as in :func:`features_of`)."""
-    precs = [table.precision(s, raw) if table is not None else raw for s, raw in srcs.items()]
+def source_features(srcs: Mapping[str, float], table: SourceTable | None,
+                    support: float = SUPPORT_PRECISION, strong: float = STRONG_PRECISION) -> dict[str, float]:
+    """The source-precision features alone (as in :func:`features_of`): the best, mean, worst, second best and
+    noisy-OR of the sources' measured precisions, how many sources are strong (>= ``strong``) or weak (below
+    ``support``), and whether the case is corroborated (:func:`corroborated`)."""
+    precs = sorted((table.precision(s, raw) if table is not None else raw for s, raw in srcs.items()), reverse=True)
     nor = 1.0
     for p in precs:
         nor *= 1.0 - min(max(p, 0.0), 0.999)
-    return {"src_prec_max": max(precs) if precs else 0.0, "src_prec_mean": float(np.mean(precs)) if precs else 0.0,
-            "src_prec_min": min(precs) if precs else 0.0, "src_prec_nor": 1.0 - nor,
-            "src_prec_n_known": float(sum(1 for s in srcs if table is not None and table.known(s)))}
+    return {"src_prec_max": precs[0] if precs else 0.0, "src_prec_mean": float(np.mean(precs)) if precs else 0.0,
+            "src_prec_min": precs[-1] if precs else 0.0, "src_prec_nor": 1.0 - nor,
+            "src_prec_n_known": float(sum(1 for s in srcs if table is not None and table.known(s))),
+            "src_prec_second": precs[1] if len(precs) > 1 else 0.0,
+            "n_strong_sources": float(sum(1 for p in precs if p >= strong)),
+            "n_weak_sources": float(sum(1 for p in precs if p < support)),
+            "corroborated": float(corroborated(precs, support, strong))}
+
+
+def corroborated(precs: Iterable[float], support: float = SUPPORT_PRECISION, strong: float = STRONG_PRECISION
+                 ) -> bool:
+    """Two sources whose measured precision reaches ``support``, or one that reaches ``strong``.
+
+    >>> corroborated([0.9]), corroborated([0.6, 0.55]), corroborated([0.6, 0.2])
+    (True, True, False)
+    """
+    ps = [float(p) for p in precs]
+    return any(p >= strong for p in ps) or sum(1 for p in ps if p >= support) >= 2
 
 
 def decision_features(case: Case, ctx: CaseContext, now_ms: int, table: SourceTable | None) -> dict[str, float]:

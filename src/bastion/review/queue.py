@@ -272,6 +272,7 @@ class ReviewQueue:
         self.state: State | None = None
         self.scores: Any = None                        # the engine's ScoreBoard (model scores per subject)
         self.prioritiser: Any = None                   # a trained LearnedPrioritiser; None: the formula
+        self.live_sources: Any = None                  # the service's SourcePrecision (live per-source precision)
         self.store: Any = None
         self.dirty: set[str] = set()
         self.changed: set[str] = set()   # case ids changed since the last checkpoint (``save``)
@@ -382,6 +383,11 @@ class ReviewQueue:
                 for k, v in data.get(Subject("account", post.author), {}).items():
                     out["author:" + k] = v
         return out
+
+    @property
+    def source_table(self) -> Any:
+        """The live per-source precision the learned prioritiser reads (None: the model's own prior)."""
+        return self.live_sources.source_table() if self.live_sources is not None else None
 
     @property
     def ranking(self) -> str:

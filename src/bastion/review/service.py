@@ -100,6 +100,20 @@ class SourcePrecision:
             return raw
         return (raw * self.prior_weight + tp) / (self.prior_weight + tp + fp)
 
+    def source_table(self) -> Any:
+        """The prior's decisions plus the live ones, as the learned prioritiser reads them (its per-source
+        precision features and corroboration gate): every reviewer decision recalibrates the sources that
+        raised the case, so a source whose cases reviewers keep clearing stops lifting cases (online
+        calibration)."""
+        from bastion.review.prioritiser import SourceTable
+
+        t = self.prior.copy() if self.prior is not None else SourceTable(prior_weight=self.prior_weight)
+        for s, n in self.tp.items():
+            t.tp[s] = t.tp.get(s, 0.0) + n
+        for s, n in self.fp.items():
+            t.fp[s] = t.fp.get(s, 0.0) + n
+        return t
+
     def table(self) -> list[dict[str, Any]]:
         rows = []
         for s in sorted(set(self.tp) | set(self.fp)):
@@ -172,7 +186,10 @@ class ReviewService:
         """Rank the live queue with ``model`` (a trained LearnedPrioritiser), or the formula when None; the
         formula's source calibration then starts from the precision the model measured."""
         self.queue.prioritiser = model
-        self.precision.prior = model.table_ if model is not None else None
+        # a trained model's training precision is a prior the live decisions move (capped per source)
+        self.precision.prior = (model.prior_table() if hasattr(model, "prior_table") else model.table_) \
+            if model is not None else None
+        self.queue.live_sources = self.precision
         self.queue.dirty.update(c.id for c in self.queue.open_cases())
 
     # -- decisions -------------------------------------------------------------------------------------
@@ -363,4 +380,7 @@ def feature_contributions(case: Case, queue: ReviewQueue, now_ms: int) -> list[t
     model = queue.prioritiser
     if model is not None:
         out.insert(0, (f"P(violation), {queue.ranking}", round(float(model.p([case], queue, now_ms)[0]), 3)))
+        if getattr(model, "shape", None):
+            out.insert(1, ("corroborated evidence (two supporting sources or one strong)",
+                           float(model.corroborated([case], queue)[0])))
     return out
