@@ -215,7 +215,7 @@ class Reloadable(Protocol):
     """Drop the in-process state and read back what is committed in ``state`` (a worker, after a batch that
     failed before its commit)."""
 
-    def reload(self, state: State) -> None: ...
+    def reload_committed(self, state: State) -> None: ...
 
 
 class EventObserver(Protocol):

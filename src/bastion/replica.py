@@ -564,7 +564,7 @@ class Replica:
         self.clusters.forget()
         self.actions_cursor = "0-0"
         for d in self.reloadable:
-            d.reload(self.state)
+            d.reload_committed(self.state)
         self.start()
 
 

@@ -183,7 +183,7 @@ class ContentScoring:
         self.tracker = shared
         self.tracker.tracking = False
 
-    def reload(self, state: State) -> None:
+    def reload_committed(self, state: State) -> None:
         self.authors.clear()
         self._dirty.clear()
         self.restore(state)

@@ -115,7 +115,7 @@ class Linker:
     # -- scale-out (bastion.engine.KvMirror, Reloadable) ----------------------------------------------------
     kv_per_actor: ClassVar[tuple[str, ...]] = (NS_PROFILE,)   # loaded up front with each batch of a worker
 
-    def reload(self, state: State) -> None:
+    def reload_committed(self, state: State) -> None:
         """Rebuild from what ``state`` holds, on the next event (a worker after a failed batch)."""
         self._state = None
 
