@@ -139,7 +139,7 @@ def bots_calibrate(
     test_worlds: str = typer.Option("", "--test-worlds",
                                     help="measure reliability/ECE on these worlds too (e.g. 1001-1005)"),
     work: Path = typer.Option(Path("bot-calibration-work"), help="where the worlds' snapshot rows are kept"),
-    out: Path | None = typer.Option(None, help="write the artifact here (default: the shipped one)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the artifact here (default: the shipped one)"),
     img_dir: Path | None = typer.Option(None, "--img-dir", help="--test-worlds: write reliability PNGs here"),
     json_out: Path | None = typer.Option(None, "--json", help="write the fit/measurement report here"),
     default_seeds: str = typer.Option("", "--default-seeds",
