@@ -18,13 +18,8 @@ source record is either mapped to canonical event dicts or counted by reason in 
 
 :func:`map_file` detects a file's shape and maps it.
 
->>> header = bytes.fromhex("a26776657273696f6e0165726f6f747380")  # {"version": 1, "roots": []}
->>> block = bytes.fromhex("0155000568656c6c6f")  # CIDv1, raw codec, identity multihash of b"hello"
->>> car = read_car(bytes([len(header)]) + header + bytes([len(block)]) + block)
->>> car.roots, car.blocks
-([], {'bafkqablimvwgy3y': b''})
->>> decode_dag_cbor(bytes.fromhex("a2616101616282f5f6"))
-{'a': 1, 'b': [True, None]}
+CAR and DAG-CBOR decoding live in :mod:`bastion.events.car` (its doctests cover them).
+
 >>> reason_of("tools.ozone.report.defs#reasonMisleadingBot"), reason_of("com.atproto.moderation.defs#reasonRude")
 ('bot', 'abuse')
 """
